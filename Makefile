@@ -1,0 +1,37 @@
+# The two commands of the README: `make book` and `make test`. Both install the project first,
+# from its own files, into a virtual environment (.venv) on the first run.
+PYTHON ?= python3
+VENV ?= .venv
+# A CPU build of PyTorch: on the project's machines this pin is served from a local wheel. Elsewhere
+# set TORCH_SPEC, e.g. TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cpu".
+TORCH_SPEC ?= torch==2.13.0
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+NBVAL := --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg
+
+.PHONY: install book test notebooks clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q $(TORCH_SPEC)
+	$(BIN)/python -m pip install -q -e ".[test,book]"
+	touch $@
+
+# Executes every chapter on its default parameters (cached in _build/.jupyter_cache); any cell error
+# or Sphinx warning fails the build. Works offline.
+book: $(STAMP)
+	$(BIN)/jupyter-book build . -W -n --keep-going
+
+# Unit and property tests, then every notebook through nbval (errors anywhere, strict outputs on tagged cells).
+test: $(STAMP)
+	$(BIN)/python -m pytest tests notebooks $(NBVAL)
+
+# Re-execute the notebooks and store the outputs of their strict cells (after editing a chapter).
+notebooks: $(STAMP)
+	$(BIN)/python scripts/refresh_notebooks.py
+
+clean:
+	rm -rf _build

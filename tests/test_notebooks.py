@@ -1,0 +1,89 @@
+"""The chapters as notebooks: structure, papermill parameters, and parameter validation.
+
+nbval (``make test``) re-runs each notebook on its defaults and compares its strict cells; these
+tests check what nbval cannot: that every chapter is in the book, starts with the Colab cell and
+its parameters, has strict cells with stored outputs, and runs with other parameters too.
+"""
+
+from pathlib import Path
+
+import nbformat
+import papermill
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+def toc_files() -> list[str]:
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]]
+    for part in toc.get("parts", []):
+        files += [chapter["file"] for chapter in part["chapters"]]
+    return files
+
+
+def test_every_notebook_is_a_chapter_and_every_chapter_exists():
+    listed = toc_files()
+    assert NOTEBOOKS, "no notebooks found"
+    for path in NOTEBOOKS:
+        assert f"notebooks/{path.stem}" in listed, f"{path.name} is not in _toc.yml"
+    for entry in listed:
+        assert any((ROOT / f"{entry}{suffix}").exists() for suffix in (".ipynb", ".md")), f"{entry} has no file"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_opens_with_colab_cell_then_parameters(path):
+    notebook = nbformat.read(path, as_version=4)
+    code_cells = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    first = code_cells[0].source
+    assert 'if "google.colab" in sys.modules' in first and "pip" in first, "first cell must install only in Colab"
+    assert "parameters" in code_cells[1].metadata.get("tags", []), "second code cell must be the papermill parameters"
+    assert notebook.metadata["kernelspec"]["name"] == "python3"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_has_strict_cells_with_stored_checks(path):
+    """nbval compares tagged cells against stored outputs: they must exist and state checked claims."""
+    notebook = nbformat.read(path, as_version=4)
+    strict = [cell for cell in notebook.cells if "nbval-check-output" in cell.metadata.get("tags", [])]
+    assert len(strict) >= 3
+    stored = "".join(output.get("text", "") for cell in strict for output in cell.outputs)
+    assert stored.count("holds: ") >= 3, "strict cells must store the claims they check (run `make notebooks`)"
+    assert "claim failed" not in stored
+
+
+def run_notebook(name: str, tmp_path: Path, **parameters) -> str:
+    """Execute a chapter with papermill and return all its stream output."""
+    output = tmp_path / name
+    papermill.execute_notebook(str(ROOT / "notebooks" / name), str(output), parameters=parameters,
+                               cwd=str(ROOT / "notebooks"), progress_bar=False, kernel_name="python3")
+    executed = nbformat.read(output, as_version=4)
+    return "".join(o.get("text", "") for cell in executed.cells if cell.cell_type == "code" for o in cell.outputs)
+
+
+def test_theory_chapter_holds_for_other_parameters(tmp_path):
+    text = run_notebook("01_theory.ipynb", tmp_path, d_k=20, d_v=3, n=2, n_previous=7, alpha=0.5, seed=7)
+    assert text.count("holds: ") == 10
+    assert "null space: 10 of d_k=20 dimensions" in text
+
+
+def test_guarantee_chapter_with_a_small_world_runs_out_of_capacity(tmp_path):
+    text = run_notebook("02_guarantee.ipynb", tmp_path, d_k=128, d_v=8, edits_per_language=6, n_languages=4,
+                        capacity_d_k=64, seed=3)
+    assert "holds: LangEdit-exact: max interference (<= 1e-08)" in text
+    assert "LangEdit-exact refused the batch that did not fit" in text
+    assert "null space exhausted" in text
+
+
+@pytest.mark.parametrize("name, parameters, message", [
+    ("02_guarantee.ipynb", {"edits_per_language": -1}, "edits_per_language must be a positive integer"),
+    ("02_guarantee.ipynb", {"spectrum": "flat"}, "spectrum must be one of"),
+    ("02_guarantee.ipynb", {"alpha": 0.0}, "tau, alpha, mom2_weight must be > 0"),
+    ("01_theory.ipynb", {"n": 5}, "need 2 \\* n <= d_k // 2"),
+    ("01_theory.ipynb", {"d_k": "12"}, "d_k must be a positive integer"),
+])
+def test_bad_parameters_stop_the_notebook_with_a_message_naming_them(tmp_path, name, parameters, message):
+    with pytest.raises(papermill.PapermillExecutionError, match=message):
+        run_notebook(name, tmp_path, **parameters)
