@@ -7,7 +7,7 @@ Modules:
     synthetic   synthetic keys with a decaying spectrum, for checking the guarantee without a model
 """
 
-from .projection import NullSpaceProjector, ProtectedBasis, projector_from_span
+from .projection import NullSpaceProjector, ProtectedBasis, projector_from_span, tau_for_leftover
 from .updates import (
     AlphaEditRule,
     LangEditExactRule,
@@ -25,7 +25,7 @@ from .validation import SOLVE_DTYPE, CapacityError, ProjectionError
 __version__ = "0.1.0"
 
 __all__ = [
-    "NullSpaceProjector", "ProtectedBasis", "projector_from_span",
+    "NullSpaceProjector", "ProtectedBasis", "projector_from_span", "tau_for_leftover",
     "AlphaEditRule", "LangEditExactRule", "LangEditPublishedRule", "MemitRule", "UpdateRule",
     "alphaedit_delta", "alphaedit_delta_reference", "interference_matrix", "memit_delta", "projected_ridge_delta",
     "SOLVE_DTYPE", "CapacityError", "ProjectionError", "__version__",

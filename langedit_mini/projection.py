@@ -44,6 +44,32 @@ def eigen_threshold(eigenvalues: torch.Tensor, tau: float, relative: bool) -> fl
     return tau
 
 
+def tau_for_leftover(covariance, fraction: float, *, dtype: torch.dtype = SOLVE_DTYPE) -> float:
+    """The absolute cut whose discarded eigenvalues hold at most ``fraction`` of ``trace(C0)``.
+
+    By chapter 1's leftover identity, ``E ||P k||^2 = trace(P C0)``: this cut bounds the mean
+    share of a preserved key's energy that leaks into the null space by ``fraction``. Layers whose
+    spectra have different scales get cuts of different sizes but the same guarantee.
+    """
+    fraction = check_positive(fraction, "fraction")
+    if fraction >= 1:
+        raise ProjectionError(f"fraction must lie in (0, 1), got {fraction}")
+    eigenvalues = torch.linalg.eigvalsh(as_covariance(covariance, dtype=check_solve_dtype(dtype)))  # ascending
+    cumulative = torch.cumsum(eigenvalues.clamp_min(0), dim=0)
+    allowed = fraction * float(cumulative[-1])
+    count = int((cumulative <= allowed).sum())  # the smallest `count` eigenvalues fit in the budget
+    if count == eigenvalues.numel():
+        return float(eigenvalues[-1]) * 2 + 1e-300
+    # A cut cannot split (numerically) equal eigenvalues: move it below the whole tied group.
+    gap = 1e-9 * float(eigenvalues.abs().max())
+    while count > 0 and float(eigenvalues[count] - eigenvalues[count - 1]) <= gap:
+        count -= 1
+    if count == 0:
+        raise ProjectionError(f"fraction={fraction:g} leaves no null space: the smallest eigenvalue (or a group of "
+                              f"equal smallest eigenvalues) alone exceeds {fraction:g} of the trace")
+    return float((eigenvalues[count - 1] + eigenvalues[count]) / 2)
+
+
 def key_rank(keys: torch.Tensor, *, rtol: float) -> int:
     """Numerical rank of a key batch (d_k, n): singular values above ``rtol`` times the largest."""
     singular_values = torch.linalg.svdvals(keys)

@@ -172,3 +172,29 @@ def test_key_shape_mismatch_is_named():
         projector.apply(torch.ones(3, 2))
     with pytest.raises(ProjectionError, match="keys has 3 rows but the basis's d_k is 4"):
         ProtectedBasis.empty(4).add_keys(torch.ones(3, 2))
+
+
+@SETTINGS
+@given(spectra(min_d=3), st.integers(0, 2**16), st.floats(0.001, 0.9))
+def test_tau_for_leftover_bounds_the_discarded_share(eigenvalues, seed, fraction):
+    from langedit_mini import tau_for_leftover
+
+    eigenvalues = eigenvalues + 1e-3  # strictly positive spectrum
+    covariance, _ = covariance_with_spectrum(eigenvalues, seed)
+    try:
+        tau = tau_for_leftover(covariance, fraction)
+    except ProjectionError as error:
+        assert "leaves no null space" in str(error)
+        smallest = eigenvalues.min()
+        tied = eigenvalues[(eigenvalues - smallest).abs() <= 1e-8 * eigenvalues.max()]
+        assert float(tied.sum()) > fraction * float(eigenvalues.sum()) * (1 - 1e-9)
+        return
+    projector = NullSpaceProjector.from_covariance(covariance, tau)
+    trace = float(eigenvalues.sum())
+    assert projector.discarded_eigenvalue_sum <= fraction * trace * (1 + 1e-9)
+    assert projector.null_dim >= 1
+    # maximal up to ties: discarding the next distinct group of eigenvalues would exceed the budget
+    if projector.null_dim < len(eigenvalues):
+        kept = projector.eigenvalues[projector.null_dim:]
+        next_group = kept[(kept - kept[0]).abs() <= 1e-8 * eigenvalues.max()]
+        assert projector.discarded_eigenvalue_sum + float(next_group.sum()) > fraction * trace * (1 - 1e-9)
