@@ -38,7 +38,8 @@ def test_notebook_opens_with_colab_cell_then_parameters(path):
     notebook = nbformat.read(path, as_version=4)
     code_cells = [cell for cell in notebook.cells if cell.cell_type == "code"]
     first = code_cells[0].source
-    assert 'if "google.colab" in sys.modules' in first and "pip" in first, "first cell must install only in Colab"
+    assert first.count('"google.colab" in sys.modules') == 2 and "pip" in first and "git clone" in first, \
+        "first cell must fetch and install the project only in Colab"
     assert "parameters" in code_cells[1].metadata.get("tags", []), "second code cell must be the papermill parameters"
     assert notebook.metadata["kernelspec"]["name"] == "python3"
 
