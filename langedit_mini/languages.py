@@ -1,0 +1,41 @@
+"""The six languages of the study, and everything that differs between them, in one table.
+
+The reference LangEdit code had six copy-pasted per-language branches; here each per-language
+datum is one entry of a dictionary keyed by language code.
+"""
+
+from __future__ import annotations
+
+LANGUAGES = ("en", "de", "nl", "es", "fr", "zh")
+
+#: What joins a prompt and its answer: a space, or nothing in Chinese.
+ANSWER_JOINER = {"en": " ", "de": " ", "nl": " ", "es": " ", "fr": " ", "zh": ""}
+
+#: Upstream dataset codes that differ from ours (MzsRE calls Dutch "du").
+UPSTREAM_CODES = {"nl": "du"}
+
+
+def check_language(language: str) -> str:
+    """Return ``language`` if it is one of the six, else raise naming the valid codes."""
+    if language not in LANGUAGES:
+        raise ValueError(f"unknown language code {language!r}; expected one of {', '.join(LANGUAGES)}")
+    return language
+
+
+#: Context prefixes for computing keys (SPEC section 3): a key is averaged over the bare prompt and
+#: the prompt after each of these short prefixes (joined with ". "). Fixed lists: deterministic.
+CONTEXT_PREFIXES = {
+    "en": ["In short", "As a rule", "Note this"],
+    "de": ["Kurz gesagt", "In der Regel", "Beachte dies"],
+    "nl": ["Kortom", "In de regel", "Let hierop"],
+    "es": ["En resumen", "Por lo general", "Nota esto"],
+    "fr": ["En bref", "En règle générale", "Notez ceci"],
+    "zh": ["简而言之", "一般来说", "请注意"],
+}
+
+#: The "{} is a" prompt whose next-token distribution the KL term keeps close to the original's.
+KL_PROMPTS = {"en": "{} is a", "de": "{} ist ein", "nl": "{} is een", "es": "{} es un", "fr": "{} est un",
+              "zh": "{}是一个"}
+
+#: What joins a context prefix and the prompt.
+PREFIX_SEPARATOR = {"en": ". ", "de": ". ", "nl": ". ", "es": ". ", "fr": ". ", "zh": "。"}

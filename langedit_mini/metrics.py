@@ -1,0 +1,116 @@
+"""Scoring a causal LM on (prompt, answer) pairs: teacher-forced token accuracy and greedy exact match.
+
+* Teacher-forced token accuracy: the fraction of answer tokens that are the argmax given the
+  prompt and the previous answer tokens (the field's usual metric).
+* Greedy exact match: the greedy continuation of the prompt starts with the whole answer
+  (stricter; teacher forcing is known to overstate editing success).
+
+The answer is tokenized on its own (``joiner + answer``, no BOS) and appended to the prompt's
+tokens, as ROME/MEMIT do, so the answer tokens are the same whatever the prompt.
+Scoring never changes the model: no gradients, and its train/eval mode is restored on return.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class Scores:
+    teacher_forced: list[float]   # per item, in [0, 1]
+    exact_match: list[bool]       # per item
+    predictions: list[str]        # per item: the greedy continuation (as many tokens as the answer)
+
+
+@contextmanager
+def evaluation_mode(model):
+    """``model.eval()`` and ``torch.no_grad()`` for the block; the previous mode is restored after."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield model
+    finally:
+        model.train(was_training)
+
+
+def model_device(model) -> torch.device:
+    return next(model.parameters()).device
+
+
+def encode_pairs(tokenizer, prompts: list[str], answers: list[str], joiners: list[str]):
+    """Token ids of each prompt (with BOS) and of each answer (without), as lists."""
+    if not (len(prompts) == len(answers) == len(joiners)):
+        raise ValueError(f"prompts, answers and joiners must have the same length, got "
+                         f"{len(prompts)}, {len(answers)}, {len(joiners)}")
+    prompt_ids = tokenizer(list(prompts))["input_ids"]
+    answer_ids = tokenizer([j + a for j, a in zip(joiners, answers)], add_special_tokens=False)["input_ids"]
+    for answer, ids in zip(answers, answer_ids):
+        if not ids:
+            raise ValueError(f"answer {answer!r} tokenizes to nothing")
+    return prompt_ids, answer_ids
+
+
+def _pad(sequences: list[list[int]], pad_id: int, left: bool, device) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for row, sequence in enumerate(sequences):
+        if left:
+            ids[row, width - len(sequence):] = torch.tensor(sequence)
+            mask[row, width - len(sequence):] = 1
+        else:
+            ids[row, : len(sequence)] = torch.tensor(sequence)
+            mask[row, : len(sequence)] = 1
+    return ids.to(device), mask.to(device)
+
+
+def teacher_forced_accuracy(model, prompt_ids, answer_ids, pad_id: int) -> list[float]:
+    """Per item: fraction of answer tokens predicted (argmax) given the prompt and earlier answer tokens."""
+    sequences = [p + a[:-1] for p, a in zip(prompt_ids, answer_ids)]
+    ids, mask = _pad(sequences, pad_id, left=False, device=model_device(model))
+    logits = model(input_ids=ids, attention_mask=mask).logits  # (B, T, V)
+    scores = []
+    for row, (prompt, answer) in enumerate(zip(prompt_ids, answer_ids)):
+        positions = torch.arange(len(prompt) - 1, len(prompt) - 1 + len(answer), device=logits.device)
+        predicted = logits[row, positions].argmax(dim=-1)
+        scores.append(float((predicted == torch.tensor(answer, device=logits.device)).float().mean()))
+    return scores
+
+
+def greedy_continuations(model, prompt_ids, lengths: list[int], pad_id: int) -> list[list[int]]:
+    """Greedy decoding of ``lengths[i]`` tokens after each prompt (left-padded batch, no cache)."""
+    ids, mask = _pad(prompt_ids, pad_id, left=True, device=model_device(model))
+    generated = [[] for _ in prompt_ids]
+    for _ in range(max(lengths)):
+        positions = (mask.cumsum(dim=1) - 1).clamp_min(0)
+        logits = model(input_ids=ids, attention_mask=mask, position_ids=positions).logits[:, -1]
+        next_tokens = logits.argmax(dim=-1)  # (B,)
+        for row, token in enumerate(next_tokens.tolist()):
+            generated[row].append(token)
+        ids = torch.cat([ids, next_tokens[:, None]], dim=1)
+        mask = torch.cat([mask, torch.ones_like(next_tokens)[:, None]], dim=1)
+    return [g[:n] for g, n in zip(generated, lengths)]
+
+
+def score(model, tokenizer, prompts: list[str], answers: list[str], joiners: list[str] | str = " ",
+          *, batch_size: int = 64) -> Scores:
+    """Teacher-forced accuracy, greedy exact match and the greedy prediction for every pair."""
+    if isinstance(joiners, str):
+        joiners = [joiners] * len(prompts)
+    prompt_ids, answer_ids = encode_pairs(tokenizer, prompts, answers, joiners)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    teacher, exact, predictions = [], [], []
+    with evaluation_mode(model):
+        for start in range(0, len(prompt_ids), batch_size):
+            prompts_batch = prompt_ids[start:start + batch_size]
+            answers_batch = answer_ids[start:start + batch_size]
+            teacher += teacher_forced_accuracy(model, prompts_batch, answers_batch, pad_id)
+            continuations = greedy_continuations(model, prompts_batch, [len(a) for a in answers_batch], pad_id)
+            for continuation, answer in zip(continuations, answers_batch):
+                exact.append(continuation == answer)
+                predictions.append(tokenizer.decode(continuation))
+    return Scores(teacher, exact, predictions)

@@ -1,0 +1,102 @@
+"""Where the edited MLP matrix and its neighbours live in each architecture.
+
+Editing changes ``W`` in ``out = W k`` (SPEC section 2): the MLP's output projection, whose
+*input* is the key ``k`` (d_k) and whose output lands in the residual stream (d_v). This table
+says, per architecture, the module path of that projection, of each layer's output, of the final
+norm and of the LM head, and whether the weight is stored transposed (GPT-2's ``Conv1D`` keeps
+``(d_k, d_v)``; ``nn.Linear`` keeps ``(d_v, d_k)``).
+
+The architecture is detected from ``model.config.model_type``; every path can be overridden.
+An unknown architecture gets an error listing the known ones and the parameters that would make
+it work.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+
+
+@dataclass(frozen=True)
+class Architecture:
+    name: str
+    mlp_out: str         # module path with {layer}: the edited matrix W, input = key k
+    layer: str           # module path with {layer}: the transformer block (its output = residual stream)
+    final_norm: str
+    lm_head: str
+    transposed: bool = False  # weight stored as (d_k, d_v) (GPT-2 Conv1D)
+    layers_attribute: str = "model.layers"
+
+
+_LLAMA_LIKE = dict(mlp_out="model.layers.{layer}.mlp.down_proj", layer="model.layers.{layer}",
+                   final_norm="model.norm", lm_head="lm_head", layers_attribute="model.layers")
+
+ARCHITECTURES: dict[str, Architecture] = {
+    "llama": Architecture("llama", **_LLAMA_LIKE),
+    "mistral": Architecture("mistral", **_LLAMA_LIKE),
+    "qwen2": Architecture("qwen2", **_LLAMA_LIKE),
+    "qwen3": Architecture("qwen3", **_LLAMA_LIKE),
+    "gemma": Architecture("gemma", **_LLAMA_LIKE),
+    "gemma2": Architecture("gemma2", **_LLAMA_LIKE),
+    "gpt2": Architecture("gpt2", mlp_out="transformer.h.{layer}.mlp.c_proj", layer="transformer.h.{layer}",
+                         final_norm="transformer.ln_f", lm_head="lm_head", transposed=True,
+                         layers_attribute="transformer.h"),
+    "gptj": Architecture("gptj", mlp_out="transformer.h.{layer}.mlp.fc_out", layer="transformer.h.{layer}",
+                         final_norm="transformer.ln_f", lm_head="lm_head", layers_attribute="transformer.h"),
+    "gpt_neox": Architecture("gpt_neox", mlp_out="gpt_neox.layers.{layer}.mlp.dense_4h_to_h",
+                             layer="gpt_neox.layers.{layer}", final_norm="gpt_neox.final_layer_norm",
+                             lm_head="embed_out", layers_attribute="gpt_neox.layers"),
+    "bloom": Architecture("bloom", mlp_out="transformer.h.{layer}.mlp.dense_4h_to_h", layer="transformer.h.{layer}",
+                          final_norm="transformer.ln_f", lm_head="lm_head", layers_attribute="transformer.h"),
+}
+
+
+class UnknownArchitectureError(ValueError):
+    pass
+
+
+def detect_architecture(model, **overrides) -> Architecture:
+    """The architecture entry for ``model``, with any field overridden by keyword."""
+    model_type = getattr(getattr(model, "config", None), "model_type", None)
+    if model_type in ARCHITECTURES:
+        return replace(ARCHITECTURES[model_type], **overrides)
+    required = ("mlp_out", "layer", "final_norm", "lm_head")
+    if all(name in overrides for name in required):
+        return Architecture(name=str(model_type), **overrides)
+    raise UnknownArchitectureError(
+        f"unknown architecture {model_type!r}; supported: {', '.join(sorted(ARCHITECTURES))}. "
+        f"For another model pass the module paths: mlp_out='...{{layer}}...', layer='...{{layer}}...', "
+        f"final_norm='...', lm_head='...' (and transposed=True if the weight is stored (d_k, d_v))")
+
+
+def get_module(model, path: str) -> torch.nn.Module:
+    try:
+        return model.get_submodule(path)
+    except AttributeError as error:
+        raise UnknownArchitectureError(f"module {path!r} not found in {type(model).__name__}") from error
+
+
+def num_layers(model, architecture: Architecture) -> int:
+    return len(get_module(model, architecture.layers_attribute))
+
+
+def check_layer(model, architecture: Architecture, layer: int) -> int:
+    count = num_layers(model, architecture)
+    if not isinstance(layer, int) or not 0 <= layer < count:
+        raise ValueError(f"edited layer {layer!r} is out of range: the model has layers 0..{count - 1}")
+    return layer
+
+
+def mlp_out_module(model, architecture: Architecture, layer: int) -> torch.nn.Module:
+    return get_module(model, architecture.mlp_out.format(layer=check_layer(model, architecture, layer)))
+
+
+def edited_weight(model, architecture: Architecture, layer: int) -> torch.Tensor:
+    """The edited matrix as stored (``(d_v, d_k)``, or ``(d_k, d_v)`` when ``transposed``)."""
+    return mlp_out_module(model, architecture, layer).weight
+
+
+def key_dimension(model, architecture: Architecture, layer: int) -> int:
+    weight = edited_weight(model, architecture, layer)
+    return weight.shape[0] if architecture.transposed else weight.shape[1]

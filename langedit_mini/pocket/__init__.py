@@ -1,0 +1,58 @@
+"""The pocket world: a six-language fact base, its corpus, and a small Llama that knows it.
+
+Shipped in ``data/pocket/``: ``facts.jsonl``, ``corpus.txt``, ``edits.json`` (the editing
+dataset, MzsRE schema plus ``relation``, ``fact_id``, ``lang``, true answers), ``probes.json``
+(general-ability probes), ``build_report.json`` (what the fact builder kept and dropped), and
+``model/`` (safetensors, ``config.json``, ``tokenizer.json``, model card). Regenerate everything
+with ``python -m langedit_mini.pocket.build``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..datasets import POCKET_DIRECTORY
+
+MODEL_DIRECTORY = POCKET_DIRECTORY / "model"
+
+
+def load_pocket_model(device=None, dtype=None, directory: str | Path = MODEL_DIRECTORY):
+    """The pocket model and tokenizer, loaded offline from ``data/pocket/model``.
+
+    ``device``: where to put the model (default CPU); ``dtype``: e.g. ``torch.bfloat16``
+    (default: float32, as trained). Never runs remote code.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    directory = Path(directory)
+    if not (directory / "model.safetensors").exists():
+        raise FileNotFoundError(f"no pocket model at {directory}; regenerate it with "
+                                "`python -m langedit_mini.pocket.build`")
+    tokenizer = AutoTokenizer.from_pretrained(directory, trust_remote_code=False)
+    model = AutoModelForCausalLM.from_pretrained(directory, dtype=dtype or torch.float32, trust_remote_code=False,
+                                                 use_safetensors=True)
+    model.eval()
+    if device is not None:
+        model.to(device)
+    return model, tokenizer
+
+
+def load_facts(directory: str | Path = POCKET_DIRECTORY) -> list[dict]:
+    """Every fact of the fact base, one dict per fact (``facts.jsonl``)."""
+    with open(Path(directory) / "facts.jsonl", encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle]
+
+
+def load_probes(directory: str | Path = POCKET_DIRECTORY) -> dict[str, list[dict]]:
+    """The general-ability probes: ``fact_qa``, ``perplexity``, ``translation``, ``verification``."""
+    return json.loads((Path(directory) / "probes.json").read_text(encoding="utf-8"))
+
+
+#: The layer the editing chapters edit on the pocket model, and the null-space cut used there
+#: (discarded eigenvalues hold 5% of trace(C0)). Layer 0: the pocket chapter's patching test shows
+#: this 4-layer model reads a subject's facts from the subject's states after block 0, not later;
+#: target values at layer 1 were reached for fewer requests (tuning measured in the pocket chapter).
+POCKET_EDIT_LAYERS = (0,)
+POCKET_LEFTOVER_FRACTION = 0.05

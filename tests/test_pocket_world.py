@@ -1,0 +1,129 @@
+"""The pocket world: regeneration is byte-identical, the policies hold, the model knows its facts."""
+
+import json
+import random
+import re
+from collections import Counter, defaultdict
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+import torch
+
+from langedit_mini.datasets import POCKET_DIRECTORY
+from langedit_mini.pocket import MODEL_DIRECTORY, load_facts, load_pocket_model
+from langedit_mini.pocket.corpus import build_world, sha256, write_world
+from langedit_mini.pocket.evaluate import fact_table, score_table
+from langedit_mini.pocket.facts import CITIES_PER_COUNTRY, LANGUAGES, RELATIONS, build_facts
+
+REPORT = json.loads((POCKET_DIRECTORY / "build_report.json").read_text())
+EDITS = json.loads((POCKET_DIRECTORY / "edits.json").read_text())
+FACTS = load_facts()
+
+
+def test_regeneration_is_byte_identical(tmp_path):
+    for package, version in REPORT["package_versions"].items():
+        assert metadata.version(package) == version, (
+            f"{package} {metadata.version(package)} is installed but the shipped files were built with {version}; "
+            "install the pinned versions (pip install -e .[pocket])")
+    facts, report = build_facts()
+    summary = report.to_json() | {"package_versions": REPORT["package_versions"]}
+    hashes = write_world(facts, summary, build_world(facts), tmp_path)
+    for name, digest in hashes.items():
+        assert digest == sha256(POCKET_DIRECTORY / name), f"{name} differs from the shipped file"
+
+
+def test_every_relation_has_facts_and_every_exclusion_is_counted():
+    kept = Counter(fact["relation"] for fact in FACTS)
+    assert set(kept) == set(RELATIONS)
+    assert kept == Counter(REPORT["kept"])
+    assert all(count > 0 for count in REPORT["dropped"].values())
+    assert len(FACTS) >= 1400
+
+
+def test_names_exist_in_six_languages_and_zh_has_no_latin_letters():
+    for fact in FACTS:
+        for side in ("subject", "answer"):
+            assert set(fact[side]) == set(LANGUAGES)
+            assert all(name.strip() for name in fact[side].values())
+            assert not re.search(r"[A-Za-z]", fact[side]["zh"]), (fact["fact_id"], fact[side]["zh"])
+            assert not re.search(r"[&()（）]", fact[side]["en"] + fact[side]["zh"])
+
+
+def test_subjects_are_unambiguous_and_cities_are_capped_per_country():
+    for relation in RELATIONS:
+        for language in LANGUAGES:
+            names = [f["subject"][language] for f in FACTS if f["relation"] == relation]
+            assert len(names) == len(set(names)), (relation, language)
+    per_country = Counter(f["answer_key"] for f in FACTS if f["relation"] == "city_country")
+    assert max(per_country.values()) <= CITIES_PER_COUNTRY
+
+
+def test_counterfactual_targets_are_never_true_and_aligned_across_languages():
+    by_fact = defaultdict(list)
+    for record in EDITS:
+        assert record["alt"] not in record["true_answers"]
+        assert record["alt"] != record["answer"]
+        by_fact[record["fact_id"]].append(record)
+    for records in by_fact.values():
+        assert sorted(r["lang"] for r in records) == sorted(LANGUAGES)
+        assert len({r["alt_key"] for r in records}) == 1  # the same new answer entity in every language
+    per_language = Counter(record["lang"] for record in EDITS)
+    assert min(per_language.values()) >= 100
+    assert any(record["portability"] for record in EDITS)
+
+
+def test_editing_facts_never_saw_their_paraphrase_or_held_out_form():
+    corpus = set((POCKET_DIRECTORY / "corpus.txt").read_text(encoding="utf-8").splitlines())
+    for record in random.Random(0).sample(EDITS, 600):
+        joined = lambda prompt: f"{prompt}{record['joiner']}{record['answer']}"  # noqa: E731
+        assert joined(record["src"]) in corpus
+        assert joined(record["rephrase"]) not in corpus
+        assert joined(record["held_out"]) not in corpus
+
+
+def test_model_files_are_small_safetensors_and_load_offline():
+    from transformers import AutoModelForCausalLM
+
+    files = {path.name: path.stat().st_size for path in MODEL_DIRECTORY.iterdir()}
+    assert {"model.safetensors", "config.json", "tokenizer.json", "README.md"} <= set(files)
+    assert not any(name.endswith((".bin", ".pt", ".pkl")) for name in files)
+    assert sum(files.values()) <= 25 * 2**20
+    model = AutoModelForCausalLM.from_pretrained(MODEL_DIRECTORY, use_safetensors=True)
+    assert model.config.model_type == "llama"
+
+
+@pytest.fixture(scope="module")
+def pocket():
+    torch.set_num_threads(2)
+    return load_pocket_model()
+
+
+def test_model_knows_its_facts_in_every_language(pocket):
+    """Measured live on 150 random facts: teacher-forced >= 0.95 and greedy exact match >= 0.90 per language."""
+    model, tokenizer = pocket
+    sample = random.Random(1).sample(FACTS, 150)
+    scored = score_table(model, tokenizer, fact_table(sample, forms=("edit prompt",)))
+    per_language = scored.groupby("lang")[["teacher_forced", "exact_match"]].mean()
+    assert (per_language["teacher_forced"] >= 0.95).all(), per_language
+    assert (per_language["exact_match"] >= 0.90).all(), per_language
+
+
+def test_scoring_leaves_the_model_unchanged(pocket):
+    model, tokenizer = pocket
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    model.train()
+    score_table(model, tokenizer, fact_table(FACTS[:5], forms=("edit prompt",)))
+    assert model.training  # mode restored
+    model.eval()
+    assert all(torch.equal(before[name], p) for name, p in model.named_parameters())
+
+
+def test_model_card_reports_measured_numbers():
+    card = json.loads((MODEL_DIRECTORY / "card.json").read_text())
+    text = (MODEL_DIRECTORY / "README.md").read_text()
+    edit_prompt = {k.split("|")[1]: v for k, v in card["by_form_and_language"].items() if k.startswith("edit prompt")}
+    assert set(edit_prompt) == set(LANGUAGES)
+    assert f"{edit_prompt['en']['exact_match']:.3f}" in text
+    assert "null-space dimension per layer" in text
+    assert {row["layer"] for row in card["null_space"]} == {0, 1, 2, 3}
