@@ -1,0 +1,48 @@
+"""Every registered architecture takes an edit end to end, and only the edited matrices change."""
+
+import pytest
+import torch
+import transformers
+
+from langedit_mini.datasets import EditRequest
+from langedit_mini.editing import EditConfig, EditingSession
+from langedit_mini.model_access import detect_architecture
+from langedit_mini.pocket import MODEL_DIRECTORY
+from langedit_mini.stats import key_second_moments
+from langedit_mini.values import ValueSettings
+from test_stats import CONFIGS
+
+TEXTS = ["The capital of the country Chile is Santiago.", "Die Hauptstadt des Landes Peru ist Lima.",
+         "问：日本的首都是什么？答：东京", "La ville Lyon se trouve dans le pays France.",
+         "Q: Which is the currency of the country Japan? A: Yen"] * 8
+REQUESTS = [
+    EditRequest(prompt="Q: What is the capital of the country {}? A:", subject="Chile", target="Lima", lang="en"),
+    EditRequest(prompt="问：{}的首都是什么？答：", subject="日本", target="柏林", lang="zh", joiner=""),
+]
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return transformers.AutoTokenizer.from_pretrained(MODEL_DIRECTORY)
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+@pytest.mark.parametrize("method", ["LangEdit-exact", "FT"])
+def test_tiny_model_takes_an_edit_and_only_edited_matrices_change(name, method, tokenizer):
+    torch.manual_seed(0)
+    config = CONFIGS[name]()
+    config.vocab_size = len(tokenizer)
+    model = transformers.AutoModelForCausalLM.from_config(config).eval()
+    architecture = detect_architecture(model)
+    layers = (0, 1)
+    statistics = key_second_moments(model, tokenizer, TEXTS, list(layers), cache_dir=None, progress=False)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    session = EditingSession(model, tokenizer, EditConfig(method=method, layers=layers, alpha=1.0,
+                                                          leftover_fraction=0.5, values=ValueSettings(steps=3)),
+                             statistics)
+    record = session.apply(REQUESTS)
+    assert set(record.deltas) == set(layers)
+    edited = {architecture.mlp_out.format(layer=layer) + ".weight" for layer in layers}
+    changed = {k for k, v in session.model.state_dict().items() if not torch.equal(v, before[k])}
+    assert changed and changed <= edited, changed - edited
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())  # the caller's model
