@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NBVAL := --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: install book test notebooks clean
+.PHONY: install book test notebooks pocket pocket-card clean
 
 install: $(STAMP)
 
@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH_SPEC)
-	$(BIN)/python -m pip install -q -e ".[test,book]"
+	$(BIN)/python -m pip install -q -e ".[test,book,pocket]"
 	touch $@
 
 # Executes every chapter on its default parameters (cached in _build/.jupyter_cache); any cell error
@@ -32,6 +32,15 @@ test: $(STAMP)
 # Re-execute the notebooks and store the outputs of their strict cells (after editing a chapter).
 notebooks: $(STAMP)
 	$(BIN)/python scripts/refresh_notebooks.py
+
+# Regenerate the pocket world from the data packages: facts, corpus, tokenizer, model (~20 min on 2 cores),
+# then its model card. CI never runs this: the trained checkpoint ships in data/pocket/model.
+pocket: $(STAMP)
+	$(BIN)/python -m langedit_mini.pocket.build
+	$(BIN)/python -m langedit_mini.pocket.card
+
+pocket-card: $(STAMP)
+	$(BIN)/python -m langedit_mini.pocket.card
 
 clean:
 	rm -rf _build

