@@ -88,26 +88,34 @@ def _average_by_request(values: torch.Tensor, owners: torch.Tensor, count: int) 
     return (total / per_request[:, None]).T
 
 
-def compute_keys(model, tokenizer, architecture: Architecture, requests: list[EditRequest], layer: int,
-                 *, batch_size: int = 256) -> torch.Tensor:
-    """Keys (d_k, n) in float32: the MLP projection's input at the subject's last token, averaged over contexts."""
-    rows = _rows_for(tokenizer, requests, prefixes=True)
+def _subject_states(model, rows: EncodedRows, attach, batch_size: int) -> torch.Tensor:
+    """Run the rows in batches; ``attach(store)`` registers a hook that puts (B, T, d) states in
+    ``store["states"]`` and returns its handle. Returns the states at each row's subject position."""
     collected = []
-    module = mlp_out_module(model, architecture, layer)
     for start in range(0, len(rows.lengths), batch_size):
         part = slice(start, start + batch_size)
-        captured = {}
-        handle = module.register_forward_pre_hook(lambda m, inputs: captured.__setitem__("keys", inputs[0]))
+        store = {}
+        handle = attach(store)
         try:
             with evaluation_mode(model):
                 device = model_device(model)
                 model(input_ids=rows.input_ids[part].to(device), attention_mask=rows.attention_mask[part].to(device))
         finally:
             handle.remove()
-        keys = captured["keys"]
-        positions = rows.subject_position[part].to(keys.device)
-        collected.append(keys[torch.arange(keys.shape[0], device=keys.device), positions].float())
-    return _average_by_request(torch.cat(collected), rows.request_index, len(requests)).cpu()
+        states = store["states"]
+        positions = rows.subject_position[part].to(states.device)
+        collected.append(states[torch.arange(states.shape[0], device=states.device), positions].float())
+    return torch.cat(collected)  # (rows, d)
+
+
+def compute_keys(model, tokenizer, architecture: Architecture, requests: list[EditRequest], layer: int,
+                 *, batch_size: int = 256) -> torch.Tensor:
+    """Keys (d_k, n) in float32: the MLP projection's input at the subject's last token, averaged over contexts."""
+    rows = _rows_for(tokenizer, requests, prefixes=True)
+    module = mlp_out_module(model, architecture, layer)
+    keys = _subject_states(model, rows, lambda store: module.register_forward_pre_hook(
+        lambda m, inputs: store.__setitem__("states", inputs[0])), batch_size)
+    return _average_by_request(keys, rows.request_index, len(requests)).cpu()
 
 
 def layer_output(output):
@@ -120,18 +128,6 @@ def compute_hidden(model, tokenizer, architecture: Architecture, requests: list[
     """Residual stream (d_v, n) in float32 after block ``layer`` at the subject's last token of the bare prompt."""
     rows = _rows_for(tokenizer, requests, prefixes=False)
     block = get_module(model, architecture.layer.format(layer=layer))
-    collected = []
-    for start in range(0, len(rows.lengths), batch_size):
-        part = slice(start, start + batch_size)
-        captured = {}
-        handle = block.register_forward_hook(lambda m, i, output: captured.__setitem__("hidden", layer_output(output)))
-        try:
-            with evaluation_mode(model):
-                device = model_device(model)
-                model(input_ids=rows.input_ids[part].to(device), attention_mask=rows.attention_mask[part].to(device))
-        finally:
-            handle.remove()
-        hidden = captured["hidden"]
-        positions = rows.subject_position[part].to(hidden.device)
-        collected.append(hidden[torch.arange(hidden.shape[0], device=hidden.device), positions].float())
-    return torch.cat(collected).T.cpu()
+    hidden = _subject_states(model, rows, lambda store: block.register_forward_hook(
+        lambda m, i, output: store.__setitem__("states", layer_output(output))), batch_size)
+    return hidden.T.cpu()
