@@ -313,6 +313,14 @@ class EditingSession:
         self._replay(kept)
         return removed
 
+    def restore(self, records: list[BatchRecord]) -> None:
+        """Append saved records (same method and layers) to this session, as if it had applied them: resuming."""
+        for record in records:
+            if record.method != self.config.method or sorted(record.deltas) != list(self.config.layers):
+                raise ValueError(f"record {record.index} was made by {record.method} on layers {sorted(record.deltas)}; "
+                                 f"this session runs {self.config.method} on layers {list(self.config.layers)}")
+        self._replay(self.records + list(records))
+
     def _replay(self, kept: list[BatchRecord]) -> None:
         for layer, original in self.original_weights.items():
             weight = edited_weight(self.model, self.architecture, layer)

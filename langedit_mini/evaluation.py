@@ -16,6 +16,7 @@ from __future__ import annotations
 import pandas as pd
 
 from .datasets import EditRequest
+from .languages import LANGUAGES
 from .metrics import encode_pairs, evaluation_mode, greedy_continuations, score
 
 
@@ -71,16 +72,36 @@ def summarise(results: pd.DataFrame) -> pd.DataFrame:
                                aggfunc="mean")
 
 
-def cross_lingual(model, tokenizer, edited: list[EditRequest], by_fact_and_language: dict[tuple[str, str], EditRequest],
+def cross_lingual(model, tokenizer, edited: list[EditRequest], pool: list[EditRequest], languages=None,
                   batch_size: int = 128) -> pd.DataFrame:
-    """Edits made in language A, scored on the same facts' edit prompts in language B (B's target)."""
-    items = []
+    """Edits made in language A, scored on the same facts' edit prompts in every language B (B's own target).
+
+    ``pool``: requests in every language (e.g. the whole dataset), matched to the edits by ``fact_id``.
+    One row per (edit, language B): ``edited in``, ``scored in``, fact_id, teacher_forced, exact_match.
+    An edit whose fact is missing in some language B is counted in the ``missing`` attribute of the result.
+    """
+    languages = tuple(languages or LANGUAGES)
+    by_fact = {(r.fact_id, r.lang): r for r in pool}
+    items, missing = [], 0
     for request in edited:
-        for (fact_id, language), other in by_fact_and_language.items():
-            if fact_id == request.fact_id:
-                items.append((request.lang, language, other))
+        for language in languages:
+            other = by_fact.get((request.fact_id, language))
+            if other is None:
+                missing += 1
+                continue
+            items.append((request, language, other))
     scores = score(model, tokenizer, [o.question for _, _, o in items], [o.target for _, _, o in items],
                    [o.joiner for _, _, o in items], batch_size=batch_size)
-    frame = pd.DataFrame([{"edited in": a, "scored in": b, "teacher_forced": tf, "exact_match": em}
-                          for (a, b, _), tf, em in zip(items, scores.teacher_forced, scores.exact_match)])
+    frame = pd.DataFrame([{"edited in": request.lang, "scored in": language, "fact_id": request.fact_id,
+                           "teacher_forced": tf, "exact_match": em}
+                          for (request, language, _), tf, em in zip(items, scores.teacher_forced, scores.exact_match)])
+    frame.attrs["missing"] = missing
     return frame
+
+
+def cross_lingual_matrix(frame: pd.DataFrame, value: str = "teacher_forced", languages=None) -> pd.DataFrame:
+    """The languages x languages matrix (rows: edited in, columns: scored in) of mean ``value``."""
+    languages = list(languages or LANGUAGES)
+    matrix = frame.pivot_table(index="edited in", columns="scored in", values=value, aggfunc="mean")
+    return matrix.reindex(index=[lang for lang in languages if lang in matrix.index],
+                          columns=[lang for lang in languages if lang in matrix.columns])

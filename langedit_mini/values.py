@@ -127,10 +127,13 @@ def compute_target_values(model, tokenizer, architecture: Architecture, requests
     delta = torch.zeros(n, d_v, device=device, requires_grad=True)
     hidden_norm = hidden.norm(dim=0).to(device)  # (n,)
 
+    current = {}  # the rows of this step: their owners and subject positions
+
     def add_delta(module, inputs, output):
         states = layer_output(output)
         shift = torch.zeros_like(states)
-        shift[torch.arange(states.shape[0], device=device), all_positions] = delta[all_owners].to(states.dtype)
+        shift[torch.arange(states.shape[0], device=device), current["positions"]] = \
+            delta[current["owners"]].to(states.dtype)
         states = states + shift
         return (states,) + tuple(output[1:]) if isinstance(output, tuple) else states
 
@@ -150,12 +153,26 @@ def compute_target_values(model, tokenizer, architecture: Architecture, requests
         handle = block.register_forward_hook(add_delta)
         try:
             for step in range(settings.steps):
-                logits = model(input_ids=all_ids, attention_mask=all_mask).logits.float()
-                log_probs = logits[target_rows, target_from].log_softmax(-1)
-                token_nll = -log_probs[torch.arange(len(target_tokens), device=device), target_tokens]
-                nll = torch.zeros(n, device=device).index_add(0, target_owner, token_nll) / tokens_per_request
-                edited_kl = logits[row_count + torch.arange(n, device=device), kl_last].log_softmax(-1)
-                kl = torch.nn.functional.kl_div(original_kl, edited_kl, log_target=True, reduction="none").sum(-1)
+                # Only the rows of requests still optimising take part: a frozen request's loss no
+                # longer matters, and rows never interact, so leaving them out changes nothing else.
+                selected = active[all_owners].nonzero().squeeze(1)
+                slot = torch.full((all_ids.shape[0],), -1, dtype=torch.long, device=device)
+                slot[selected] = torch.arange(len(selected), device=device)
+                current["owners"], current["positions"] = all_owners[selected], all_positions[selected]
+                width = int(all_mask[selected].sum(1).max())  # right-padded: drop all-padding columns
+                logits = model(input_ids=all_ids[selected, :width],
+                               attention_mask=all_mask[selected, :width]).logits.float()
+                live_targets = active[target_owner]
+                log_probs = logits[slot[target_rows[live_targets]], target_from[live_targets]].log_softmax(-1)
+                token_nll = -log_probs[torch.arange(int(live_targets.sum()), device=device),
+                                       target_tokens[live_targets]]
+                nll = torch.zeros(n, device=device).index_add(0, target_owner[live_targets], token_nll)
+                nll = nll / tokens_per_request
+                live = active.nonzero().squeeze(1)
+                edited_kl = logits[slot[row_count + live], kl_last[live]].log_softmax(-1)
+                kl = torch.zeros(n, device=device)
+                kl[live] = torch.nn.functional.kl_div(original_kl[live], edited_kl, log_target=True,
+                                                      reduction="none").sum(-1)
                 decay = (delta.norm(dim=1) / hidden_norm) ** 2
                 per_request = nll + settings.kl_factor * kl + settings.weight_decay * decay
                 final_nll = torch.where(active, nll.detach(), final_nll)
