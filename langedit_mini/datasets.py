@@ -73,6 +73,7 @@ class LoadReport:
     kept: Counter = field(default_factory=Counter)
     skipped: Counter = field(default_factory=Counter)        # (language, reason) -> count
     relocated: Counter = field(default_factory=Counter)      # subject found only after normalisation
+    repeated: Counter = field(default_factory=Counter)       # subject occurs more than once: the first is edited
 
     def skip(self, language: str, reason: str) -> None:
         self.skipped[(language, reason)] += 1
@@ -84,7 +85,7 @@ class LoadReport:
         rows = []
         for language in sorted(set(self.read) | set(self.kept)):
             row = {"lang": language, "read": self.read[language], "kept": self.kept[language],
-                   "subject relocated": self.relocated[language]}
+                   "subject relocated": self.relocated[language], "subject repeated": self.repeated[language]}
             for (skip_language, reason), count in self.skipped.items():
                 if skip_language == language:
                     row[f"skipped: {reason}"] = count
@@ -150,6 +151,8 @@ def _request(record: dict, language: str, where: str, report: LoadReport, **extr
     template, written = found
     if written != subject:
         report.relocated[language] += 1
+    if written in template.replace("{}", "", 1):
+        report.repeated[language] += 1
     report.kept[language] += 1
     return EditRequest(prompt=template, subject=written, target=target, lang=language,
                        joiner=ANSWER_JOINER[language], paraphrase=_field(record, "rephrase", where),

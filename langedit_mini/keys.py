@@ -80,6 +80,28 @@ def _rows_for(tokenizer, requests: list[EditRequest], prefixes: bool) -> Encoded
     return encode_rows(tokenizer, texts, last_chars, owners)
 
 
+def context_limit(model) -> int | None:
+    """The longest input the model's position embeddings take (None when the config does not say)."""
+    config = model.config
+    for name in ("max_position_embeddings", "n_positions", "seq_length"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def check_context_length(model, rows: EncodedRows, requests: list[EditRequest]) -> None:
+    """Refuse rows longer than the model's context, naming the request, instead of failing inside the model."""
+    limit = context_limit(model)
+    if limit is None:
+        return
+    for length, owner in zip(rows.lengths, rows.request_index.tolist()):
+        if length > limit:
+            request = requests[owner]
+            raise ValueError(f"request {request.fact_id or owner} ({request.question[:60]!r}...): an input of {length} "
+                             f"tokens, but the model takes at most {limit}; shorten the subject or the prompt")
+
+
 def _average_by_request(values: torch.Tensor, owners: torch.Tensor, count: int) -> torch.Tensor:
     """Mean of row vectors (rows, d) per request -> (d, count)."""
     total = torch.zeros(count, values.shape[1], dtype=values.dtype, device=values.device)
@@ -112,6 +134,7 @@ def compute_keys(model, tokenizer, architecture: Architecture, requests: list[Ed
                  *, batch_size: int = 256) -> torch.Tensor:
     """Keys (d_k, n) in float32: the MLP projection's input at the subject's last token, averaged over contexts."""
     rows = _rows_for(tokenizer, requests, prefixes=True)
+    check_context_length(model, rows, requests)
     module = mlp_out_module(model, architecture, layer)
     keys = _subject_states(model, rows, lambda store: module.register_forward_pre_hook(
         lambda m, inputs: store.__setitem__("states", inputs[0])), batch_size)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from .datasets import EditRequest
-from .keys import compute_hidden, context_texts, encode_rows, layer_output
+from .keys import check_context_length, compute_hidden, context_texts, encode_rows, layer_output
 from .languages import KL_PROMPTS
 from .metrics import model_device
 from .model_access import Architecture, check_layer, get_module, num_layers
@@ -92,6 +92,7 @@ def compute_target_values(model, tokenizer, architecture: Architecture, requests
     device = model_device(model)
     torch.manual_seed(seed)
     rows, spans, kl_rows = _target_rows(tokenizer, requests)
+    check_context_length(model, rows, requests)
     hidden = compute_hidden(model, tokenizer, architecture, requests, layer)  # (d_v, n)
     n, d_v = len(requests), hidden.shape[0]
     block = get_module(model, architecture.layer.format(layer=layer))

@@ -119,3 +119,12 @@ def test_pocket_requests_are_aligned_across_languages():
     assert all(len(group) == 6 for group in by_fact.values())
     assert all(r.target not in r.true_answers for r in requests)
     assert min(report.kept.values()) >= 100
+
+
+def test_a_subject_that_occurs_twice_is_edited_at_its_first_occurrence_and_counted(tmp_path):
+    twice = record(subject="Berlin", src="Berlin or not Berlin: where is Berlin?")
+    root = write_mzsre(tmp_path, {lang: [twice, record()] for lang in ("en", "de", "du", "es", "fr", "zh")})
+    requests, report = load_mzsre(root, ["en"])
+    assert requests[0].prompt == "{} or not Berlin: where is Berlin?"
+    assert report.repeated["en"] == 1 and report.kept["en"] == 2
+    assert report.table().loc["en", "subject repeated"] == 1
