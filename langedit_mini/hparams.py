@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from .editing import METHODS, EditConfig
+from .pocket import POCKET_EDIT_LAYERS, POCKET_LEFTOVER_FRACTION
 from .values import ValueSettings
 
 _REFERENCE = {
@@ -22,12 +23,15 @@ _REFERENCE = {
     "gpt2-xl": ((13, 14, 15, 16, 17), ValueSettings(learning_rate=0.5, steps=20), 20000.0),
 }
 
-#: The pocket model (4 layers, d_k = 1024), tuned in this project: one edited layer (see
-#: ``pocket.POCKET_EDIT_LAYERS``), a larger value step and clamp because its residual stream is
-#: small relative to the change an answer needs.
-POCKET = dict(layers=(0,), values=ValueSettings(learning_rate=2.0, steps=80, clamp_norm_factor=3.0,
-                                                  weight_decay=0.1), mom2_weight=1.0, alpha=1.0,
-              leftover_fraction=0.05)
+#: The pocket model (4 layers, d_k = 1024), tuned in this project on one batch of 100 English edits
+#: of distinct subjects (scripts/batch_of_100.py; the sweep is in the closing note of issue 4): one
+#: edited layer (see ``pocket.POCKET_EDIT_LAYERS``), a larger value step and clamp than the reference
+#: because its residual stream is small relative to the change an answer needs, and strong
+#: regularisers: with mom2_weight 1 / alpha 1 a batch of 100 broke unrelated facts (locality 0.3),
+#: with 300 both reliability and locality are near 0.9. The null-space cut discards 10% of trace(C0).
+POCKET = dict(layers=POCKET_EDIT_LAYERS,
+              values=ValueSettings(learning_rate=2.0, steps=80, clamp_norm_factor=1.5, weight_decay=0.1),
+              mom2_weight=300.0, alpha=300.0, leftover_fraction=POCKET_LEFTOVER_FRACTION)
 
 MODEL_NAMES = tuple(_REFERENCE) + ("pocket",)
 

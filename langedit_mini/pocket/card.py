@@ -21,7 +21,7 @@ from .evaluate import fact_table, general_ability, score_table
 #: Edited layers and cuts reported in the card (the editing defaults are set per architecture).
 CARD_LAYERS = (0, 1, 2, 3)
 CARD_TAUS = (2e-2, 1e-1, 5e-1, 1.0)
-CARD_LEFTOVERS = (0.01, 0.02, 0.05)
+CARD_LEFTOVERS = (0.01, 0.02, 0.05, 0.10)
 
 
 def covariance_texts(directory: Path = POCKET_DIRECTORY) -> list[str]:

@@ -1,0 +1,85 @@
+"""One batch of 100 pocket edits per method: reliability, generality and locality (issue 4's yardstick).
+
+The batch: 100 edits of distinct subjects in one language, drawn with a seed from every relation.
+Prints a table of teacher-forced accuracy / greedy exact match per method and metric, and can
+override any EditConfig field to tune (``--set alpha=100 --set values.clamp_norm_factor=1.0``).
+
+    python scripts/batch_of_100.py [--language en] [--seed 0] [--methods FT MEMIT ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import time
+from dataclasses import replace
+
+import pandas as pd
+import torch
+
+from langedit_mini.datasets import load_pocket
+from langedit_mini.editing import METHODS, EditingSession
+from langedit_mini.evaluation import evaluate_requests, locality_reference
+from langedit_mini.hparams import default_config
+from langedit_mini.pocket import POCKET_EDIT_LAYERS, load_pocket_model
+from langedit_mini.pocket.card import covariance_texts
+from langedit_mini.stats import key_second_moments
+
+
+def distinct_subjects(requests, count: int, seed: int):
+    shuffled = random.Random(seed).sample(requests, len(requests))
+    chosen, seen = [], set()
+    for request in shuffled:
+        if request.subject not in seen:
+            seen.add(request.subject)
+            chosen.append(request)
+    if len(chosen) < count:
+        raise ValueError(f"only {len(chosen)} distinct subjects, {count} asked")
+    return chosen[:count]
+
+
+def configure(method: str, settings: list[str]):
+    config = default_config(method)
+    for item in settings:
+        name, _, text = item.partition("=")
+        value = type(getattr(config.values if name.startswith("values.") else config, name.split(".")[-1]))(text)
+        if name.startswith("values."):
+            config = replace(config, values=replace(config.values, **{name[7:]: value}))
+        else:
+            config = replace(config, **{name: value})
+    return config
+
+
+def main(argv=None) -> pd.DataFrame:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--language", default="en")
+    parser.add_argument("--edits", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--methods", nargs="+", default=list(METHODS))
+    parser.add_argument("--set", action="append", default=[], help="override an EditConfig field: name=value")
+    args = parser.parse_args(argv)
+    requests, _ = load_pocket(languages=(args.language,))
+    batch = distinct_subjects(requests, args.edits, args.seed)
+    model, tokenizer = load_pocket_model()
+    statistics = key_second_moments(model, tokenizer, covariance_texts(), list(POCKET_EDIT_LAYERS), progress=False)
+    reference = locality_reference(model, tokenizer, batch)
+    rows = []
+    for method in args.methods:
+        start = time.perf_counter()
+        session = EditingSession(model, tokenizer, configure(method, args.set), statistics)
+        session.apply(batch)
+        results = evaluate_requests(session.model, tokenizer, batch, reference)
+        summary = results.groupby("metric")[["teacher_forced", "exact_match"]].mean()
+        for metric, row in summary.iterrows():
+            rows.append({"method": method, "metric": metric, "TF": row.teacher_forced, "EM": row.exact_match})
+        print(f"{method}: {time.perf_counter() - start:.0f} s", flush=True)
+    table = pd.DataFrame(rows).pivot(index="method", columns="metric", values=["TF", "EM"]).round(3)
+    table = table.reindex(args.methods)
+    with pd.option_context("display.width", 200):
+        print(f"{args.edits} edits in {args.language}, seed {args.seed}, {torch.get_num_threads()} threads")
+        print(table.to_string())
+    return table
+
+
+if __name__ == "__main__":
+    main()
