@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NBVAL := --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: install book test notebooks pocket pocket-card clean
+.PHONY: install book test notebooks pocket pocket-card benchmarks study clean
 
 install: $(STAMP)
 
@@ -24,6 +24,16 @@ $(STAMP): pyproject.toml
 # or Sphinx warning fails the build. Works offline.
 book: $(STAMP)
 	$(BIN)/jupyter-book build . -W -n --keep-going
+
+# Every CPU benchmark (about half an hour on 2 cores): tables on stdout, JSON in benchmarks/results/,
+# which the performance chapter reads. Never part of `make test`.
+benchmarks: $(STAMP)
+	$(BIN)/python benchmarks/run_all.py
+
+# The full-scale study (100 edits per language, six languages, all methods, 3 seeds; hours on 2 cores):
+# executed notebook, tables, raw results and provenance under results/main/.
+study: $(STAMP)
+	$(BIN)/python scripts/run_study.py
 
 # Unit and property tests, then every notebook through nbval (errors anywhere, strict outputs on tagged cells).
 test: $(STAMP)

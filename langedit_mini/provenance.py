@@ -1,0 +1,38 @@
+"""Where a result came from: the commit, a hash of the package's code, the machine, the parameters."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent
+
+
+def package_hash() -> str:
+    """A hash of every source file of the package: changes whenever the editing code changes."""
+    digest = hashlib.sha256()
+    for path in sorted(PACKAGE.rglob("*.py")):
+        digest.update(str(path.relative_to(PACKAGE)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def git_commit(directory: Path = PACKAGE) -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True,
+                              cwd=directory).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def machine() -> dict:
+    import torch
+
+    facts = {"platform": platform.platform(), "cores": os.cpu_count(), "torch": torch.__version__,
+             "torch_threads": torch.get_num_threads()}
+    if torch.cuda.is_available():
+        facts["gpu"] = torch.cuda.get_device_name(0)
+    return facts
