@@ -129,6 +129,18 @@ def test_capacity_runs_out_with_a_clear_error_before_anything_is_written(pocket)
     assert session.records == []
 
 
+def test_capacity_running_out_mid_sequence_keeps_the_earlier_batches(pocket):
+    model, tokenizer, statistics = pocket
+    session = EditingSession(model, tokenizer, default_config("LangEdit-exact", leftover_fraction=2e-4), statistics)
+    free = min(session.capacity_left.values())
+    session.apply(pick("de", free - 2, seed=31))
+    after_first = weights(session.model)
+    with pytest.raises(CapacityError, match=r"needs \d+ dimensions .* only \d+ of d_k=\d+ are left"):
+        session.apply(pick("fr", 5, seed=32))
+    assert all(torch.equal(after_first[n], p) for n, p in session.model.named_parameters())
+    assert len(session.records) == 1 and min(session.capacity_left.values()) <= 2
+
+
 @pytest.mark.parametrize("make, message", [
     (lambda: [], "empty batch"),
     (lambda: [BY_LANGUAGE["en"][0], BY_LANGUAGE["en"][0]], "duplicate request"),

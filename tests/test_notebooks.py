@@ -84,7 +84,27 @@ def test_guarantee_chapter_with_a_small_world_runs_out_of_capacity(tmp_path):
     ("02_guarantee.ipynb", {"alpha": 0.0}, "tau, alpha, mom2_weight must be > 0"),
     ("01_theory.ipynb", {"n": 5}, "need 2 \\* n <= d_k // 2"),
     ("01_theory.ipynb", {"d_k": "12"}, "d_k must be a positive integer"),
+    ("05_sequential.ipynb", {"schedule": "blocks"}, "parameter schedule must be one of"),
+    ("05_sequential.ipynb", {"batch_size": 0}, "parameter batch_size must be a positive integer"),
+    ("05_sequential.ipynb", {"languages": ["en", "xx"]}, "unknown language code 'xx'"),
+    ("05_sequential.ipynb", {"methods": ["ROME"]}, "methods must be a non-empty list"),
+    ("05_sequential.ipynb", {"alpha": -1}, "parameter alpha must be None or a positive number"),
+    ("05_sequential.ipynb", {"model_name": "llama"}, "parameter model_name='llama'"),
+    ("10_performance.ipynb", {"results_dir": "/nonexistent"}, "parameter results_dir='/nonexistent'"),
 ])
 def test_bad_parameters_stop_the_notebook_with_a_message_naming_them(tmp_path, name, parameters, message):
     with pytest.raises(papermill.PapermillExecutionError, match=message):
         run_notebook(name, tmp_path, **parameters)
+
+
+@pytest.mark.parametrize("dataset", ["mzsre", "bmike53"])
+def test_sequential_chapter_runs_on_the_real_datasets(tmp_path, dataset):
+    """MzsRE and BMIKE-53 from ../shared/datasets, a few edits in two languages on the pocket model."""
+    root = ROOT.parent / "shared" / "datasets"
+    if not (root / "MzsRE").exists():
+        pytest.skip(f"no shared datasets at {root}")
+    text = run_notebook("05_sequential.ipynb", tmp_path, dataset=dataset, dataset_root=str(root),
+                        languages=["en", "de"], edits_per_language=2, batch_size=2, seeds=[0],
+                        methods=["MEMIT", "LangEdit-exact"])
+    assert "delta: 2 batches (2 x 2 edits), 4 edits in en, de" in text
+    assert text.count("holds: ") == 3
