@@ -1,0 +1,98 @@
+"""Shared helpers of the benchmark scripts: machine facts, peak memory, result files, tables."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def machine() -> dict:
+    """What measured the numbers: CPU, threads, torch version, GPU when used."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            names = [line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    facts = {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+             "torch": torch.__version__, "python": platform.python_version()}
+    if torch.cuda.is_available():
+        facts["gpu"] = torch.cuda.get_device_name(0)
+    return facts
+
+
+def commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              cwd=Path(__file__).parent, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far (Linux reports kilobytes)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def tensor_bytes(*objects) -> int:
+    """Bytes of every tensor held by these objects' attributes (one level into nested objects)."""
+    seen, total = set(), 0
+
+    def visit(value, depth):
+        nonlocal total
+        if isinstance(value, torch.Tensor):
+            if id(value) not in seen:
+                seen.add(id(value))
+                total += value.element_size() * value.numel()
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                visit(item, depth)
+        elif isinstance(value, dict):
+            for item in value.values():
+                visit(item, depth)
+        elif depth < 2 and hasattr(value, "__dict__"):
+            for item in vars(value).values():
+                visit(item, depth + 1)
+
+    for item in objects:
+        visit(item, 0)
+    return total
+
+
+def save(name: str, payload: dict) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    payload = {"benchmark": name, "commit": commit(), "machine": machine(),
+               "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), **payload}
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(payload, indent=1, default=float))
+    print(f"wrote {path}")
+    return path
+
+
+def run_child(script: Path, *arguments: str) -> dict:
+    """Run ``script`` in a fresh interpreter (for its own peak memory); it prints one JSON line last."""
+    completed = subprocess.run([sys.executable, str(script), *arguments], capture_output=True, text=True)
+    if completed.returncode != 0:
+        raise RuntimeError(f"{script.name} {' '.join(arguments)} failed:\n{completed.stderr[-3000:]}")
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def table(rows: list[dict], columns: list[str]) -> str:
+    """A plain-text table, printed by every benchmark."""
+    cells = [[str(row.get(c, "")) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) if cells else len(c) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(columns, widths)),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(v.rjust(w) for v, w in zip(r, widths)) for r in cells]
+    return "\n".join(lines)
