@@ -22,8 +22,18 @@ $(STAMP): pyproject.toml
 
 # Executes every chapter on its default parameters (cached in _build/.jupyter_cache); any cell error
 # or Sphinx warning fails the build. Works offline.
-book: $(STAMP)
+book: $(STAMP) _assets/mathjax/tex-chtml.js
 	$(BIN)/jupyter-book build . -W -n --keep-going
+
+# MathJax from the npm registry (pinned in package.json / package-lock.json), served from the book's
+# own _static/ so the pages render math offline. The parts the TeX input and HTML output need.
+MATHJAX := node_modules/mathjax/es5
+_assets/mathjax/tex-chtml.js: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	rm -rf _assets/mathjax && mkdir -p _assets/mathjax/output
+	cp -r $(MATHJAX)/tex-chtml.js $(MATHJAX)/input $(MATHJAX)/ui $(MATHJAX)/a11y $(MATHJAX)/sre _assets/mathjax/
+	cp -r $(MATHJAX)/output/chtml $(MATHJAX)/output/chtml.js _assets/mathjax/output/
+	touch $@
 
 # Every CPU benchmark (about half an hour on 2 cores): tables on stdout, JSON in benchmarks/results/,
 # which the performance chapter reads. Never part of `make test`.
@@ -53,4 +63,5 @@ pocket-card: $(STAMP)
 	$(BIN)/python -m langedit_mini.pocket.card
 
 clean:
+	rm -rf _assets/mathjax node_modules
 	rm -rf _build
