@@ -90,6 +90,9 @@ def test_guarantee_chapter_with_a_small_world_runs_out_of_capacity(tmp_path):
     ("05_sequential.ipynb", {"methods": ["ROME"]}, "methods must be a non-empty list"),
     ("05_sequential.ipynb", {"alpha": -1}, "parameter alpha must be None or a positive number"),
     ("05_sequential.ipynb", {"model_name": "llama"}, "parameter model_name='llama'"),
+    ("06_ablations.ipynb", {"batch_sizes": [3]}, "parameter batch_sizes must be positive integers dividing"),
+    ("06_ablations.ipynb", {"leftover_fractions": [1.5]}, "leftover_fractions and capacity_fraction must lie in"),
+    ("06_ablations.ipynb", {"languages": ["en"]}, "parameter languages must list at least two languages"),
     ("10_performance.ipynb", {"results_dir": "/nonexistent"}, "parameter results_dir='/nonexistent'"),
 ])
 def test_bad_parameters_stop_the_notebook_with_a_message_naming_them(tmp_path, name, parameters, message):
