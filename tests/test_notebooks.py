@@ -110,4 +110,7 @@ def test_sequential_chapter_runs_on_the_real_datasets(tmp_path, dataset):
                         languages=["en", "de"], edits_per_language=2, batch_size=2, seeds=[0],
                         methods=["MEMIT", "LangEdit-exact"])
     assert "delta: 2 batches (2 x 2 edits), 4 edits in en, de" in text
-    assert text.count("holds: ") == 3
+    # the structural claims hold on any dataset; the reliability bound is a pocket-world claim
+    assert text.count("holds: ") == 2
+    assert f"not required on {dataset}: its facts are foreign to the pocket model" in text
+    assert "claim failed" not in text
