@@ -24,10 +24,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import save, table  # noqa: E402
-from projector import FORMS, make_rule  # noqa: E402
+from projector import FORMS, make_rule, time_batches, world  # noqa: E402
 
 from langedit_mini.projection import tau_for_leftover  # noqa: E402
-from langedit_mini.validation import CapacityError  # noqa: E402
 
 
 def synchronize(device: torch.device) -> None:
@@ -35,21 +34,8 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def world_on(device: torch.device, d_k: int, batches: int, keys: int, decay: float, seed: int = 0, d_v: int = 64):
-    """``projector.world`` built on the device (a CPU QR of 14336 x 14336 alone takes minutes)."""
-    generator = torch.Generator(device=device).manual_seed(seed)
-    options = {"generator": generator, "dtype": torch.float64, "device": device}
-    rotation, _ = torch.linalg.qr(torch.randn(d_k, d_k, **options))
-    eigenvalues = (torch.arange(d_k, dtype=torch.float64, device=device) + 1) ** (-decay)
-    covariance = (rotation * eigenvalues) @ rotation.T
-    scale = torch.sqrt(eigenvalues + 5e-2 * eigenvalues[0])[:, None]
-    key_batches = [rotation @ (scale * torch.randn(d_k, keys, **options)) for _ in range(batches)]
-    residuals = [torch.randn(d_v, keys, **options) for _ in range(batches)]
-    return covariance, key_batches, residuals
-
-
 def run_form(form: str, device: torch.device, args) -> dict:
-    covariance, key_batches, residuals = world_on(device, args.dk, args.batches, args.keys, args.decay)
+    covariance, key_batches, residuals = world(args.dk, args.batches, args.keys, args.decay, device=device)
     tau = tau_for_leftover(covariance, args.leftover)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -59,18 +45,8 @@ def run_form(form: str, device: torch.device, args) -> dict:
     rule = make_rule(form, covariance, tau, args.alpha)
     synchronize(device)
     setup = time.perf_counter() - start
-    per_batch, refused_at = [], None
-    for t, (k, r) in enumerate(zip(key_batches, residuals)):
-        synchronize(device)
-        start = time.perf_counter()
-        try:
-            rule.propose(r, k)
-        except CapacityError as error:
-            refused_at = {"batch": t, "needed": error.needed, "available": error.available}
-            break
-        rule.commit(k)
-        synchronize(device)
-        per_batch.append(time.perf_counter() - start)
+    timings, refused_at = time_batches(rule, key_batches, residuals, lambda: synchronize(device))
+    per_batch = [b["propose_s"] + b["commit_s"] for b in timings]
     peak_mb = ((torch.cuda.max_memory_allocated(device) - base) / 2**20) if device.type == "cuda" else None
     del rule, covariance, key_batches, residuals
     if device.type == "cuda":

@@ -35,15 +35,16 @@ from langedit_mini.validation import CapacityError  # noqa: E402
 FORMS = ("exact", "published")
 
 
-def world(d_k: int, batches: int, keys: int, decay: float, seed: int = 0, d_v: int = 64):
-    generator = torch.Generator().manual_seed(seed)
-    rotation, _ = torch.linalg.qr(torch.randn(d_k, d_k, generator=generator, dtype=torch.float64))
-    eigenvalues = (torch.arange(d_k, dtype=torch.float64) + 1) ** (-decay)
+def world(d_k: int, batches: int, keys: int, decay: float, seed: int = 0, d_v: int = 64, device="cpu"):
+    """C0, key batches and residuals, float64, built on ``device`` (a CPU QR at d_k 14336 takes minutes)."""
+    generator = torch.Generator(device=device).manual_seed(seed)
+    options = {"generator": generator, "dtype": torch.float64, "device": device}
+    rotation, _ = torch.linalg.qr(torch.randn(d_k, d_k, **options))
+    eigenvalues = (torch.arange(d_k, dtype=torch.float64, device=device) + 1) ** (-decay)
     covariance = (rotation * eigenvalues) @ rotation.T
     scale = torch.sqrt(eigenvalues + 5e-2 * eigenvalues[0])[:, None]
-    key_batches = [rotation @ (scale * torch.randn(d_k, keys, generator=generator, dtype=torch.float64))
-                   for _ in range(batches)]
-    residuals = [torch.randn(d_v, keys, generator=generator, dtype=torch.float64) for _ in range(batches)]
+    key_batches = [rotation @ (scale * torch.randn(d_k, keys, **options)) for _ in range(batches)]
+    residuals = [torch.randn(d_v, keys, **options) for _ in range(batches)]
     return covariance, key_batches, residuals
 
 
@@ -51,6 +52,30 @@ def make_rule(form: str, covariance, tau: float, alpha: float):
     if form == "exact":
         return LangEditExactRule(covariance, tau=tau, alpha=alpha)
     return LangEditPublishedRule(covariance, n_samples=100_000, tau=tau, alpha=alpha)
+
+
+def time_batches(rule, key_batches, residuals, synchronize=lambda: None):
+    """Propose and commit each batch, timed; stops at the first batch the rule refuses.
+
+    Returns the per-batch timings and capacity, and the refusal (or None). ``synchronize`` waits
+    for an accelerator before each clock reading.
+    """
+    per_batch, refused_at = [], None
+    for t, (k, r) in enumerate(zip(key_batches, residuals)):
+        synchronize()
+        start = time.perf_counter()
+        try:
+            rule.propose(r, k)
+        except CapacityError as error:
+            refused_at = {"batch": t, "needed": error.needed, "available": error.available}
+            break
+        synchronize()
+        middle = time.perf_counter()
+        rule.commit(k)
+        synchronize()
+        per_batch.append({"propose_s": middle - start, "commit_s": time.perf_counter() - middle,
+                          "capacity_left": rule.capacity_left})
+    return per_batch, refused_at
 
 
 def run_form(form: str, d_k: int, batches: int, keys: int, decay: float, leftover: float, alpha: float) -> dict:
@@ -61,18 +86,7 @@ def run_form(form: str, d_k: int, batches: int, keys: int, decay: float, leftove
     rule = make_rule(form, covariance, tau, alpha)
     setup = time.perf_counter() - start
     del covariance
-    per_batch, refused_at = [], None
-    for t, (k, r) in enumerate(zip(key_batches, residuals)):
-        start = time.perf_counter()
-        try:
-            rule.propose(r, k)
-        except CapacityError as error:
-            refused_at = {"batch": t, "needed": error.needed, "available": error.available}
-            break
-        middle = time.perf_counter()
-        rule.commit(k)
-        per_batch.append({"propose_s": middle - start, "commit_s": time.perf_counter() - middle,
-                          "capacity_left": rule.capacity_left})
+    per_batch, refused_at = time_batches(rule, key_batches, residuals)
     return {"form": form, "d_k": d_k, "setup_s": setup, "batches": per_batch, "refused_at": refused_at,
             "state_mb": tensor_bytes(rule) / 2**20, "peak_rss_mb": peak_rss_mb()}
 
