@@ -19,6 +19,10 @@ _REFERENCE = {
     # name: (layers, value settings, mom2_weight)
     "llama-3-8b": ((4, 5, 6, 7, 8), ValueSettings(learning_rate=0.1, steps=25), 15000.0),
     "qwen2.5-7b": ((4, 5, 6, 7, 8), ValueSettings(learning_rate=0.1, steps=25), 15000.0),
+    # Not in the releases: the smaller Qwen2.5 models for a free Colab GPU, with 7B's early-layer band
+    # (layers 4-8 of 24 / 28) and values; a starting point, not tuned.
+    "qwen2.5-0.5b": ((4, 5, 6, 7, 8), ValueSettings(learning_rate=0.1, steps=25), 15000.0),
+    "qwen2.5-1.5b": ((4, 5, 6, 7, 8), ValueSettings(learning_rate=0.1, steps=25), 15000.0),
     "gpt-j-6b": ((3, 4, 5, 6, 7, 8), ValueSettings(learning_rate=0.5, steps=25), 15000.0),
     "gpt2-xl": ((13, 14, 15, 16, 17), ValueSettings(learning_rate=0.5, steps=20), 20000.0),
 }
@@ -33,7 +37,12 @@ POCKET = dict(layers=POCKET_EDIT_LAYERS,
               values=ValueSettings(learning_rate=2.0, steps=80, clamp_norm_factor=1.5, weight_decay=0.1),
               mom2_weight=300.0, alpha=300.0, leftover_fraction=POCKET_LEFTOVER_FRACTION)
 
-MODEL_NAMES = tuple(_REFERENCE) + ("pocket",)
+#: The tiny randomly initialised stand-in that runs the real-LLM chapter's code path on a CPU
+#: (``llm.tiny_random_model``): its numbers mean nothing; these values only make it fast.
+TINY_RANDOM = dict(layers=(0, 1), values=ValueSettings(learning_rate=0.5, steps=4), mom2_weight=1.0, alpha=1.0,
+                   leftover_fraction=0.5)
+
+MODEL_NAMES = tuple(_REFERENCE) + ("pocket", "tiny-random")
 
 
 def default_config(method: str, model_name: str = "pocket", **overrides) -> EditConfig:
@@ -42,6 +51,8 @@ def default_config(method: str, model_name: str = "pocket", **overrides) -> Edit
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     if model_name == "pocket":
         base = EditConfig(method=method, **POCKET)
+    elif model_name == "tiny-random":
+        base = EditConfig(method=method, **TINY_RANDOM, ft_steps=4)
     elif model_name in _REFERENCE:
         layers, values, mom2_weight = _REFERENCE[model_name]
         base = EditConfig(method=method, layers=layers, values=values, mom2_weight=mom2_weight, tau=2e-2,

@@ -54,7 +54,7 @@ def check_methods(methods) -> list[str]:
 
 def run_study(model, tokenizer, requests, statistics, *, methods=METHODS, seeds=(0,), schedule="delta",
               languages=("en",), edits_per_language=10, batch_size=10, overrides: dict | None = None,
-              probes: dict | None = None, probe_every: int = 3, probe_limit: int = 20, model_name: str = "pocket",
+              probes=None, probe_every: int = 3, probe_limit: int = 20, model_name: str = "pocket",
               log=print) -> StudyResult:
     """Edit the schedule of each seed with each method (fresh session each) and collect the results."""
     from .pocket.evaluate import general_ability
@@ -66,10 +66,14 @@ def run_study(model, tokenizer, requests, statistics, *, methods=METHODS, seeds=
     if not isinstance(probe_every, int) or probe_every < 1:
         raise ValueError(f"probe_every must be a positive integer, got {probe_every!r}")
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    if probes is None or callable(probes):
+        measure = probes  # a callable: model -> DataFrame (e.g. the real-LLM tasks of ``general``)
+    else:
+        def measure(edited_model):
+            return general_ability(edited_model, tokenizer, probes, languages, probe_limit)
     evaluations, probe_rows, transfer, batches, schedules = [], [], [], [], {}
     if probes is not None:
-        probe_rows.append(general_ability(model, tokenizer, probes, languages, probe_limit)
-                          .assign(method="unedited", seed=-1, after_batch=-1))
+        probe_rows.append(measure(model).assign(method="unedited", seed=-1, after_batch=-1))
     for seed in seeds:
         plan = build_schedule(requests, schedule, languages, edits_per_language=edits_per_language,
                               batch_size=batch_size, seed=seed)
@@ -92,8 +96,7 @@ def run_study(model, tokenizer, requests, statistics, *, methods=METHODS, seeds=
                                 "lang": plan.batch_languages[index], "seconds": seconds,
                                 "capacity_left": min(capacity) if capacity else None})
                 if probes is not None and (index % probe_every == probe_every - 1 or index == len(plan.batches) - 1):
-                    probe_rows.append(general_ability(session.model, tokenizer, probes, languages, probe_limit)
-                                      .assign(method=method, seed=seed, after_batch=index))
+                    probe_rows.append(measure(session.model).assign(method=method, seed=seed, after_batch=index))
 
             frame = run_schedule(session, plan, reference=reference, progress=progress)
             evaluations.append(frame.assign(method=method, seed=seed))
