@@ -65,3 +65,41 @@ def test_bibliography_lists_the_papers():
     for title in ("Mitigating Negative Interference", "AlphaEdit", "Mass-Editing Memory", "Locating and Editing",
                   "Retrieval-augmented Multilingual", "Cross-Lingual Knowledge Editing", "BMIKE-53"):
         assert title.lower() in text, title
+
+
+def _text(path: Path) -> str:
+    return re.sub(r"\s+", " ", BeautifulSoup(path.read_text(encoding="utf-8"), "html.parser").get_text(" "))
+
+
+def test_reproduction_report_pastes_numbers_from_the_chapters():
+    text = _text(HTML / "book" / "report.html")
+    exact = re.search(r"earlier batch.s outputs was (\S+) for LangEdit.s exact form", text)  # smart quotes
+    assert exact, "the guarantee's glued number is missing from the report"
+    assert float(exact.group(1)) <= 1e-8
+    reliability = re.search(r"LangEdit-exact (\d\.\d\d) ?, LangEdit-published (\d\.\d\d) ?, AlphaEdit (\d\.\d\d) ?, "
+                            r"MEMIT (\d\.\d\d) ?, FT (\d\.\d\d)", text)
+    assert reliability, "the main table's glued averages are missing from the report"
+    assert all(0 <= float(value) <= 1 for value in reliability.groups())
+    assert re.search(r"this build ran it in (smoke|full) mode", text)
+    for verdict in ("reproduced", "not reproduced at the book.s scale", "cannot be tested here"):
+        assert re.search(verdict, text), verdict
+
+
+def test_general_ability_chapter_reports_each_methods_loss():
+    text = _text(HTML / "notebooks" / "07_general_ability.html")
+    losses = re.search(r"was (\S+) for FT, (\S+) for MEMIT, (\S+) for AlphaEdit and (\S+) for LangEdit-exact", text)
+    assert losses, "the glued probe losses are missing"
+    assert all(-1 <= float(value) <= 1 for value in losses.groups())
+
+
+def test_real_llm_chapter_says_which_mode_ran():
+    text = _text(HTML / "notebooks" / "08_real_llms.html")
+    assert re.search(r"This build ran in (smoke|full) mode on (cpu|cuda)", text)
+    assert "mean nothing" in text
+
+
+def test_api_reference_documents_the_package():
+    text = _text(HTML / "book" / "api.html")
+    for name in ("NullSpaceProjector", "EditingSession", "run_study", "fetch_mzsre", "evaluate_tasks",
+                 "key_second_moments", "load_mzsre"):
+        assert name in text, f"{name} is not in the API reference"
