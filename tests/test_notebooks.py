@@ -114,3 +114,24 @@ def test_sequential_chapter_runs_on_the_real_datasets(tmp_path, dataset):
     assert text.count("holds: ") == 2
     assert f"not required on {dataset}: its facts are foreign to the pocket model" in text
     assert "claim failed" not in text
+
+
+def test_the_study_command_writes_results_that_the_chapter_then_shows(tmp_path):
+    """`make study`'s script at toy size: executed notebook, tables and provenance, read back by 05."""
+    import json
+    import subprocess
+    import sys
+
+    output = tmp_path / "main"
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "run_study.py"), "--edits-per-language", "2",
+                    "--batch-size", "2", "--seeds", "0", "--languages", "en", "de", "--methods", "MEMIT",
+                    "LangEdit-exact", "--output", str(output)], check=True, cwd=ROOT, capture_output=True)
+    provenance = json.loads((output / "provenance.json").read_text())
+    assert provenance["parameters"]["methods"] == ["MEMIT", "LangEdit-exact"] and provenance["wall_s"] > 0
+    assert len(provenance["commit"]) >= 7 and provenance["package_hash"]
+    assert (output / "05_sequential.ipynb").exists() and (output / "main_table_teacher_forced.csv").exists()
+    text = run_notebook("05_sequential.ipynb", tmp_path, languages=["en", "de"], edits_per_language=2,
+                        batch_size=2, seeds=[0], methods=["MEMIT"], full_results=str(output))
+    assert f'"commit": "{provenance["commit"]}"' in text
+    assert "WARNING: the editing code has changed" not in text
+    assert "no full-scale results" not in text
