@@ -32,7 +32,7 @@ import pandas as pd
 import torch
 
 from .languages import check_language
-from .metrics import evaluation_mode, greedy_continuations, model_device
+from .metrics import _pad, evaluation_mode, greedy_continuations, model_device
 
 DEFAULT_CACHE = Path.home() / ".cache" / "langedit_mini" / "general"
 ENTITY_TYPES = ("PER", "ORG", "LOC")
@@ -245,13 +245,8 @@ def choice_log_likelihoods(model, tokenizer, prompts: list[str], choices: tuple[
     with evaluation_mode(model):
         for start in range(0, len(rows), batch_size):
             batch = rows[start:start + batch_size]
-            width = max(len(p) + len(c) for p, c in batch)
-            ids = torch.full((len(batch), width), pad, dtype=torch.long)
-            mask = torch.zeros_like(ids)
-            for row, (p, c) in enumerate(batch):
-                ids[row, : len(p) + len(c)] = torch.tensor(p + c)
-                mask[row, : len(p) + len(c)] = 1
-            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
+            ids, mask = _pad([p + c for p, c in batch], pad, left=False, device=device)
+            logits = model(input_ids=ids, attention_mask=mask).logits.float()
             log_probs = torch.log_softmax(logits, dim=-1)
             for row, (p, c) in enumerate(batch):
                 positions = torch.arange(len(p) - 1, len(p) - 1 + len(c), device=log_probs.device)
