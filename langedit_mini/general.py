@@ -32,7 +32,7 @@ import pandas as pd
 import torch
 
 from .languages import check_language
-from .metrics import _pad, evaluation_mode, greedy_continuations, model_device
+from .metrics import answer_log_likelihoods, evaluation_mode, greedy_continuations
 
 DEFAULT_CACHE = Path.home() / ".cache" / "langedit_mini" / "general"
 ENTITY_TYPES = ("PER", "ORG", "LOC")
@@ -240,17 +240,7 @@ def choice_log_likelihoods(model, tokenizer, prompts: list[str], choices: tuple[
         for ids in choice_ids:
             rows.append((_truncate(prompt_ids, max_tokens - len(ids)), ids))
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    scores = []
-    device = model_device(model)
-    with evaluation_mode(model):
-        for start in range(0, len(rows), batch_size):
-            batch = rows[start:start + batch_size]
-            ids, mask = _pad([p + c for p, c in batch], pad, left=False, device=device)
-            logits = model(input_ids=ids, attention_mask=mask).logits.float()
-            log_probs = torch.log_softmax(logits, dim=-1)
-            for row, (p, c) in enumerate(batch):
-                positions = torch.arange(len(p) - 1, len(p) - 1 + len(c), device=log_probs.device)
-                scores.append(float(log_probs[row, positions, torch.tensor(c, device=log_probs.device)].sum()))
+    scores = answer_log_likelihoods(model, [p for p, _ in rows], [c for _, c in rows], pad, batch_size)
     return torch.tensor(scores).view(len(prompts), len(choices))
 
 

@@ -81,6 +81,22 @@ def teacher_forced_accuracy(model, prompt_ids, answer_ids, pad_id: int) -> list[
     return scores
 
 
+def answer_log_likelihoods(model, prompt_ids, answer_ids, pad_id: int, batch_size: int = 64) -> list[float]:
+    """Per item: the summed log-probability of the answer's tokens after its prompt (token id lists).
+    Used by the probes and few-shot tasks that compare answers by likelihood; no gradients."""
+    scores = []
+    device = model_device(model)
+    with evaluation_mode(model):
+        for start in range(0, len(prompt_ids), batch_size):
+            prompts, answers = prompt_ids[start:start + batch_size], answer_ids[start:start + batch_size]
+            ids, mask = _pad([p + a for p, a in zip(prompts, answers)], pad_id, left=False, device=device)
+            log_probs = model(input_ids=ids, attention_mask=mask).logits.float().log_softmax(dim=-1)
+            for row, (prompt, answer) in enumerate(zip(prompts, answers)):
+                positions = torch.arange(len(prompt) - 1, len(prompt) - 1 + len(answer), device=device)
+                scores.append(float(log_probs[row, positions, torch.tensor(answer, device=device)].sum()))
+    return scores
+
+
 def greedy_continuations(model, prompt_ids, lengths: list[int], pad_id: int) -> list[list[int]]:
     """Greedy decoding of ``lengths[i]`` tokens after each prompt (left-padded batch, no cache)."""
     ids, mask = _pad(prompt_ids, pad_id, left=True, device=model_device(model))

@@ -127,3 +127,23 @@ def test_model_card_reports_measured_numbers():
     assert f"{edit_prompt['en']['exact_match']:.3f}" in text
     assert "null-space dimension per layer" in text
     assert {row["layer"] for row in card["null_space"]} == {0, 1, 2, 3}
+
+
+def test_answer_log_probs_sum_the_answer_tokens_and_ignore_padding(pocket):
+    """The likelihood helper the probes and few-shot tasks share: batched rows of different lengths give
+    what one unpadded forward pass gives, token by token."""
+    from langedit_mini.pocket.evaluate import answer_log_probs
+
+    model, tokenizer = pocket
+    prompts = ["The capital of France is", "Die Hauptstadt von Deutschland, einem Land in Europa, ist"]
+    answers, joiners = ["Paris", "Berlin"], [" ", " "]
+    batched = answer_log_probs(model, tokenizer, prompts, answers, joiners, batch_size=2)
+    for prompt, answer, value in zip(prompts, answers, batched):
+        prompt_ids = tokenizer(prompt)["input_ids"]
+        answer_ids = tokenizer(" " + answer, add_special_tokens=False)["input_ids"]
+        with torch.no_grad():
+            log_probs = model(input_ids=torch.tensor([prompt_ids + answer_ids])).logits[0].log_softmax(-1)
+        expected = sum(float(log_probs[len(prompt_ids) - 1 + i, token]) for i, token in enumerate(answer_ids))
+        assert value == pytest.approx(expected, abs=1e-4)
+        assert value < 0
+    assert batched != pytest.approx(answer_log_probs(model, tokenizer, prompts, answers[::-1], joiners), abs=1e-3)

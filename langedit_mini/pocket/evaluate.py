@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 
 from ..languages import ANSWER_JOINER, LANGUAGES
-from ..metrics import evaluation_mode, model_device, score
+from ..metrics import answer_log_likelihoods, encode_pairs, evaluation_mode, model_device, score
 from .templates import render, templates
 
 FORMS = ("edit prompt", "second form", "paraphrase", "held-out form")
@@ -85,21 +85,8 @@ def choice_accuracy(model, tokenizer, items: list[dict], batch_size: int = 128) 
 
 def answer_log_probs(model, tokenizer, prompts, answers, joiners, batch_size: int = 128) -> list[float]:
     """Sum of log-probabilities of each answer's tokens after its prompt."""
-    from ..metrics import _pad, encode_pairs
-
     prompt_ids, answer_ids = encode_pairs(tokenizer, prompts, answers, joiners)
-    out = []
-    with evaluation_mode(model):
-        for start in range(0, len(prompt_ids), batch_size):
-            batch_prompts, batch_answers = prompt_ids[start:start + batch_size], answer_ids[start:start + batch_size]
-            sequences = [p + a for p, a in zip(batch_prompts, batch_answers)]
-            ids, mask = _pad(sequences, tokenizer.pad_token_id, left=False, device=model_device(model))
-            log_softmax = model(input_ids=ids, attention_mask=mask).logits.float().log_softmax(dim=-1)
-            for row, (prompt, answer) in enumerate(zip(batch_prompts, batch_answers)):
-                positions = torch.arange(len(prompt) - 1, len(prompt) - 1 + len(answer), device=ids.device)
-                tokens = torch.tensor(answer, device=ids.device)
-                out.append(float(log_softmax[row, positions, tokens].sum()))
-    return out
+    return answer_log_likelihoods(model, prompt_ids, answer_ids, tokenizer.pad_token_id, batch_size)
 
 
 def general_ability(model, tokenizer, probes: dict, languages=LANGUAGES, limit_per_language: int | None = None,
