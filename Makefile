@@ -40,10 +40,12 @@ _assets/mathjax/tex-chtml.js: package.json package-lock.json
 benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
 
-# The full-scale study (100 edits per language, six languages, all methods, 3 seeds; hours on 2 cores):
-# executed notebook, tables, raw results and provenance under results/main/.
+# The full-scale study (100 edits per language, six languages, all methods, 3 seeds; hours on 2 cores),
+# one seed and method at a time: executed notebooks, raw results and provenance under results/main/parts/,
+# merged tables under results/main/. Resumes: finished runs are skipped. STUDY_ARGS passes options
+# (e.g. --max-runs 4, --rerun-stale; see scripts/run_study.py).
 study: $(STAMP)
-	$(BIN)/python scripts/run_study.py
+	$(BIN)/python scripts/run_study.py $(STUDY_ARGS)
 
 # Unit and property tests, then every notebook through nbval (errors anywhere, strict outputs on tagged cells).
 test: $(STAMP)

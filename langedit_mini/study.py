@@ -116,6 +116,19 @@ def final_scores(evaluations: pd.DataFrame) -> pd.DataFrame:
     return final.groupby(["method", "seed", "metric", "lang"])[["teacher_forced", "exact_match"]].mean().reset_index()
 
 
+def averages(evaluations: pd.DataFrame, methods=None) -> pd.DataFrame:
+    """Per method: the mean over every edit and seed, after the last batch, of reliability, generality and
+    locality, teacher-forced (TF) and exact match (EM)."""
+    final = evaluations[evaluations.after_batch == evaluations.groupby(["method", "seed"]).after_batch.transform("max")]
+    columns = {}
+    for metric in ("reliability", "generality", "locality"):
+        part = final[final.metric == metric]
+        for value, label in (("teacher_forced", "TF"), ("exact_match", "EM")):
+            columns[f"{metric} ({label})"] = part.groupby("method")[value].mean()
+    table = pd.DataFrame(columns)
+    return table.reindex([m for m in (methods or METHODS) if m in table.index])
+
+
 def main_table(evaluations: pd.DataFrame, value: str = "teacher_forced", methods=None, languages=None,
                metrics=("reliability", "generality", "locality", "portability")) -> pd.DataFrame:
     """Rows (method, metric); columns: languages and "avg"; cells "mean ± half-width" over seeds."""

@@ -1,51 +1,99 @@
-"""The full-scale study with one command (``make study``): papermill runs the sequential chapter with
-the full parameters and keeps the executed notebook, its tables and raw results, and their provenance
-(commit, package hash, parameters, machine, wall time) under ``results/main/``.
+"""The full-scale study with one command (``make study``): papermill runs the sequential chapter once per
+seed and method at the full parameters, keeps each executed notebook and its raw results with their
+provenance (commit, package hash, parameters, machine, wall time) under ``results/main/parts/``, and
+merges the finished runs into the tables and ``provenance.json`` of ``results/main/``.
 
-    python scripts/run_study.py [--edits-per-language 100] [--seeds 0 1 2] [--output results/main]
+    python scripts/run_study.py [--edits-per-language 100] [--batch-size 100] [--seeds 0 1 2]
                                 [--languages en de ...] [--methods MEMIT LangEdit-exact ...]
+                                [--output results/main] [--max-runs N] [--rerun-stale] [--merge-only]
 
-Languages and methods default to the chapter's (all six, all five); the test suite runs this script
-with two of each and two edits to check the path end to end.
+A run already on disk is skipped, so an interrupted study resumes where it stopped and can be spread
+over several sessions (``--max-runs`` bounds one session's share). ``--rerun-stale`` reruns the runs
+made by other editing code than the current one. Languages and methods default to the chapter's (all
+six, all five); the test suite runs this script with two of each and two edits.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import time
 from pathlib import Path
 
 import papermill
 
 from langedit_mini.provenance import git_commit, machine, package_hash
+from langedit_mini.results import describe, merge_parts, part_name
 
 ROOT = Path(__file__).resolve().parents[1]
+LANGUAGES = ["en", "de", "nl", "es", "fr", "zh"]
+METHODS = ["FT", "MEMIT", "AlphaEdit", "LangEdit-published", "LangEdit-exact"]
+
+
+def run_part(output: Path, seed: int, method: str, shared: dict) -> dict:
+    """One seed and method: the chapter into ``parts/<name>.running``, renamed when it has finished."""
+    name = part_name(seed, method)
+    final = output / "parts" / name
+    work = output / "parts" / f"{name}.running"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    parameters = shared | {"seeds": [seed], "methods": [method], "save_to": str(work)}
+    start = time.time()
+    papermill.execute_notebook(str(ROOT / "notebooks" / "05_sequential.ipynb"), str(work / "05_sequential.ipynb"),
+                               parameters=parameters, cwd=str(ROOT / "notebooks"), progress_bar=False)
+    info = {"seed": seed, "method": method, "commit": git_commit(ROOT), "package_hash": package_hash(),
+            "parameters": shared | {"dataset": "pocket", "schedule": "delta", "tau": None, "alpha": None},
+            "machine": machine(), "wall_s": time.time() - start,
+            "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+    (work / "part.json").write_text(json.dumps(info, indent=1) + "\n")
+    shutil.rmtree(final, ignore_errors=True)
+    work.rename(final)
+    return info
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--edits-per-language", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--languages", nargs="+", default=LANGUAGES)
+    parser.add_argument("--methods", nargs="+", default=METHODS)
     parser.add_argument("--output", default=str(ROOT / "results" / "main"))
-    parser.add_argument("--languages", nargs="+", default=None, help="default: the chapter's six")
-    parser.add_argument("--methods", nargs="+", default=None, help="default: the chapter's five")
+    parser.add_argument("--max-runs", type=int, default=None, help="run at most this many missing runs, then merge")
+    parser.add_argument("--rerun-stale", action="store_true", help="rerun runs made by other editing code")
+    parser.add_argument("--merge-only", action="store_true", help="run nothing; merge the finished runs")
     args = parser.parse_args(argv)
+    unknown = sorted(set(args.methods) - set(METHODS))
+    if unknown:
+        parser.error(f"unknown methods {unknown}; choose from {METHODS}")
+    if args.max_runs is not None and args.max_runs < 0:
+        parser.error(f"--max-runs must be >= 0, got {args.max_runs}")
     output = Path(args.output).resolve()
-    output.mkdir(parents=True, exist_ok=True)
-    parameters = {"edits_per_language": args.edits_per_language, "batch_size": args.batch_size,
-                  "seeds": args.seeds, "probe_every": 2, "probe_limit": 50, "save_to": str(output)}
-    parameters |= {name: value for name, value in (("languages", args.languages), ("methods", args.methods))
-                   if value is not None}
-    start = time.time()
-    papermill.execute_notebook(str(ROOT / "notebooks" / "05_sequential.ipynb"), str(output / "05_sequential.ipynb"),
-                               parameters=parameters, cwd=str(ROOT / "notebooks"), progress_bar=False)
-    provenance = {"commit": git_commit(ROOT), "package_hash": package_hash(), "parameters": parameters,
-                  "machine": machine(), "wall_s": time.time() - start,
-                  "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
-    (output / "provenance.json").write_text(json.dumps(provenance, indent=1))
-    print(json.dumps(provenance, indent=1))
+    shared = {"edits_per_language": args.edits_per_language, "batch_size": args.batch_size,
+              "languages": args.languages, "probe_every": 2, "probe_limit": 50}
+    runs = 0
+    for seed in args.seeds:
+        for method in args.methods:
+            if args.merge_only or (args.max_runs is not None and runs >= args.max_runs):
+                break
+            part = output / "parts" / part_name(seed, method) / "part.json"
+            if part.exists():
+                info = json.loads(part.read_text())
+                if info["parameters"] != shared | {k: info["parameters"].get(k) for k in
+                                                   ("dataset", "schedule", "tau", "alpha")}:
+                    parser.error(f"{part} was made with other parameters ({info['parameters']}); "
+                                 "use another --output or move it away")
+                if not (args.rerun_stale and info["package_hash"] != package_hash()):
+                    print(f"{part_name(seed, method)}: on disk ({info['finished']}), skipped")
+                    continue
+            print(f"{part_name(seed, method)}: running", flush=True)
+            info = run_part(output, seed, method, shared)
+            runs += 1
+            print(f"{part_name(seed, method)}: {info['wall_s'] / 60:.1f} min", flush=True)
+            merge_parts(output, args.seeds, args.methods, args.languages)  # progress is visible after every run
+    provenance = merge_parts(output, args.seeds, args.methods, args.languages)
+    print(describe(provenance))
 
 
 if __name__ == "__main__":

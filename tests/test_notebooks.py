@@ -116,22 +116,49 @@ def test_sequential_chapter_runs_on_the_real_datasets(tmp_path, dataset):
     assert "claim failed" not in text
 
 
-def test_the_study_command_writes_results_that_the_chapter_then_shows(tmp_path):
-    """`make study`'s script at toy size: executed notebook, tables and provenance, read back by 05."""
+def test_the_study_command_runs_in_parts_resumes_and_the_chapter_shows_them(tmp_path):
+    """`make study`'s script at toy size: one run per seed and method, resumed where it stopped, merged into
+    tables and provenance that the chapter reads back, with a warning once the editing code has changed."""
     import json
     import subprocess
     import sys
 
+    from langedit_mini.results import describe, merge_parts
+
     output = tmp_path / "main"
-    subprocess.run([sys.executable, str(ROOT / "scripts" / "run_study.py"), "--edits-per-language", "2",
-                    "--batch-size", "2", "--seeds", "0", "--languages", "en", "de", "--methods", "MEMIT",
-                    "LangEdit-exact", "--output", str(output)], check=True, cwd=ROOT, capture_output=True)
+    command = [sys.executable, str(ROOT / "scripts" / "run_study.py"), "--edits-per-language", "2",
+               "--batch-size", "2", "--seeds", "0", "--languages", "en", "de", "--methods", "MEMIT",
+               "LangEdit-exact", "--output", str(output)]
+    subprocess.run(command + ["--max-runs", "1"], check=True, cwd=ROOT, capture_output=True)
     provenance = json.loads((output / "provenance.json").read_text())
-    assert provenance["parameters"]["methods"] == ["MEMIT", "LangEdit-exact"] and provenance["wall_s"] > 0
-    assert len(provenance["commit"]) >= 7 and provenance["package_hash"]
-    assert (output / "05_sequential.ipynb").exists() and (output / "main_table_teacher_forced.csv").exists()
+    assert [part["name"] for part in provenance["parts"]] == ["seed0-MEMIT"]
+    assert provenance["missing"] == ["seed0-LangEdit-exact"] and not provenance["complete"]
+    assert "INCOMPLETE: not run yet: seed0-LangEdit-exact" in describe(provenance)
+    second = subprocess.run(command, check=True, cwd=ROOT, capture_output=True, text=True)
+    assert "seed0-MEMIT: on disk" in second.stdout and "seed0-LangEdit-exact: running" in second.stdout
+    provenance = json.loads((output / "provenance.json").read_text())
+    assert provenance["complete"] and not provenance["stale"] and provenance["wall_s"] > 0
+    assert (output / "parts" / "seed0-LangEdit-exact" / "05_sequential.ipynb").exists()
+    table = (output / "main_table_teacher_forced.csv").read_text()
+    assert "MEMIT" in table and "LangEdit-exact" in table
+    assert "WARNING" not in describe(provenance)
+
+    # a run made by other editing code is flagged; an interrupted one is reported, not merged
+    part = output / "parts" / "seed0-MEMIT" / "part.json"
+    info = json.loads(part.read_text())
+    part.write_text(json.dumps(info | {"package_hash": "0" * 16}))
+    (output / "parts" / "seed1-MEMIT.running").mkdir()
+    merge_parts(output, [0, 1], ["MEMIT", "LangEdit-exact"])
     text = run_notebook("05_sequential.ipynb", tmp_path, languages=["en", "de"], edits_per_language=2,
                         batch_size=2, seeds=[0], methods=["MEMIT"], full_results=str(output))
-    assert f'"commit": "{provenance["commit"]}"' in text
-    assert "WARNING: the editing code has changed" not in text
-    assert "no full-scale results" not in text
+    assert f"made at commit(s) {info['commit']}" in text
+    assert "WARNING: the editing code has changed since these full-scale results were made (runs seed0-MEMIT)" in text
+    assert "interrupted, not merged: seed1-MEMIT.running" in text
+    assert "2 of 4 planned runs" in text and "no full-scale results" not in text
+
+    # parts that ran with other parameters are not one study
+    other = output / "parts" / "seed0-LangEdit-exact" / "part.json"
+    info = json.loads(other.read_text())
+    other.write_text(json.dumps(info | {"parameters": info["parameters"] | {"edits_per_language": 3}}))
+    with pytest.raises(ValueError, match="ran with edits_per_language=2 but part seed0-LangEdit-exact with 3"):
+        merge_parts(output, [0], ["MEMIT", "LangEdit-exact"])

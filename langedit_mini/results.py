@@ -1,0 +1,132 @@
+"""The full-scale study on disk: one folder per (seed, method) run, and their merge.
+
+At full scale one run of the sequential chapter (one seed, one method, 600 edits) takes a quarter of
+an hour or more on 2 cores, and the whole study (3 seeds x 5 methods) several hours. So ``make study``
+runs it as *parts*: each (seed, method) pair is one papermill execution of the chapter into
+``results/main/parts/seed<s>-<method>/`` (executed notebook, raw results as CSV, ``part.json`` with
+commit, package hash, parameters, machine and wall time). A part already on disk is not run again, so
+the study can be spread over several sessions; a folder without ``part.json`` is an interrupted part
+and is reported, never merged.
+
+``merge_parts`` combines the finished parts into the tables at ``results/main/`` and a
+``provenance.json`` that lists every part with its provenance, the planned parts still missing, and
+the parts made by editing code other than the current one.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from .provenance import package_hash
+from .study import averages, main_table
+
+#: the raw result tables of a run (``StudyResult`` fields), one gzipped CSV each
+RAW = ("evaluations", "probes", "transfer", "batches")
+#: parameters every part of one study must share (seed and method are what differ)
+SHARED = ("dataset", "edits_per_language", "batch_size", "languages", "schedule", "probe_every", "probe_limit",
+          "tau", "alpha")
+
+
+def part_name(seed: int, method: str) -> str:
+    return f"seed{seed}-{method}"
+
+
+def write_raw(folder: str | Path, study) -> Path:
+    """Write one run's raw result tables (the chapter does this; ``run_study.py`` then adds ``part.json``,
+    whose presence marks the part finished)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in RAW:
+        getattr(study, name).to_csv(folder / f"{name}.csv.gz", index=False)
+    return folder
+
+
+def read_parts(folder: str | Path) -> tuple[list[tuple[Path, dict]], list[str]]:
+    """Finished parts under ``folder/parts`` (path, part.json) sorted by name, and the unfinished folders."""
+    parts_folder = Path(folder) / "parts"
+    if not parts_folder.is_dir():
+        return [], []
+    finished, unfinished = [], []
+    for path in sorted(p for p in parts_folder.iterdir() if p.is_dir()):
+        if (path / "part.json").exists():
+            finished.append((path, json.loads((path / "part.json").read_text())))
+        else:
+            unfinished.append(path.name)
+    return finished, unfinished
+
+
+def merge_parts(folder: str | Path, seeds, methods, languages=None) -> dict:
+    """Merge the finished parts of ``folder`` into its tables and ``provenance.json``; returns the latter.
+
+    ``seeds`` and ``methods`` are the planned study: what is planned and not yet on disk is listed as
+    missing. Raises ``ValueError`` when the parts disagree on a shared parameter (they would not be one
+    study) and ``FileNotFoundError`` when there is no finished part.
+    """
+    folder = Path(folder)
+    finished, unfinished = read_parts(folder)
+    if not finished:
+        raise FileNotFoundError(f"no finished part under {folder / 'parts'} (unfinished: {unfinished or 'none'})")
+    reference_path, reference = finished[0]
+    for path, info in finished[1:]:
+        for key in SHARED:
+            if info["parameters"].get(key) != reference["parameters"].get(key):
+                raise ValueError(f"part {path.name} ran with {key}={info['parameters'].get(key)!r} but part "
+                                 f"{reference_path.name} with {reference['parameters'].get(key)!r}: they are not "
+                                 "one study; move one of them away or rerun it")
+    frames = {name: [] for name in RAW}
+    for index, (path, info) in enumerate(finished):
+        for name in RAW:
+            frame = pd.read_csv(path / f"{name}.csv.gz")
+            if name == "probes" and index > 0 and len(frame):
+                frame = frame[frame.method != "unedited"]  # every part probes the same unedited model first
+            frames[name].append(frame)
+    merged = {name: pd.concat(parts, ignore_index=True) for name, parts in frames.items()}
+    done = {(info["seed"], info["method"]) for _, info in finished}
+    planned = [(seed, method) for seed in seeds for method in methods]
+    methods_present = [m for m in methods if any(m == method for _, method in done)]
+    methods_present += sorted({method for _, method in done} - set(methods_present))
+    languages = languages or reference["parameters"].get("languages")
+    main_table(merged["evaluations"], "teacher_forced", methods_present, languages).to_csv(
+        folder / "main_table_teacher_forced.csv")
+    main_table(merged["evaluations"], "exact_match", methods_present, languages).to_csv(
+        folder / "main_table_exact_match.csv")
+    averages(merged["evaluations"], methods_present).to_csv(folder / "averages.csv")
+    for name, frame in merged.items():
+        frame.to_csv(folder / f"{name}.csv.gz", index=False)
+    current = package_hash()
+    parameters = {key: reference["parameters"].get(key) for key in SHARED}
+    provenance = {
+        "parameters": parameters,
+        "planned": {"seeds": list(seeds), "methods": list(methods)},
+        "parts": [{"name": path.name, "seed": info["seed"], "method": info["method"], "commit": info["commit"],
+                   "package_hash": info["package_hash"], "wall_s": round(info["wall_s"], 1),
+                   "finished": info["finished"], "machine": info["machine"]} for path, info in finished],
+        "missing": [part_name(seed, method) for seed, method in planned if (seed, method) not in done],
+        "unfinished": unfinished,
+        "stale": [path.name for path, info in finished if info["package_hash"] != current],
+        "wall_s": round(sum(info["wall_s"] for _, info in finished), 1),
+    }
+    provenance["complete"] = not provenance["missing"]
+    (folder / "provenance.json").write_text(json.dumps(provenance, indent=1) + "\n")
+    return provenance
+
+
+def describe(provenance: dict) -> str:
+    """A few lines for a chapter: how much of the planned study is there, and whether it is current."""
+    planned = provenance["planned"]
+    total = len(planned["seeds"]) * len(planned["methods"])
+    seeds_done = sorted({p["seed"] for p in provenance["parts"]})
+    lines = [f"full-scale study: {len(provenance['parts'])} of {total} planned runs (seed x method) finished, "
+             f"seeds {seeds_done} of {planned['seeds']}; {provenance['wall_s'] / 3600:.1f} h of computing in all",
+             f"made at commit(s) {', '.join(sorted({p['commit'] for p in provenance['parts']}))}"]
+    if provenance["missing"]:
+        lines.append(f"INCOMPLETE: not run yet: {', '.join(provenance['missing'])} (`make study` runs them)")
+    if provenance["unfinished"]:
+        lines.append(f"interrupted, not merged: {', '.join(provenance['unfinished'])}")
+    if provenance["stale"]:
+        lines.append(f"WARNING: the editing code has changed since these full-scale results were made "
+                     f"(runs {', '.join(provenance['stale'])}); rerun them with `make study STUDY_ARGS=--rerun-stale`.")
+    return "\n".join(lines)
