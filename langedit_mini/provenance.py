@@ -36,6 +36,15 @@ def git_commit(directory: Path = PACKAGE) -> str:
         return "unknown"
 
 
+def git_dirty(directory: Path = PACKAGE) -> bool | None:
+    """Whether the working tree has uncommitted changes (None when git is not available)."""
+    try:
+        return bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                                   text=True, check=True, cwd=directory).stdout.strip())
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
 def machine() -> dict:
     import torch
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import papermill
 
-from langedit_mini.provenance import git_commit, machine, package_hash
+from langedit_mini.provenance import git_commit, git_dirty, machine, package_hash
 from langedit_mini.results import describe, merge_parts, part_name
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,10 +39,12 @@ def run_part(output: Path, seed: int, method: str, shared: dict) -> dict:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     parameters = shared | {"seeds": [seed], "methods": [method], "save_to": str(work)}
+    commit, dirty, code = git_commit(ROOT), git_dirty(ROOT), package_hash()  # the code the run starts from
     start = time.time()
     papermill.execute_notebook(str(ROOT / "notebooks" / "05_sequential.ipynb"), str(work / "05_sequential.ipynb"),
                                parameters=parameters, cwd=str(ROOT / "notebooks"), progress_bar=False)
-    info = {"seed": seed, "method": method, "commit": git_commit(ROOT), "package_hash": package_hash(),
+    info = {"seed": seed, "method": method, "commit": commit, "uncommitted_changes": dirty,
+            "package_hash": code,
             "parameters": shared | {"dataset": "pocket", "schedule": "delta", "tau": None, "alpha": None},
             "machine": machine(), "wall_s": time.time() - start,
             "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
