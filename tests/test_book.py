@@ -81,6 +81,15 @@ def test_reproduction_report_pastes_numbers_from_the_chapters():
     assert reliability, "the main table's glued averages are missing from the report"
     assert all(0 <= float(value) <= 1 for value in reliability.groups())
     assert re.search(r"this build ran it in (smoke|full) mode", text)
+    status = re.search(r"of it, this build found (not run|\d+ of \d+ runs, \d+ of \d+ seeds)", text)
+    assert status, "the full-scale study's status is missing from the report"
+    committed = (ROOT / "results" / "main" / "provenance.json").exists()
+    assert (status.group(1) != "not run") == committed, (status.group(1), committed)
+    value = r"(\d\.\d\d|not run) ?"
+    full = re.search(rf"At full scale \(600 edits, [^)]*\): LangEdit-exact {value}, LangEdit-published {value}, "
+                     rf"AlphaEdit {value}, MEMIT {value}, FT {value}\.", text)
+    assert full, "the full-scale reliabilities are missing from the report"
+    assert any(v != "not run" for v in full.groups()) == committed, full.groups()
     for verdict in ("reproduced", "not reproduced at the book.s scale", "cannot be tested here"):
         assert re.search(verdict, text), verdict
 
