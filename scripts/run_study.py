@@ -9,8 +9,10 @@ merges the finished runs into the tables and ``provenance.json`` of ``results/ma
 
 A run already on disk is skipped, so an interrupted study resumes where it stopped and can be spread
 over several sessions (``--max-runs`` bounds one session's share). ``--rerun-stale`` reruns the runs
-made by other editing code than the current one. Languages and methods default to the chapter's (all
-six, all five); the test suite runs this script with two of each and two edits.
+made by other editing code than the current one. Runs go seed by seed, methods in the order given
+(put first what matters most when time is short); the tables list methods in the usual order.
+Languages and methods default to the chapter's (all six, all five); the test suite runs this script
+with two of each and two edits.
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ def main(argv=None) -> None:
         parser.error(f"unknown methods {unknown}; choose from {METHODS}")
     if args.max_runs is not None and args.max_runs < 0:
         parser.error(f"--max-runs must be >= 0, got {args.max_runs}")
+    planned = [m for m in METHODS if m in args.methods]  # tables in the usual order, runs in the order asked
     output = Path(args.output).resolve()
     shared = {"edits_per_language": args.edits_per_language, "batch_size": args.batch_size,
               "languages": args.languages, "probe_every": 2, "probe_limit": 50}
@@ -93,8 +96,8 @@ def main(argv=None) -> None:
             info = run_part(output, seed, method, shared)
             runs += 1
             print(f"{part_name(seed, method)}: {info['wall_s'] / 60:.1f} min", flush=True)
-            merge_parts(output, args.seeds, args.methods, args.languages)  # progress is visible after every run
-    provenance = merge_parts(output, args.seeds, args.methods, args.languages)
+            merge_parts(output, args.seeds, planned, args.languages)  # progress is visible after every run
+    provenance = merge_parts(output, args.seeds, planned, args.languages)
     print(describe(provenance))
 
 
