@@ -26,7 +26,7 @@ from pathlib import Path
 import papermill
 
 from langedit_mini.provenance import git_commit, git_dirty, machine, package_hash
-from langedit_mini.results import describe, merge_parts, part_name
+from langedit_mini.results import RAW, describe, merge_parts, part_name
 
 ROOT = Path(__file__).resolve().parents[1]
 LANGUAGES = ["en", "de", "nl", "es", "fr", "zh"]
@@ -43,10 +43,22 @@ def run_part(output: Path, seed: int, method: str, shared: dict) -> dict:
     parameters = shared | {"seeds": [seed], "methods": [method], "save_to": str(work)}
     commit, dirty, code = git_commit(ROOT), git_dirty(ROOT), package_hash()  # the code the run starts from
     start = time.time()
-    papermill.execute_notebook(str(ROOT / "notebooks" / "05_sequential.ipynb"), str(work / "05_sequential.ipynb"),
-                               parameters=parameters, cwd=str(ROOT / "notebooks"), progress_bar=False)
+    failed_claims = []
+    try:
+        papermill.execute_notebook(str(ROOT / "notebooks" / "05_sequential.ipynb"),
+                                   str(work / "05_sequential.ipynb"), parameters=parameters,
+                                   cwd=str(ROOT / "notebooks"), progress_bar=False)
+    except papermill.PapermillExecutionError as error:
+        # The chapter's strict claims are sized for its reduced run; at full scale a claim that fails is a
+        # finding, kept with the run (the executed notebook shows where it stopped). Only when the raw
+        # results were already written; any other error stops the study.
+        written = all((work / f"{name}.csv.gz").exists() for name in RAW)
+        if not (error.ename == "AssertionError" and str(error.evalue).startswith("claim failed") and written):
+            raise
+        failed_claims.append(str(error.evalue))
+        print(f"{name}: {error.evalue}", flush=True)
     info = {"seed": seed, "method": method, "commit": commit, "uncommitted_changes": dirty,
-            "package_hash": code,
+            "failed_claims": failed_claims, "package_hash": code,
             "parameters": shared | {"dataset": "pocket", "schedule": "delta", "tau": None, "alpha": None},
             "machine": machine(), "wall_s": time.time() - start,
             "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
