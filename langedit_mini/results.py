@@ -103,7 +103,9 @@ def merge_parts(folder: str | Path, seeds, methods, languages=None) -> dict:
         "planned": {"seeds": list(seeds), "methods": list(methods)},
         "parts": [{"name": path.name, "seed": info["seed"], "method": info["method"], "commit": info["commit"],
                    "package_hash": info["package_hash"], "wall_s": round(info["wall_s"], 1),
-                   "finished": info["finished"], "machine": info["machine"]} for path, info in finished],
+                   "finished": info["finished"], "machine": info["machine"],
+                   "failed_claims": info.get("failed_claims", [])}
+                  | ({"note": info["note"]} if "note" in info else {}) for path, info in finished],
         "missing": [part_name(seed, method) for seed, method in planned if (seed, method) not in done],
         "unfinished": unfinished,
         "stale": [path.name for path, info in finished if info["package_hash"] != current],
@@ -122,6 +124,9 @@ def describe(provenance: dict) -> str:
     lines = [f"full-scale study: {len(provenance['parts'])} of {total} planned runs (seed x method) finished, "
              f"seeds {seeds_done} of {planned['seeds']}; {provenance['wall_s'] / 3600:.1f} h of computing in all",
              f"made at commit(s) {', '.join(sorted({p['commit'] for p in provenance['parts']}))}"]
+    for part in provenance["parts"]:
+        for claim in part.get("failed_claims", []):
+            lines.append(f"{part['name']}: the chapter's strict {claim} (at full scale a finding, kept)")
     if provenance["missing"]:
         lines.append(f"INCOMPLETE: not run yet: {', '.join(provenance['missing'])} (`make study` runs them)")
     if provenance["unfinished"]:

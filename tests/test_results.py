@@ -1,0 +1,81 @@
+"""The full-scale study's bookkeeping (scripts/run_study.py, langedit_mini.results) without running a chapter:
+a run whose chapter stops at a failed strict claim is kept as a finding; any other error keeps nothing."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pandas as pd
+import papermill
+import pytest
+
+from langedit_mini.results import RAW, describe, merge_parts
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("run_study", ROOT / "scripts" / "run_study.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _fake_chapter(error_name, error_value, write=True):
+    """Stands in for papermill: writes the raw tables a chapter would, then stops with an error."""
+    def execute(notebook, output, parameters, **kwargs):
+        method, seed = parameters["methods"][0], parameters["seeds"][0]
+        folder = Path(parameters["save_to"])
+        frames = {
+            "evaluations": pd.DataFrame({"method": method, "seed": seed, "after_batch": 0, "batch": 0,
+                                         "fact_id": ["a", "b"], "lang": "en", "metric": "reliability",
+                                         "teacher_forced": [0.25, 0.5], "exact_match": [0.0, 1.0]}),
+            "probes": pd.DataFrame({"method": ["unedited", method], "seed": [-1, seed], "after_batch": [-1, 0],
+                                    "lang": "en", "probe": "fact QA", "metric": "exact match",
+                                    "value": [0.9, 0.8], "n": 10}),
+            "transfer": pd.DataFrame({"method": [method], "seed": [seed], "teacher_forced": [0.5]}),
+            "batches": pd.DataFrame({"method": [method], "seed": [seed], "batch": [0], "seconds": [1.0]}),
+        }
+        if write:
+            for name in RAW:
+                frames[name].to_csv(folder / f"{name}.csv.gz", index=False)
+        Path(output).write_text("{}")
+        if error_name:
+            raise papermill.PapermillExecutionError(cell_index=20, exec_count=14, source="require(...)",
+                                                    ename=error_name, evalue=error_value, traceback=[])
+    return execute
+
+
+SHARED = {"edits_per_language": 2, "batch_size": 2, "languages": ["en"], "probe_every": 2, "probe_limit": 50}
+
+
+def test_a_failed_claim_at_full_scale_is_kept_as_a_finding(tmp_path, monkeypatch):
+    script = _script()
+    monkeypatch.setattr(script.papermill, "execute_notebook",
+                        _fake_chapter("AssertionError", "claim failed: every method writes its edits: 0.3"))
+    info = script.run_part(tmp_path, 0, "LangEdit-exact", SHARED)
+    assert info["failed_claims"] == ["claim failed: every method writes its edits: 0.3"]
+    assert json.loads((tmp_path / "parts" / "seed0-LangEdit-exact" / "part.json").read_text()) == info
+    monkeypatch.setattr(script.papermill, "execute_notebook", _fake_chapter(None, None))
+    script.run_part(tmp_path, 0, "MEMIT", SHARED)
+    provenance = merge_parts(tmp_path, [0, 1], ["MEMIT", "LangEdit-exact"])
+    assert provenance["missing"] == ["seed1-MEMIT", "seed1-LangEdit-exact"]
+    assert "seed0-LangEdit-exact: the chapter's strict claim failed: every method writes its edits" in describe(provenance)
+    probes = pd.read_csv(tmp_path / "probes.csv.gz")
+    assert (probes.method == "unedited").sum() == 1  # the unedited model is measured once, not once per run
+    averages = pd.read_csv(tmp_path / "averages.csv", index_col=0)
+    assert list(averages.index) == ["MEMIT", "LangEdit-exact"]
+    assert averages.loc["MEMIT", "reliability (TF)"] == pytest.approx(0.375)
+
+
+@pytest.mark.parametrize("error, value, write", [("ValueError", "parameter languages must be ...", True),
+                                                 ("AssertionError", "claim failed: x", False)])
+def test_any_other_stop_keeps_no_run(tmp_path, monkeypatch, error, value, write):
+    """A crash, or a failed claim before the raw results were written, leaves no finished run behind."""
+    script = _script()
+    monkeypatch.setattr(script.papermill, "execute_notebook", _fake_chapter(error, value, write))
+    with pytest.raises(papermill.PapermillExecutionError):
+        script.run_part(tmp_path, 0, "MEMIT", SHARED)
+    assert not (tmp_path / "parts" / "seed0-MEMIT").exists()
+    with pytest.raises(FileNotFoundError, match="no finished part"):
+        merge_parts(tmp_path, [0], ["MEMIT"])
