@@ -121,7 +121,10 @@ def describe(provenance: dict) -> str:
     planned = provenance["planned"]
     total = len(planned["seeds"]) * len(planned["methods"])
     seeds_done = sorted({p["seed"] for p in provenance["parts"]})
-    lines = [f"full-scale study: {len(provenance['parts'])} of {total} planned runs (seed x method) finished, "
+    extra = [p["name"] for p in provenance["parts"]
+             if p["seed"] not in planned["seeds"] or p["method"] not in planned["methods"]]
+    lines = [f"full-scale study: {total - len(provenance['missing'])} of {total} planned runs (seed x method) finished"
+             + (f" (and {len(extra)} not planned: {', '.join(extra)})" if extra else "") + ", "
              f"seeds {seeds_done} of {planned['seeds']}; {provenance['wall_s'] / 3600:.1f} h of computing in all",
              f"made at commit(s) {', '.join(sorted({p['commit'] for p in provenance['parts']}))}"]
     for part in provenance["parts"]:
