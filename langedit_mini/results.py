@@ -108,12 +108,18 @@ def merge_parts(folder: str | Path, seeds, methods, languages=None) -> dict:
                   | ({"note": info["note"]} if "note" in info else {}) for path, info in finished],
         "missing": [part_name(seed, method) for seed, method in planned if (seed, method) not in done],
         "unfinished": unfinished,
-        "stale": [path.name for path, info in finished if info["package_hash"] != current],
+        "stale": [path.name for path, info in finished if info["package_hash"] != current],  # at merge time
         "wall_s": round(sum(info["wall_s"] for _, info in finished), 1),
     }
     provenance["complete"] = not provenance["missing"]
     (folder / "provenance.json").write_text(json.dumps(provenance, indent=1) + "\n")
     return provenance
+
+
+def stale_runs(provenance: dict) -> list[str]:
+    """The runs made by other editing code than the installed one (checked now, not when merged)."""
+    current = package_hash()
+    return [part["name"] for part in provenance["parts"] if part["package_hash"] != current]
 
 
 def describe(provenance: dict) -> str:
@@ -134,7 +140,8 @@ def describe(provenance: dict) -> str:
         lines.append(f"INCOMPLETE: not run yet: {', '.join(provenance['missing'])} (`make study` runs them)")
     if provenance["unfinished"]:
         lines.append(f"interrupted, not merged: {', '.join(provenance['unfinished'])}")
-    if provenance["stale"]:
+    stale = stale_runs(provenance)
+    if stale:
         lines.append(f"WARNING: the editing code has changed since these full-scale results were made "
-                     f"(runs {', '.join(provenance['stale'])}); rerun them with `make study STUDY_ARGS=--rerun-stale`.")
+                     f"(runs {', '.join(stale)}); rerun them with `make study STUDY_ARGS=--rerun-stale`.")
     return "\n".join(lines)

@@ -79,3 +79,17 @@ def test_any_other_stop_keeps_no_run(tmp_path, monkeypatch, error, value, write)
     assert not (tmp_path / "parts" / "seed0-MEMIT").exists()
     with pytest.raises(FileNotFoundError, match="no finished part"):
         merge_parts(tmp_path, [0], ["MEMIT"])
+
+
+def test_staleness_is_checked_when_shown_not_when_merged(tmp_path, monkeypatch):
+    """Editing code changed after the merge: the chapter's description warns without a new merge."""
+    import langedit_mini.results as results
+
+    script = _script()
+    monkeypatch.setattr(script.papermill, "execute_notebook", _fake_chapter(None, None))
+    script.run_part(tmp_path, 0, "MEMIT", SHARED)
+    provenance = merge_parts(tmp_path, [0], ["MEMIT"])
+    assert provenance["complete"] and "WARNING" not in describe(provenance)
+    monkeypatch.setattr(results, "package_hash", lambda: "f" * 16)
+    assert "WARNING: the editing code has changed since these full-scale results were made (runs seed0-MEMIT)" \
+        in describe(provenance)
