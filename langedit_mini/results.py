@@ -134,8 +134,9 @@ def describe(provenance: dict) -> str:
              f"seeds {seeds_done} of {planned['seeds']}; {provenance['wall_s'] / 3600:.1f} h of computing in all",
              f"made at commit(s) {', '.join(sorted({p['commit'] for p in provenance['parts']}))}"]
     for part in provenance["parts"]:
-        for claim in part.get("failed_claims", []):
-            lines.append(f"{part['name']}: the chapter's strict {claim} (at full scale a finding, kept)")
+        for claim in part.get("failed_claims", []):  # a finding at full scale, worded unlike a failing chapter
+            lines.append(f"{part['name']}: at full scale this check of the chapter did not hold, kept as a finding: "
+                         f"{claim.removeprefix('claim failed: ')}")
     if provenance["missing"]:
         lines.append(f"INCOMPLETE: not run yet: {', '.join(provenance['missing'])} (`make study` runs them)")
     if provenance["unfinished"]:
