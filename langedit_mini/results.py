@@ -137,6 +137,8 @@ def describe(provenance: dict) -> str:
         for claim in part.get("failed_claims", []):  # a finding at full scale, worded unlike a failing chapter
             lines.append(f"{part['name']}: at full scale this check of the chapter did not hold, kept as a finding: "
                          f"{claim.removeprefix('claim failed: ')}")
+        if part.get("note"):
+            lines.append(f"{part['name']}: note: {part['note']}")
     if provenance["missing"]:
         lines.append(f"INCOMPLETE: not run yet: {', '.join(provenance['missing'])} (`make study` runs them)")
     if provenance["unfinished"]:
