@@ -9,8 +9,9 @@ the study can be spread over several sessions; a folder without ``part.json`` is
 and is reported, never merged.
 
 ``merge_parts`` combines the finished parts into the tables at ``results/main/`` and a
-``provenance.json`` that lists every part with its provenance, the planned parts still missing, and
-the parts made by editing code other than the current one.
+``provenance.json`` that lists every part with its provenance (including its package hash) and the
+planned parts still missing; ``stale_runs`` compares those hashes with the installed code when the
+results are shown, so a later code change is noticed without a new merge.
 """
 
 from __future__ import annotations
@@ -86,8 +87,8 @@ def merge_parts(folder: str | Path, seeds, methods, languages=None) -> dict:
     merged = {name: pd.concat(parts, ignore_index=True) for name, parts in frames.items()}
     done = {(info["seed"], info["method"]) for _, info in finished}
     planned = [(seed, method) for seed in seeds for method in methods]
-    methods_present = [m for m in methods if any(m == method for _, method in done)]
-    methods_present += sorted({method for _, method in done} - set(methods_present))
+    present = {method for _, method in done}
+    methods_present = [m for m in methods if m in present] + sorted(present - set(methods))
     languages = languages or reference["parameters"].get("languages")
     main_table(merged["evaluations"], "teacher_forced", methods_present, languages).to_csv(
         folder / "main_table_teacher_forced.csv")
@@ -96,7 +97,6 @@ def merge_parts(folder: str | Path, seeds, methods, languages=None) -> dict:
     averages(merged["evaluations"], methods_present).to_csv(folder / "averages.csv")
     for name, frame in merged.items():
         frame.to_csv(folder / f"{name}.csv.gz", index=False)
-    current = package_hash()
     parameters = {key: reference["parameters"].get(key) for key in SHARED}
     provenance = {
         "parameters": parameters,
@@ -108,7 +108,6 @@ def merge_parts(folder: str | Path, seeds, methods, languages=None) -> dict:
                   | ({"note": info["note"]} if "note" in info else {}) for path, info in finished],
         "missing": [part_name(seed, method) for seed, method in planned if (seed, method) not in done],
         "unfinished": unfinished,
-        "stale": [path.name for path, info in finished if info["package_hash"] != current],  # at merge time
         "wall_s": round(sum(info["wall_s"] for _, info in finished), 1),
     }
     provenance["complete"] = not provenance["missing"]

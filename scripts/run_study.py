@@ -25,12 +25,14 @@ from pathlib import Path
 
 import papermill
 
+from langedit_mini.editing import METHODS
+from langedit_mini.languages import LANGUAGES
 from langedit_mini.provenance import git_commit, git_dirty, machine, package_hash
 from langedit_mini.results import RAW, describe, merge_parts, part_name
 
 ROOT = Path(__file__).resolve().parents[1]
-LANGUAGES = ["en", "de", "nl", "es", "fr", "zh"]
-METHODS = ["FT", "MEMIT", "AlphaEdit", "LangEdit-published", "LangEdit-exact"]
+#: the chapter's parameters a full-scale run leaves at their defaults (recorded with each run)
+FIXED = {"dataset": "pocket", "schedule": "delta", "tau": None, "alpha": None}
 
 
 def run_part(output: Path, seed: int, method: str, shared: dict) -> dict:
@@ -52,14 +54,14 @@ def run_part(output: Path, seed: int, method: str, shared: dict) -> dict:
         # The chapter's strict claims are sized for its reduced run; at full scale a claim that fails is a
         # finding, kept with the run (the executed notebook shows where it stopped). Only when the raw
         # results were already written; any other error stops the study.
-        written = all((work / f"{name}.csv.gz").exists() for name in RAW)
+        written = all((work / f"{table}.csv.gz").exists() for table in RAW)
         if not (error.ename == "AssertionError" and str(error.evalue).startswith("claim failed") and written):
             raise
         failed_claims.append(str(error.evalue))
         print(f"{name}: {error.evalue}", flush=True)
     info = {"seed": seed, "method": method, "commit": commit, "uncommitted_changes": dirty,
             "failed_claims": failed_claims, "package_hash": code,
-            "parameters": shared | {"dataset": "pocket", "schedule": "delta", "tau": None, "alpha": None},
+            "parameters": shared | FIXED,
             "machine": machine(), "wall_s": time.time() - start,
             "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
     (work / "part.json").write_text(json.dumps(info, indent=1) + "\n")
@@ -73,8 +75,8 @@ def main(argv=None) -> None:
     parser.add_argument("--edits-per-language", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--languages", nargs="+", default=LANGUAGES)
-    parser.add_argument("--methods", nargs="+", default=METHODS)
+    parser.add_argument("--languages", nargs="+", default=list(LANGUAGES))
+    parser.add_argument("--methods", nargs="+", default=list(METHODS))
     parser.add_argument("--output", default=str(ROOT / "results" / "main"))
     parser.add_argument("--max-runs", type=int, default=None, help="run at most this many missing runs, then merge")
     parser.add_argument("--rerun-stale", action="store_true", help="rerun runs made by other editing code")
@@ -82,7 +84,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     unknown = sorted(set(args.methods) - set(METHODS))
     if unknown:
-        parser.error(f"unknown methods {unknown}; choose from {METHODS}")
+        parser.error(f"unknown methods {unknown}; choose from {list(METHODS)}")
     if args.max_runs is not None and args.max_runs < 0:
         parser.error(f"--max-runs must be >= 0, got {args.max_runs}")
     planned = [m for m in METHODS if m in args.methods]  # tables in the usual order, runs in the order asked
@@ -97,8 +99,7 @@ def main(argv=None) -> None:
             part = output / "parts" / part_name(seed, method) / "part.json"
             if part.exists():
                 info = json.loads(part.read_text())
-                if info["parameters"] != shared | {k: info["parameters"].get(k) for k in
-                                                   ("dataset", "schedule", "tau", "alpha")}:
+                if info["parameters"] != shared | FIXED:
                     parser.error(f"{part} was made with other parameters ({info['parameters']}); "
                                  "use another --output or move it away")
                 if not (args.rerun_stale and info["package_hash"] != package_hash()):

@@ -123,7 +123,7 @@ def test_the_study_command_runs_in_parts_resumes_and_the_chapter_shows_them(tmp_
     import subprocess
     import sys
 
-    from langedit_mini.results import describe, merge_parts
+    from langedit_mini.results import describe, merge_parts, stale_runs
 
     output = tmp_path / "main"
     command = [sys.executable, str(ROOT / "scripts" / "run_study.py"), "--edits-per-language", "2",
@@ -137,7 +137,7 @@ def test_the_study_command_runs_in_parts_resumes_and_the_chapter_shows_them(tmp_
     second = subprocess.run(command, check=True, cwd=ROOT, capture_output=True, text=True)
     assert "seed0-MEMIT: on disk" in second.stdout and "seed0-LangEdit-exact: running" in second.stdout
     provenance = json.loads((output / "provenance.json").read_text())
-    assert provenance["complete"] and not provenance["stale"] and provenance["wall_s"] > 0
+    assert provenance["complete"] and not stale_runs(provenance) and provenance["wall_s"] > 0
     assert (output / "parts" / "seed0-LangEdit-exact" / "05_sequential.ipynb").exists()
     table = (output / "main_table_teacher_forced.csv").read_text()
     assert "MEMIT" in table and "LangEdit-exact" in table
