@@ -147,3 +147,45 @@ def describe(provenance: dict) -> str:
         lines.append(f"WARNING: the editing code has changed since these full-scale results were made "
                      f"(runs {', '.join(stale)}); rerun them with `make study STUDY_ARGS=--rerun-stale`.")
     return "\n".join(lines)
+
+
+#: the kinds of key ``scripts/diagnose_forgetting.py`` measures, in the order its tables show them
+DIAGNOSIS_KINDS = ("committed key", "bare subject key", "other prompt keys", "answer-position keys")
+_DIAGNOSIS_FIELDS = ("rows", "parameters", "commit", "package_hash", "finished", "wall_s")
+_DIAGNOSIS_COLUMNS = ("covariance", "method", "key", "change median", "null share median", "reliability before",
+                      "reliability after", "batch 2 reliability")
+
+
+def read_diagnosis(path: str | Path) -> tuple[pd.DataFrame, dict]:
+    """The committed result of ``scripts/diagnose_forgetting.py``: its rows and its provenance.
+
+    Raises ValueError naming what is missing when the file is not such a result."""
+    path = Path(path)
+    data = json.loads(path.read_text())
+    missing = [field for field in _DIAGNOSIS_FIELDS if field not in data]
+    if missing:
+        raise ValueError(f"{path} is not a result of scripts/diagnose_forgetting.py: it lacks {missing}")
+    rows = pd.DataFrame(data["rows"])
+    missing = [column for column in _DIAGNOSIS_COLUMNS if column not in rows.columns]
+    if missing or rows.empty:
+        raise ValueError(f"{path}: its rows lack the columns {missing or list(_DIAGNOSIS_COLUMNS)}")
+    unknown = sorted(set(rows["key"]) - set(DIAGNOSIS_KINDS))
+    if unknown:
+        raise ValueError(f"{path}: unknown kinds of key {unknown}; expected {list(DIAGNOSIS_KINDS)}")
+    provenance = {field: value for field, value in data.items() if field != "rows"}
+    provenance["stale"] = data["package_hash"] != package_hash()
+    return rows, provenance
+
+
+def diagnosis_tables(rows: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Three tables indexed by (covariance, method): the later batch's change at each kind of key relative
+    to the edit's own change ("change"), each kind's share of norm in the null space ("null share"), and
+    reliabilities ("reliability")."""
+    index = ["covariance", "method"]
+    kinds = [kind for kind in DIAGNOSIS_KINDS if kind in set(rows["key"])]
+    change = rows.pivot_table(index=index, columns="key", values="change median", sort=False)[kinds]
+    share = rows.dropna(subset=["null share median"])
+    share = share.pivot_table(index=index, columns="key", values="null share median", sort=False)[kinds]
+    reliability = rows.drop_duplicates(index).set_index(index)[
+        ["reliability before", "reliability after", "batch 2 reliability"]]
+    return {"change": change, "null share": share, "reliability": reliability}

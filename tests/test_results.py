@@ -14,11 +14,16 @@ from langedit_mini.results import RAW, describe, merge_parts
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _script():
-    spec = importlib.util.spec_from_file_location("run_study", ROOT / "scripts" / "run_study.py")
+def load_script(name: str):
+    """``scripts/<name>.py`` as a module (the scripts folder is not a package)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _script():
+    return load_script("run_study")
 
 
 def _fake_chapter(error_name, error_value, write=True):

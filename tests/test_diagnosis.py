@@ -1,0 +1,70 @@
+"""scripts/diagnose_forgetting.py (where forgetting enters, key by key) and the reader the ablations chapter
+uses for its committed result. The script runs at toy size here; the committed result is its full run."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from langedit_mini.results import DIAGNOSIS_KINDS, diagnosis_tables, read_diagnosis
+from test_results import load_script
+
+
+def _script():
+    return load_script("diagnose_forgetting")
+
+
+def test_toy_diagnosis_shows_the_guarantee_where_it_is_stated_and_the_keys_it_does_not_cover(tmp_path):
+    output = tmp_path / "forgetting.json"
+    _script().main(["--edits", "2", "--methods", "MEMIT", "LangEdit-exact", "--covariances", "statements+questions",
+                    "--output", str(output)])
+    rows, provenance = read_diagnosis(output)
+    assert provenance["parameters"]["batches"] == ["en", "de"] and not provenance["stale"]
+    assert set(rows.method) == {"MEMIT", "LangEdit-exact"} and set(rows.key) == set(DIAGNOSIS_KINDS)
+    change = rows.set_index(["method", "key"])["change median"]
+    share = rows.set_index(["method", "key"])["null share median"]
+    # the exact form leaves the committed keys untouched and keeps them out of the null space ...
+    assert change["LangEdit-exact", "committed key"] < 1e-6
+    assert share["LangEdit-exact", "committed key"] < 1e-6
+    # ... but not the keys scoring reads elsewhere, and MEMIT protects none
+    assert change["LangEdit-exact", "other prompt keys"] > 1e-3
+    assert share["LangEdit-exact", "other prompt keys"] > 1e-3
+    assert change["MEMIT", "committed key"] > 1e-3
+    assert pd.isna(share["MEMIT", "committed key"])  # MEMIT has no projector
+    assert rows["keys measured"].min() >= 2
+    for column in ("reliability before", "reliability after", "batch 2 reliability"):
+        assert rows[column].between(0, 1).all()
+    tables = diagnosis_tables(rows)
+    assert list(tables["change"].columns) == list(DIAGNOSIS_KINDS)
+    assert list(tables["null share"].index) == [("statements+questions", "LangEdit-exact")]
+
+
+def test_the_script_refuses_fine_tuning_and_bad_sizes():
+    script = _script()
+    with pytest.raises(SystemExit):
+        script.main(["--methods", "FT"])
+    with pytest.raises(SystemExit):
+        script.main(["--edits", "0"])
+
+
+def test_reader_names_what_a_malformed_result_lacks(tmp_path, monkeypatch):
+    path = tmp_path / "forgetting.json"
+    path.write_text(json.dumps({"rows": []}))
+    with pytest.raises(ValueError, match="lacks .*'parameters'"):
+        read_diagnosis(path)
+    good = {"parameters": {}, "commit": "abc", "package_hash": "0" * 16, "finished": "now", "wall_s": 1.0}
+    path.write_text(json.dumps(good | {"rows": [{"covariance": "statements", "method": "MEMIT"}]}))
+    with pytest.raises(ValueError, match="lack the columns .*'change median'"):
+        read_diagnosis(path)
+    row = {"covariance": "statements", "method": "MEMIT", "key": "elsewhere", "change median": 0.1,
+           "null share median": None, "reliability before": 1.0, "reliability after": 0.5, "batch 2 reliability": 1.0}
+    path.write_text(json.dumps(good | {"rows": [row]}))
+    with pytest.raises(ValueError, match="unknown kinds of key \\['elsewhere'\\]"):
+        read_diagnosis(path)
+    path.write_text(json.dumps(good | {"rows": [row | {"key": "committed key"}]}))
+    import langedit_mini.results as results
+
+    monkeypatch.setattr(results, "package_hash", lambda: "0" * 16)
+    assert not read_diagnosis(path)[1]["stale"]
+    monkeypatch.setattr(results, "package_hash", lambda: "f" * 16)
+    assert read_diagnosis(path)[1]["stale"]  # editing code changed since the diagnosis was made
