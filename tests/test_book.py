@@ -112,3 +112,20 @@ def test_api_reference_documents_the_package():
     for name in ("NullSpaceProjector", "EditingSession", "run_study", "fetch_mzsre", "evaluate_tasks",
                  "key_second_moments", "load_mzsre"):
         assert name in text, f"{name} is not in the API reference"
+
+
+def test_report_pastes_the_forgetting_diagnosis_when_it_is_committed():
+    text = _text(HTML / "book" / "report.html")
+    v = r"(not measured|\S+)"
+    found = re.search(rf"moved the first batch.s committed keys by {v} of the edits. own change, the prompts. other "
+                      rf"keys by {v} and the answer positions. keys by {v} \(MEMIT: {v} and {v}\)", text)
+    assert found, "the diagnosis's glued numbers are missing from the report"
+    committed = (ROOT / "results" / "diagnostics" / "forgetting.json").exists()
+    values = [value.strip(" .,") for value in found.groups()]
+    if not committed:
+        assert set(values) == {"not measured"}, values
+        return
+    assert float(values[0]) < 1e-6, "the exact form moved its committed keys"
+    assert all(float(value) >= 0 for value in values[1:])
+    ablations = _text(HTML / "notebooks" / "06_ablations.html")
+    assert "made by scripts/diagnose_forgetting.py at commit" in ablations
