@@ -184,8 +184,9 @@ def diagnosis_tables(rows: pd.DataFrame) -> dict[str, pd.DataFrame]:
     index = ["covariance", "method"]
     kinds = [kind for kind in DIAGNOSIS_KINDS if kind in set(rows["key"])]
     change = rows.pivot_table(index=index, columns="key", values="change median", sort=False)[kinds]
-    share = rows.dropna(subset=["null share median"])
-    share = share.pivot_table(index=index, columns="key", values="null share median", sort=False)[kinds]
+    share = rows.dropna(subset=["null share median"])  # MEMIT has no null space
+    share = (share.pivot_table(index=index, columns="key", values="null share median", sort=False).reindex(columns=kinds)
+             if len(share) else pd.DataFrame(columns=kinds))
     reliability = rows.drop_duplicates(index).set_index(index)[
         ["reliability before", "reliability after", "batch 2 reliability"]]
     return {"change": change, "null share": share, "reliability": reliability}

@@ -64,6 +64,7 @@ def test_reader_names_what_a_malformed_result_lacks(tmp_path, monkeypatch):
     path.write_text(json.dumps(good | {"rows": [row | {"key": "committed key"}]}))
     import langedit_mini.results as results
 
+    assert diagnosis_tables(read_diagnosis(path)[0])["null share"].empty  # MEMIT alone: no null space to show
     monkeypatch.setattr(results, "package_hash", lambda: "0" * 16)
     assert not read_diagnosis(path)[1]["stale"]
     monkeypatch.setattr(results, "package_hash", lambda: "f" * 16)
