@@ -118,7 +118,7 @@ def test_report_pastes_the_forgetting_diagnosis_when_it_is_committed():
     text = _text(HTML / "book" / "report.html")
     v = r"(not measured|\S+)"
     found = re.search(rf"moved the first batch.s committed keys by {v} of the edits. own change, the prompts. other "
-                      rf"keys by {v} and the answer positions. keys by {v} \(MEMIT: {v} and {v}\)", text)
+                      rf"keys by {v} and the answer positions. keys by {v} \(MEMIT: {v} and {v} ?\)", text)
     assert found, "the diagnosis's glued numbers are missing from the report"
     committed = (ROOT / "results" / "diagnostics" / "forgetting.json").exists()
     values = [value.strip(" .,") for value in found.groups()]
