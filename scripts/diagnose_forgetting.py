@@ -49,21 +49,22 @@ from langedit_mini.model_access import mlp_out_module
 from langedit_mini.pocket import POCKET_EDIT_LAYERS, load_pocket_model, load_probes
 from langedit_mini.pocket.card import covariance_texts
 from langedit_mini.provenance import git_commit, git_dirty, machine, package_hash
+from langedit_mini.results import DIAGNOSIS_KINDS
 from langedit_mini.schedules import build_schedule
 from langedit_mini.stats import key_second_moments
 
 ROOT = Path(__file__).resolve().parents[1]
 CLOSED_FORM = [m for m in METHODS if m != "FT"]
 COVARIANCES = ("statements", "statements+questions")
-#: the kinds of key an edit's later scoring reads, in the order of the table
-KINDS = ("committed key", "bare subject key", "other prompt keys", "answer-position keys")
 
 
 def position_keys(model, tokenizer, architecture, requests, layer: int) -> list[dict[str, torch.Tensor]]:
     """For each request's teacher-forced input (edit prompt + answer), the edited layer's keys by kind."""
+    if architecture.transposed:
+        raise NotImplementedError("this diagnostic assumes (d_v, d_k) weights; the pocket model's are")
     texts_and_chars = [context_texts(r, prefixes=False)[0] for r in requests]
-    prompt_ids, answer_ids = encode_pairs(tokenizer, [t for t, _ in texts_and_chars], [r.target for r in requests],
-                                          [r.joiner for r in requests])
+    _, answer_ids = encode_pairs(tokenizer, [t for t, _ in texts_and_chars], [r.target for r in requests],
+                                 [r.joiner for r in requests])
     rows = encode_rows(tokenizer, [t for t, _ in texts_and_chars], [c for _, c in texts_and_chars],
                        list(range(len(requests))), suffix_ids=answer_ids)
     store = {}
@@ -76,13 +77,12 @@ def position_keys(model, tokenizer, architecture, requests, layer: int) -> list[
     finally:
         handle.remove()
     keys = store["keys"].double().cpu()  # (rows, T, d_k)
-    if architecture.transposed:
-        raise NotImplementedError("this diagnostic assumes (d_v, d_k) weights; the pocket model's are")
     out = []
-    for row, (prompt, answer) in enumerate(zip(prompt_ids, answer_ids)):
+    for row, answer in enumerate(answer_ids):
         subject = int(rows.subject_position[row])
-        answer_positions = list(range(len(prompt) - 1, len(prompt) + len(answer) - 1))  # predict the answer tokens
-        others = [p for p in range(1, len(prompt) - 1) if p != subject]  # not BOS, not the last prompt token
+        prompt_length = rows.lengths[row] - len(answer)  # each row is the prompt's ids, then the answer's
+        answer_positions = list(range(prompt_length - 1, rows.lengths[row] - 1))  # predict the answer tokens
+        others = [p for p in range(1, prompt_length - 1) if p != subject]  # not BOS, not the last prompt token
         out.append({"bare subject key": keys[row, subject][:, None],
                     "other prompt keys": keys[row, others].T,
                     "answer-position keys": keys[row, answer_positions].T})
@@ -121,7 +121,7 @@ def diagnose(method: str, model, tokenizer, statistics, batches, seed: int) -> l
     committed = record0.keys[layer].double()  # (d_k, n)
     signal = (delta0 @ committed).norm(dim=0)  # the edit's own change at its committed key
     rows = []
-    for kind in KINDS:
+    for kind in DIAGNOSIS_KINDS:
         change, share = [], []
         for index, by_kind in enumerate(keys):
             k = committed[:, index:index + 1] if kind == "committed key" else by_kind[kind]
