@@ -151,6 +151,8 @@ def describe(provenance: dict) -> str:
 
 #: the kinds of key ``scripts/diagnose_forgetting.py`` measures, in the order its tables show them
 DIAGNOSIS_KINDS = ("committed key", "bare subject key", "other prompt keys", "answer-position keys")
+#: its two preserved-knowledge corpora: the book's statements, and those plus question prompts
+DIAGNOSIS_COVARIANCES = ("statements", "statements+questions")
 _DIAGNOSIS_FIELDS = ("rows", "parameters", "commit", "package_hash", "finished", "wall_s")
 _DIAGNOSIS_COLUMNS = ("covariance", "method", "key", "change median", "null share median", "reliability before",
                       "reliability after", "batch 2 reliability")

@@ -49,13 +49,12 @@ from langedit_mini.model_access import mlp_out_module
 from langedit_mini.pocket import POCKET_EDIT_LAYERS, load_pocket_model, load_probes
 from langedit_mini.pocket.card import covariance_texts
 from langedit_mini.provenance import git_commit, git_dirty, machine, package_hash
-from langedit_mini.results import DIAGNOSIS_KINDS
+from langedit_mini.results import DIAGNOSIS_COVARIANCES, DIAGNOSIS_KINDS
 from langedit_mini.schedules import build_schedule
 from langedit_mini.stats import key_second_moments
 
 ROOT = Path(__file__).resolve().parents[1]
 CLOSED_FORM = [m for m in METHODS if m != "FT"]
-COVARIANCES = ("statements", "statements+questions")
 
 
 def position_keys(model, tokenizer, architecture, requests, layer: int) -> list[dict[str, torch.Tensor]]:
@@ -96,7 +95,7 @@ def reliability(model, tokenizer, requests) -> float:
 
 
 def preserved_texts(name: str) -> list[str]:
-    """The preserved-knowledge corpus ``name`` (one of COVARIANCES)."""
+    """The preserved-knowledge corpus ``name`` (one of DIAGNOSIS_COVARIANCES)."""
     texts = covariance_texts()
     if name == "statements+questions":
         texts = texts + [f"{p['prompt']}{p['joiner']}{p['answer']}" for p in load_probes()["fact_qa"]]
@@ -150,7 +149,8 @@ def main(argv=None) -> pd.DataFrame:
     parser.add_argument("--seed", type=int, default=0)
     # LangEdit-published equals AlphaEdit up to a covariance blend of weight n / N (100 / 127,744) here
     parser.add_argument("--methods", nargs="+", default=["MEMIT", "AlphaEdit", "LangEdit-exact"])
-    parser.add_argument("--covariances", nargs="+", default=list(COVARIANCES), choices=COVARIANCES)
+    parser.add_argument("--covariances", nargs="+", default=list(DIAGNOSIS_COVARIANCES),
+                        choices=DIAGNOSIS_COVARIANCES)
     parser.add_argument("--output", default=str(ROOT / "results" / "diagnostics" / "forgetting.json"))
     args = parser.parse_args(argv)
     unknown = [m for m in args.methods if m not in CLOSED_FORM]
