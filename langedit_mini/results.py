@@ -17,12 +17,13 @@ results are shown, so a later code change is noticed without a new merge.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pandas as pd
 
 from .provenance import package_hash
-from .study import averages, main_table
+from .study import averages, interval, main_table
 
 #: the raw result tables of a run (``StudyResult`` fields), one gzipped CSV each
 RAW = ("evaluations", "probes", "transfer", "batches")
@@ -148,6 +149,63 @@ def describe(provenance: dict) -> str:
                      f"(runs {', '.join(stale)}); rerun them with `make study STUDY_ARGS=--rerun-stale`.")
     return "\n".join(lines)
 
+
+
+def seed_scores(evaluations: pd.DataFrame, metric: str, value: str = "teacher_forced") -> pd.DataFrame:
+    """Rows: seeds; columns: methods; cells: the mean score of every edit after that run's last batch."""
+    last = evaluations.groupby(["method", "seed"]).after_batch.transform("max")
+    final = evaluations[(evaluations.after_batch == last) & (evaluations.metric == metric)]
+    if final.empty:
+        raise ValueError(f"no {metric!r} scores in the evaluations (metrics there: {sorted(set(evaluations.metric))})")
+    return final.groupby(["seed", "method"])[value].mean().unstack("method")
+
+
+def _join(words) -> str:
+    words = list(words)
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def compare_methods(scores: pd.DataFrame, methods, baselines) -> dict[str, str]:
+    """Whether ``methods`` scored above ``baselines`` in ``scores`` (``seed_scores``), seed by seed.
+
+    A pair is "above" (or "below") when the method scored higher (lower) in every seed both ran, "mixed"
+    otherwise. Returns the verdict on "the methods score higher": "reproduced" (every pair above), "not
+    reproduced" (some pair below in every seed), "not separated" (only mixed and above pairs) or "not judged"
+    (a method has no run); a sentence that says where each method stood; and the seeds compared.
+    """
+    missing = [m for m in list(methods) + list(baselines) if m not in scores.columns or scores[m].isna().all()]
+    if missing:
+        return {"verdict": "not judged", "standing": f"no finished run of {_join(missing)}", "seeds": "none"}
+    standings, seeds = {}, set()
+    for method in methods:
+        for baseline in baselines:
+            both = scores[[method, baseline]].dropna()
+            seeds |= set(both.index)
+            difference = both[method] - both[baseline]
+            standings[method, baseline] = ("above" if (difference > 0).all() else
+                                           "below" if (difference < 0).all() else "mixed")
+    values = set(standings.values())
+    verdict = ("reproduced" if values == {"above"} else "not reproduced" if "below" in values else "not separated")
+    seed_list = sorted(int(s) for s in seeds)
+    where = f"in each of seeds {_join(map(str, seed_list))}" if len(seed_list) > 1 else f"one seed: {seed_list[0]}"
+    parts = []
+    for method in methods:
+        groups = {}
+        for baseline in baselines:
+            groups.setdefault(standings[method, baseline], []).append(baseline)
+        words = [f"{standing} {_join(names)}" if standing != "mixed" else f"neither above nor below {_join(names)}"
+                 for standing, names in groups.items()]
+        parts.append(f"{method} scored {_join(words)}")
+    return {"verdict": verdict, "standing": "; ".join(parts) + f" ({where})",
+            "seeds": _join(map(str, seed_list))}
+
+
+def mean_and_interval(scores: pd.DataFrame, method: str) -> str:
+    """"0.32" for one seed, "0.32 ± 0.04" (95% t interval over seeds) for several, "not run" for none."""
+    if method not in scores.columns or scores[method].isna().all():
+        return "not run"
+    mean, half = interval(scores[method].dropna())
+    return f"{mean:.2f}" + ("" if math.isnan(half) else f" ± {half:.2f}")
 
 #: the kinds of key ``scripts/diagnose_forgetting.py`` measures, in the order its tables show them
 DIAGNOSIS_KINDS = ("committed key", "bare subject key", "other prompt keys", "answer-position keys")

@@ -85,11 +85,20 @@ def test_reproduction_report_pastes_numbers_from_the_chapters():
     assert status, "the full-scale study's status is missing from the report"
     committed = (ROOT / "results" / "main" / "provenance.json").exists()
     assert (status.group(1) != "not run") == committed, (status.group(1), committed)
-    value = r"(\d\.\d\d|not run) ?"
+    value = r"(\d\.\d\d(?: ± \d\.\d\d)?|not run) ?"
     full = re.search(rf"At full scale \(600 edits, [^)]*\): LangEdit-exact {value}, LangEdit-published {value}, "
                      rf"AlphaEdit {value}, MEMIT {value}, FT {value}\.", text)
     assert full, "the full-scale reliabilities are missing from the report"
     assert any(v != "not run" for v in full.groups()) == committed, full.groups()
+    judged = re.findall(r"At full scale(?: on the pocket world \(the runs listed in the sequential chapter.s last "
+                        r"section\))?: (reproduced|not reproduced|not separated|not judged) ?, seed by seed: ([^.]+)\.",
+                        text)
+    assert len(judged) == 2, "the full-scale verdicts of claims 2 and 3 are missing from the report"
+    for verdict, standing in judged:
+        assert (verdict != "not judged") == committed, (verdict, committed)
+        if committed:  # each LangEdit form's standing against the baselines, and the seeds compared
+            assert re.search(r"LangEdit-exact scored .*; LangEdit-published scored .* \((one seed|in each of seeds)",
+                             standing), standing
     for verdict in ("reproduced", "not reproduced at the book.s scale", "cannot be tested here"):
         assert re.search(verdict, text), verdict
 

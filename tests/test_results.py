@@ -101,3 +101,37 @@ def test_staleness_is_checked_when_shown_not_when_merged(tmp_path, monkeypatch):
     monkeypatch.setattr(results, "package_hash", lambda: "f" * 16)
     assert "WARNING: the editing code has changed since these full-scale results were made (runs seed0-MEMIT)" \
         in describe(provenance)
+
+
+def _final_scores(table: dict) -> pd.DataFrame:
+    """Evaluations whose last batch gives each (seed, method) the mean reliability in ``table``; an earlier batch
+    with other scores, which the comparison must ignore."""
+    rows = []
+    for (seed, method), score in table.items():
+        for batch, value in ((0, 1.0 - score), (1, score)):
+            rows += [{"method": method, "seed": seed, "after_batch": batch, "batch": 0, "fact_id": fact, "lang": "en",
+                      "metric": "reliability", "teacher_forced": value + offset, "exact_match": 0.0}
+                     for fact, offset in (("a", -0.05), ("b", 0.05))]
+    return pd.DataFrame(rows)
+
+
+def test_full_scale_comparison_is_judged_seed_by_seed():
+    from langedit_mini.results import compare_methods, mean_and_interval, seed_scores
+
+    scores = seed_scores(_final_scores({(0, "L"): 0.3, (0, "M"): 0.6, (0, "A"): 0.2,
+                                        (1, "L"): 0.4, (1, "M"): 0.5, (1, "A"): 0.5}), "reliability")
+    assert scores.loc[0, "L"] == pytest.approx(0.3) and scores.loc[1, "A"] == pytest.approx(0.5)
+    below = compare_methods(scores, ["L"], ["M"])
+    assert below["verdict"] == "not reproduced" and below["standing"] == "L scored below M (in each of seeds 0 and 1)"
+    mixed = compare_methods(scores, ["L"], ["A"])  # above in seed 0, below in seed 1
+    assert mixed["verdict"] == "not separated" and "neither above nor below A" in mixed["standing"]
+    assert compare_methods(scores, ["M"], ["L"])["verdict"] == "reproduced"
+    assert compare_methods(scores, ["L"], ["M", "A"])["standing"] == \
+        "L scored below M and neither above nor below A (in each of seeds 0 and 1)"
+    assert compare_methods(scores, ["L"], ["FT"]) == {"verdict": "not judged", "standing": "no finished run of FT",
+                                                      "seeds": "none"}
+    assert compare_methods(scores.loc[[0]], ["L"], ["A"])["standing"] == "L scored above A (one seed: 0)"
+    assert mean_and_interval(scores, "L") == "0.35 ± 0.64"  # t(1) = 12.71 times the standard error 0.05
+    assert mean_and_interval(scores.loc[[0]], "L") == "0.30" and mean_and_interval(scores, "FT") == "not run"
+    with pytest.raises(ValueError, match="no 'locality' scores"):
+        seed_scores(_final_scores({(0, "L"): 0.3}), "locality")
