@@ -150,7 +150,6 @@ def describe(provenance: dict) -> str:
     return "\n".join(lines)
 
 
-
 def seed_scores(evaluations: pd.DataFrame, metric: str, value: str = "teacher_forced") -> pd.DataFrame:
     """Rows: seeds; columns: methods; cells: the mean score of every edit after that run's last batch."""
     last = evaluations.groupby(["method", "seed"]).after_batch.transform("max")
@@ -206,6 +205,7 @@ def mean_and_interval(scores: pd.DataFrame, method: str) -> str:
         return "not run"
     mean, half = interval(scores[method].dropna())
     return f"{mean:.2f}" + ("" if math.isnan(half) else f" ± {half:.2f}")
+
 
 #: the kinds of key ``scripts/diagnose_forgetting.py`` measures, in the order its tables show them
 DIAGNOSIS_KINDS = ("committed key", "bare subject key", "other prompt keys", "answer-position keys")
