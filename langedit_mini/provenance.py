@@ -36,11 +36,13 @@ def git_commit(directory: Path = PACKAGE) -> str:
         return "unknown"
 
 
-def git_dirty(directory: Path = PACKAGE) -> bool | None:
-    """Whether the working tree has uncommitted changes (None when git is not available)."""
+def git_dirty(directory: Path = PACKAGE, exclude=()) -> bool | None:
+    """Whether the working tree has uncommitted changes to tracked files outside the paths ``exclude``
+    (relative to ``directory``; None when git is not available)."""
+    pathspecs = ["--", "."] + [f":(exclude){path}" for path in exclude] if exclude else []
     try:
-        return bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                                   text=True, check=True, cwd=directory).stdout.strip())
+        return bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", *pathspecs],
+                                   capture_output=True, text=True, check=True, cwd=directory).stdout.strip())
     except (OSError, subprocess.CalledProcessError):
         return None
 

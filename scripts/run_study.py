@@ -43,7 +43,9 @@ def run_part(output: Path, seed: int, method: str, shared: dict) -> dict:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     parameters = shared | {"seeds": [seed], "methods": [method], "save_to": str(work)}
-    commit, dirty, code = git_commit(ROOT), git_dirty(ROOT), package_hash()  # the code the run starts from
+    # the code the run starts from; results/ is left out of "uncommitted changes": the merge after each run
+    # rewrites results/main/, so every later run of the same `make study` would otherwise count as dirty
+    commit, dirty, code = git_commit(ROOT), git_dirty(ROOT, exclude=("results",)), package_hash()
     start = time.time()
     failed_claims = []
     try:

@@ -135,3 +135,25 @@ def test_full_scale_comparison_is_judged_seed_by_seed():
     assert mean_and_interval(scores.loc[[0]], "L") == "0.30" and mean_and_interval(scores, "FT") == "not run"
     with pytest.raises(ValueError, match="no 'locality' scores"):
         seed_scores(_final_scores({(0, "L"): 0.3}), "locality")
+
+
+def test_a_runs_provenance_ignores_the_studys_own_merged_results(tmp_path):
+    """run_study.py merges into results/ after every run; the next run must not count that as uncommitted code."""
+    import subprocess
+
+    from langedit_mini.provenance import git_dirty
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "averages.csv").write_text("a\n")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    assert git_dirty(tmp_path) is False and git_dirty(tmp_path, exclude=("results",)) is False
+    (tmp_path / "results" / "averages.csv").write_text("b\n")
+    assert git_dirty(tmp_path) is True and git_dirty(tmp_path, exclude=("results",)) is False
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert git_dirty(tmp_path, exclude=("results",)) is True
