@@ -175,28 +175,36 @@ def compare_methods(scores: pd.DataFrame, methods, baselines) -> dict[str, str]:
     missing = [m for m in list(methods) + list(baselines) if m not in scores.columns or scores[m].isna().all()]
     if missing:
         return {"verdict": "not judged", "standing": f"no finished run of {_join(missing)}", "seeds": "none"}
-    standings, seeds = {}, set()
+    standings, compared = {}, {}
     for method in methods:
         for baseline in baselines:
             both = scores[[method, baseline]].dropna()
-            seeds |= set(both.index)
+            compared[method, baseline] = sorted(int(seed) for seed in both.index)
             difference = both[method] - both[baseline]
             standings[method, baseline] = ("above" if (difference > 0).all() else
                                            "below" if (difference < 0).all() else "mixed")
     values = set(standings.values())
     verdict = ("reproduced" if values == {"above"} else "not reproduced" if "below" in values else "not separated")
-    seed_list = sorted(int(s) for s in seeds)
-    where = f"in each of seeds {_join(map(str, seed_list))}" if len(seed_list) > 1 else f"one seed: {seed_list[0]}"
+    uniform = len({tuple(seeds) for seeds in compared.values()}) == 1
+
+    def seeds_phrase(seeds):
+        return f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {_join(map(str, seeds))}"
+
     parts = []
     for method in methods:
         groups = {}
-        for baseline in baselines:
-            groups.setdefault(standings[method, baseline], []).append(baseline)
+        for baseline in baselines:  # name the seeds per baseline when not every pair ran the same ones
+            name = baseline if uniform else f"{baseline} ({seeds_phrase(compared[method, baseline])})"
+            groups.setdefault(standings[method, baseline], []).append(name)
         words = [f"{standing} {_join(names)}" if standing != "mixed" else f"neither above nor below {_join(names)}"
                  for standing, names in groups.items()]
         parts.append(f"{method} scored {_join(words)}")
-    return {"verdict": verdict, "standing": "; ".join(parts) + f" ({where})",
-            "seeds": _join(map(str, seed_list))}
+    seeds = sorted({seed for pair in compared.values() for seed in pair})
+    if uniform:
+        where = f" (in each of seeds {_join(map(str, seeds))})" if len(seeds) > 1 else f" (one seed: {seeds[0]})"
+    else:
+        where = ""
+    return {"verdict": verdict, "standing": "; ".join(parts) + where, "seeds": _join(map(str, seeds))}
 
 
 def mean_and_interval(scores: pd.DataFrame, method: str) -> str:

@@ -157,3 +157,13 @@ def test_a_runs_provenance_ignores_the_studys_own_merged_results(tmp_path):
     assert git_dirty(tmp_path) is True and git_dirty(tmp_path, exclude=("results",)) is False
     (tmp_path / "code.py").write_text("x = 2\n")
     assert git_dirty(tmp_path, exclude=("results",)) is True
+
+
+def test_seeds_are_named_per_baseline_when_the_pairs_ran_different_seeds():
+    from langedit_mini.results import compare_methods, seed_scores
+
+    scores = seed_scores(_final_scores({(0, "L"): 0.3, (0, "M"): 0.6, (0, "A"): 0.2, (1, "L"): 0.4, (1, "A"): 0.5}),
+                         "reliability")
+    result = compare_methods(scores, ["L"], ["M", "A"])
+    assert result["standing"] == "L scored below M (seed 0) and neither above nor below A (seeds 0 and 1)"
+    assert result["verdict"] == "not reproduced" and result["seeds"] == "0 and 1"
