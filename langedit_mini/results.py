@@ -164,6 +164,11 @@ def _join(words) -> str:
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 
 
+def _has_run(scores: pd.DataFrame, method: str) -> bool:
+    """Whether ``scores`` (``seed_scores``) holds a finished run of ``method``."""
+    return method in scores.columns and not scores[method].isna().all()
+
+
 def compare_methods(scores: pd.DataFrame, methods, baselines) -> dict[str, str]:
     """Whether ``methods`` scored above ``baselines`` in ``scores`` (``seed_scores``), seed by seed.
 
@@ -172,7 +177,7 @@ def compare_methods(scores: pd.DataFrame, methods, baselines) -> dict[str, str]:
     reproduced" (some pair below in every seed), "not separated" (only mixed and above pairs) or "not judged"
     (a method has no run); a sentence that says where each method stood; and the seeds compared.
     """
-    missing = [m for m in list(methods) + list(baselines) if m not in scores.columns or scores[m].isna().all()]
+    missing = [m for m in list(methods) + list(baselines) if not _has_run(scores, m)]
     if missing:
         return {"verdict": "not judged", "standing": f"no finished run of {_join(missing)}", "seeds": "none"}
     standings, compared = {}, {}
@@ -209,7 +214,7 @@ def compare_methods(scores: pd.DataFrame, methods, baselines) -> dict[str, str]:
 
 def mean_and_interval(scores: pd.DataFrame, method: str) -> str:
     """"0.32" for one seed, "0.32 ± 0.04" (95% t interval over seeds) for several, "not run" for none."""
-    if method not in scores.columns or scores[method].isna().all():
+    if not _has_run(scores, method):
         return "not run"
     mean, half = interval(scores[method].dropna())
     return f"{mean:.2f}" + ("" if math.isnan(half) else f" ± {half:.2f}")
