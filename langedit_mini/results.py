@@ -220,6 +220,18 @@ def mean_and_interval(scores: pd.DataFrame, method: str) -> str:
     return f"{mean:.2f}" + ("" if math.isnan(half) else f" ± {half:.2f}")
 
 
+def score_range(scores: pd.DataFrame, methods) -> str:
+    """"from 0.32 (LangEdit-exact) to 0.61 (MEMIT)": the lowest and highest mean over seeds among ``methods``
+    in ``scores`` (``seed_scores``); methods without a finished run are left out, "not run" if none has one."""
+    means = pd.Series({m: scores[m].dropna().mean() for m in methods if _has_run(scores, m)}, dtype=float)
+    if means.empty:
+        return "not run"
+    low, high = means.idxmin(), means.idxmax()
+    if len(means) == 1:
+        return f"{means[low]:.2f} ({low}, the only one run)"
+    return f"from {means[low]:.2f} ({low}) to {means[high]:.2f} ({high})"
+
+
 #: the kinds of key ``scripts/diagnose_forgetting.py`` measures, in the order its tables show them
 DIAGNOSIS_KINDS = ("committed key", "bare subject key", "other prompt keys", "answer-position keys")
 #: its two preserved-knowledge corpora: the book's statements, and those plus question prompts

@@ -90,6 +90,15 @@ def test_reproduction_report_pastes_numbers_from_the_chapters():
                      rf"AlphaEdit {value}, MEMIT {value}, FT {value}\.", text)
     assert full, "the full-scale reliabilities are missing from the report"
     assert any(v != "not run" for v in full.groups()) == committed, full.groups()
+    spread = re.search(r"reliability after the last batch was (not run|from (\d\.\d\d) \(([\w-]+)\) to (\d\.\d\d) "
+                       r"\(([\w-]+)\))", text)
+    assert spread, "the closed-form methods' full-scale range is missing from the report"
+    assert (spread.group(1) != "not run") == committed, spread.group(1)
+    if committed:  # the range's ends are the closed-form methods' means pasted in the sentence above
+        means = dict(zip(["LangEdit-exact", "LangEdit-published", "AlphaEdit", "MEMIT"], full.groups()))
+        low, low_method, high, high_method = spread.group(2, 3, 4, 5)
+        assert means[low_method].startswith(low) and means[high_method].startswith(high), (spread.group(1), means)
+        assert all(low <= v[:4] <= high for v in means.values() if v != "not run"), (spread.group(1), means)
     judged = re.findall(r"At full scale(?: on the pocket world \(the runs listed in the sequential chapter.s last "
                         r"section\))?: (reproduced|not reproduced|not separated|not judged) ?, seed by seed: ([^.]+)\.",
                         text)

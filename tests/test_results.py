@@ -116,7 +116,7 @@ def _final_scores(table: dict) -> pd.DataFrame:
 
 
 def test_full_scale_comparison_is_judged_seed_by_seed():
-    from langedit_mini.results import compare_methods, mean_and_interval, seed_scores
+    from langedit_mini.results import compare_methods, mean_and_interval, score_range, seed_scores
 
     scores = seed_scores(_final_scores({(0, "L"): 0.3, (0, "M"): 0.6, (0, "A"): 0.2,
                                         (1, "L"): 0.4, (1, "M"): 0.5, (1, "A"): 0.5}), "reliability")
@@ -133,6 +133,9 @@ def test_full_scale_comparison_is_judged_seed_by_seed():
     assert compare_methods(scores.loc[[0]], ["L"], ["A"])["standing"] == "L scored above A (one seed: 0)"
     assert mean_and_interval(scores, "L") == "0.35 ± 0.64"  # t(1) = 12.71 times the standard error 0.05
     assert mean_and_interval(scores.loc[[0]], "L") == "0.30" and mean_and_interval(scores, "FT") == "not run"
+    assert score_range(scores, ["M", "A"]) == "from 0.35 (A) to 0.55 (M)"  # means over the two seeds
+    assert score_range(scores, ["L", "FT"]) == "0.35 (L, the only one run)"
+    assert score_range(scores, ["FT"]) == "not run"
     with pytest.raises(ValueError, match="no 'locality' scores"):
         seed_scores(_final_scores({(0, "L"): 0.3}), "locality")
 
