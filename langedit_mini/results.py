@@ -223,7 +223,7 @@ def mean_and_interval(scores: pd.DataFrame, method: str) -> str:
 def score_range(scores: pd.DataFrame, methods) -> str:
     """"from 0.32 (LangEdit-exact) to 0.61 (MEMIT)": the lowest and highest mean over seeds among ``methods``
     in ``scores`` (``seed_scores``); methods without a finished run are left out, "not run" if none has one."""
-    means = pd.Series({m: scores[m].dropna().mean() for m in methods if _has_run(scores, m)}, dtype=float)
+    means = pd.Series({m: scores[m].mean() for m in methods if _has_run(scores, m)}, dtype=float)
     if means.empty:
         return "not run"
     low, high = means.idxmin(), means.idxmax()
