@@ -1,5 +1,7 @@
 """langedit-mini: a small, readable study of LangEdit, null-space constrained multilingual knowledge editing.
 
+Docstrings cite "reference, section N": the book's technical reference, ``book/reference.md``.
+
 Modules:
     validation  input checks, the dtype policy, ProjectionError and CapacityError
     projection  NullSpaceProjector (AlphaEdit's P) and ProtectedBasis (LangEdit's exact subspace)

@@ -14,9 +14,10 @@ import hashlib
 import json
 from pathlib import Path
 
+from .caches import cache_folder
 from .languages import check_language
 
-DEFAULT_CACHE = Path.home() / ".cache" / "langedit_mini" / "corpora"
+DEFAULT_CACHE = cache_folder("corpora")  # $LANGEDIT_CACHE/corpora when set (caches.py)
 WIKIPEDIA = "wikimedia/wikipedia"
 WIKIPEDIA_DUMP = "20231101"
 

@@ -4,7 +4,7 @@ Every loader returns ``EditRequest`` objects and a ``LoadReport`` that counts wh
 and why; a malformed record (a missing field, a non-string value) raises ``DatasetError`` naming
 the file, the record and the field. Nothing is dropped silently.
 
-Subject policy (SPEC section 7): the edit prompt is ``src`` with the subject replaced by ``{}``.
+Subject policy (reference, section 7): the edit prompt is ``src`` with the subject replaced by ``{}``.
 MzsRE's non-English records often spell the subject differently from ``src``. We look for it
 exactly, then case-insensitively, then accent- and case-insensitively (character by character, so
 the span found is the one in ``src``, and that spelling becomes the request's subject). A record

@@ -21,6 +21,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .caches import cache_folder
+
 MZSRE_REPOSITORY = "weixuan-wang123/ReMaKE"
 MZSRE_COMMIT = "975a9e90698d0e9021e44d49809c0ee24b2710a5"
 MZSRE_URL = f"https://raw.githubusercontent.com/{MZSRE_REPOSITORY}/{MZSRE_COMMIT}/{{path}}"
@@ -32,7 +34,7 @@ MZSRE_FILES = {
     "data/MzsRE/mzsre_test_duplicate_enfr.json": "306a8da78fbc525982a44211b0a3d14eafb302e6600d38e564b280f3d7443590",
     "data/MzsRE/mzsre_test_duplicate_enzh.json": "fc6b0da1e84abc1bda2017a413d72b9227aea5ef9ddcff41223340f7c06f997a",
 }
-DEFAULT_CACHE = Path.home() / ".cache" / "langedit_mini" / "mzsre"
+DEFAULT_CACHE = cache_folder("mzsre")  # $LANGEDIT_CACHE/mzsre when set (caches.py)
 
 
 class ChecksumError(RuntimeError):

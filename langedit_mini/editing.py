@@ -1,6 +1,6 @@
 """Sequential editing of a transformers causal LM: FT, MEMIT, AlphaEdit, LangEdit (published and exact).
 
-One interface for every method (SPEC sections 3 and 4):
+One interface for every method (the technical reference, ``book/reference.md``, sections 3 and 4):
 
     session = EditingSession(model, tokenizer, EditConfig(method="LangEdit-exact", layers=(1, 2)), statistics)
     record = session.apply(requests)     # one batch; returns what was written
@@ -10,12 +10,11 @@ One interface for every method (SPEC sections 3 and 4):
   requests are never changed otherwise.
 * It owns all sequential state: one ``UpdateRule`` per edited layer (the running ``Kp Kp^T``,
   the blended covariance, or the protected basis). Two sessions never share it.
-* For the closed-form methods a batch is written layer by layer (MEMIT's spreading): target values
-  ``z`` at the last edited layer ``L``; then for layer ``l_j`` the keys and the current ``H_L``
-  are recomputed on the partly edited model, ``R = (Z - H_L) / (m - j + 1)``, and the rule's
-  update is added to the layer's matrix, in the model's dtype (solves run in float64).
+* How a batch is written is the method's (``methods.py``, ``ft.py``; listed in ``registry.py``):
+  the closed-form methods spread target values over the layers with one ``UpdateRule`` each,
+  FT takes gradient steps. Each method owns its settings (``EditConfig.settings``).
 * Capacity: before anything is written, each layer's rule is asked whether the batch fits; a
-  CapacityError says which layer and the numbers.
+  CapacityError says which layer and the numbers, and the model is left as it was.
 * Records hold every layer's update and keys; they can be saved (safetensors + JSON metadata),
   re-applied to a fresh model, and rolled back (exactly: the original weights are restored and the
   kept records replayed in order).
@@ -32,44 +31,43 @@ from pathlib import Path
 import torch
 
 from .datasets import EditRequest
-from .keys import compute_hidden, compute_keys
-from .model_access import Architecture, check_layer, detect_architecture, edited_weight
-from .projection import tau_for_leftover
+from .methods import settings_with
+from .model_access import Architecture, add_to_weight, check_layer, detect_architecture, edited_weight
+from .registry import METHODS, get_method
 from .stats import SecondMoment
-from .updates import AlphaEditRule, LangEditExactRule, LangEditPublishedRule, MemitRule, UpdateRule
-from .validation import SOLVE_DTYPE, CapacityError
-from .values import ValueSettings, compute_target_values
+from .updates import UpdateRule
+from .validation import SOLVE_DTYPE
+from .values import ValueSettings
 
-METHODS = ("FT", "MEMIT", "AlphaEdit", "LangEdit-published", "LangEdit-exact")
+__all__ = ["METHODS", "EditConfig", "BatchRecord", "EditingSession", "add_to_weight", "apply_records", "check_batch"]
 
 
 @dataclass
 class EditConfig:
-    method: str                              # one of METHODS
+    """What an editing session runs: the method, the edited layers, and the method's own settings."""
+
+    method: str                              # one of METHODS (registry.py)
     layers: tuple[int, ...]                  # edited layers, ascending; the last is L (target values)
-    values: ValueSettings = field(default_factory=ValueSettings)
-    mom2_weight: float = 1.0                 # MEMIT's lambda on C0 (C0 is a mean, K K^T a sum)
-    tau: float | None = None                 # absolute eigenvalue cut; or
-    leftover_fraction: float | None = 0.05   # the cut whose discarded eigenvalues hold this share of trace(C0)
-    alpha: float = 10.0                      # AlphaEdit/LangEdit regulariser
-    basis_rtol: float | None = None          # LangEdit-exact: tolerance for new basis directions
-    ft_learning_rate: float = 5e-3           # FT: Adam on the edited matrices
-    ft_steps: int = 40
-    ft_norm_constraint: float = 5e-2         # FT: |W - W0| <= this, elementwise (as ROME's FT-L)
+    values: ValueSettings = field(default_factory=ValueSettings)  # target values z (closed-form methods)
+    settings: object = None                  # the method's settings (methods.py, ft.py); None: its defaults
     seed: int = 0
 
+    def __post_init__(self):
+        if self.settings is None:
+            self.settings = settings_with(get_method(self.method), {})
+
+    @property
+    def editing_method(self):
+        return get_method(self.method)
+
     def validate(self, model=None, architecture: Architecture | None = None) -> "EditConfig":
-        if self.method not in METHODS:
-            raise ValueError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
+        method = get_method(self.method)
+        if not isinstance(self.settings, method.settings_type):
+            raise ValueError(f"{self.method} takes {method.settings_type.__name__}, "
+                             f"got {type(self.settings).__name__}")
         if not self.layers or list(self.layers) != sorted(set(self.layers)):
             raise ValueError(f"layers must be a non-empty ascending tuple of distinct layers, got {self.layers!r}")
-        if (self.tau is None) == (self.leftover_fraction is None) and self.method not in ("FT", "MEMIT"):
-            raise ValueError("give exactly one of tau (absolute cut) and leftover_fraction (share of trace(C0))")
-        for name in ("mom2_weight", "alpha", "ft_learning_rate", "ft_norm_constraint"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"EditConfig.{name} must be > 0, got {getattr(self, name)!r}")
-        if not isinstance(self.ft_steps, int) or self.ft_steps < 1:
-            raise ValueError(f"EditConfig.ft_steps must be a positive integer, got {self.ft_steps!r}")
+        self.settings.validate()
         self.values.validate()
         if model is not None:
             for layer in self.layers:
@@ -132,14 +130,6 @@ def check_batch(requests: list[EditRequest]) -> list[EditRequest]:
     return requests
 
 
-def add_to_weight(model, architecture: Architecture, layer: int, delta: torch.Tensor, sign: float = 1.0) -> None:
-    """``W += sign * delta`` for delta (d_v, d_k), in the weight's dtype and device (transposed for Conv1D)."""
-    weight = edited_weight(model, architecture, layer)
-    update = delta.T if architecture.transposed else delta
-    with torch.no_grad():
-        weight.add_(update.to(device=weight.device, dtype=weight.dtype), alpha=sign)
-
-
 class EditingSession:
     """Sequential edits with one method on one model; owns all state between batches."""
 
@@ -147,7 +137,8 @@ class EditingSession:
                  in_place: bool = False, architecture: Architecture | None = None):
         self.architecture = architecture or detect_architecture(model)
         self.config = config.validate(model, self.architecture)
-        if config.method != "FT":
+        self.method = config.editing_method
+        if self.method.needs_statistics:
             missing = [layer for layer in config.layers if not statistics or layer not in statistics]
             if missing:
                 raise ValueError(f"{config.method} needs the preserved-key statistics of layers {missing} "
@@ -161,24 +152,7 @@ class EditingSession:
         self.records: list[BatchRecord] = []
 
     def _fresh_rules(self) -> dict[int, UpdateRule]:
-        config = self.config
-        rules = {}
-        for layer in config.layers:
-            if config.method == "FT":
-                continue
-            moment = self.statistics[layer]
-            covariance = moment.covariance.to(SOLVE_DTYPE)
-            tau = config.tau if config.tau is not None else (
-                tau_for_leftover(covariance, config.leftover_fraction) if config.method != "MEMIT" else None)
-            if config.method == "MEMIT":
-                rules[layer] = MemitRule(covariance, mom2_weight=config.mom2_weight)
-            elif config.method == "AlphaEdit":
-                rules[layer] = AlphaEditRule(covariance, tau=tau, alpha=config.alpha)
-            elif config.method == "LangEdit-published":
-                rules[layer] = LangEditPublishedRule(covariance, n_samples=moment.n_samples, tau=tau, alpha=config.alpha)
-            else:
-                rules[layer] = LangEditExactRule(covariance, tau=tau, alpha=config.alpha, rtol=config.basis_rtol)
-        return rules
+        return self.method.make_rules(self.config.settings, self.statistics, self.config.layers)
 
     @property
     def capacity_left(self) -> dict[int, int | None]:
@@ -186,62 +160,19 @@ class EditingSession:
                 for layer in self.config.layers}
 
     def apply(self, requests: list[EditRequest]) -> BatchRecord:
-        """Edit one batch into the session's model; returns its record (and keeps it)."""
+        """Edit one batch into the session's model; returns its record (and keeps it).
+
+        A batch that does not fit (CapacityError) leaves the model and the session as they were.
+        """
         requests = check_batch(list(requests))
         seconds = {"keys": 0.0, "values": 0.0, "solve": 0.0, "projector": 0.0, "write": 0.0}
-        if self.config.method == "FT":
-            deltas, keys, nll = self._fine_tune(requests, seconds)
-        else:
-            deltas, keys, nll = self._closed_form(requests, seconds)
+        deltas, keys, nll = self.method.write(self, requests, seconds)
         record = BatchRecord(len(self.records), self.config.method, [r.fact_id for r in requests],
                              [r.lang for r in requests], deltas, keys, seconds, self.capacity_left, nll)
         self.records.append(record)
         return record
 
-    def _closed_form(self, requests, seconds):
-        config, model, tokenizer, architecture = self.config, self.model, self.tokenizer, self.architecture
-        layers, last = config.layers, config.layers[-1]
-        start = time.perf_counter()
-        current_keys = {layer: compute_keys(model, tokenizer, architecture, requests, layer) for layer in layers}
-        seconds["keys"] += time.perf_counter() - start
-        for layer in layers:  # refuse before writing anything
-            rule = self.rules[layer]
-            if isinstance(rule, LangEditExactRule):
-                try:
-                    rule.basis.check_capacity(current_keys[layer].to(SOLVE_DTYPE))
-                except CapacityError as error:
-                    raise CapacityError(f"layer {layer}: {error}", needed=error.needed,
-                                        available=error.available) from None
-        start = time.perf_counter()
-        values = compute_target_values(model, tokenizer, architecture, requests, last, config.values,
-                                       seed=config.seed)
-        seconds["values"] += time.perf_counter() - start
-        deltas, keys = {}, {}
-        for j, layer in enumerate(layers):
-            start = time.perf_counter()
-            layer_keys = current_keys[layer] if j == 0 else compute_keys(model, tokenizer, architecture, requests, layer)
-            hidden = compute_hidden(model, tokenizer, architecture, requests, last)
-            seconds["keys"] += time.perf_counter() - start
-            residuals = (values.z - hidden) / (len(layers) - j)  # (d_v, n)
-            start = time.perf_counter()
-            try:
-                delta = self.rules[layer].propose(residuals.to(SOLVE_DTYPE), layer_keys.to(SOLVE_DTYPE))
-            except CapacityError as error:
-                self._restore_written(deltas)
-                raise CapacityError(f"layer {layer}: {error}", needed=error.needed, available=error.available) from None
-            seconds["solve"] += time.perf_counter() - start
-            start = time.perf_counter()
-            add_to_weight(model, architecture, layer, delta)
-            deltas[layer] = delta.float()
-            keys[layer] = layer_keys
-            seconds["write"] += time.perf_counter() - start
-        start = time.perf_counter()
-        for layer in layers:
-            self.rules[layer].commit(keys[layer].to(SOLVE_DTYPE))
-        seconds["projector"] += time.perf_counter() - start
-        return deltas, keys, values.final_nll
-
-    def _restore_written(self, deltas: dict[int, torch.Tensor]) -> None:
+    def restore_layers(self, deltas: dict[int, torch.Tensor]) -> None:
         """Undo the layers already written in a batch that failed part-way (nothing is committed)."""
         for layer in self.config.layers:
             if layer in deltas:
@@ -250,55 +181,6 @@ class EditingSession:
                     weight.copy_(self.original_weights[layer])
                 for record in self.records:
                     add_to_weight(self.model, self.architecture, layer, record.deltas[layer])
-
-    def _fine_tune(self, requests, seconds):
-        """FT: Adam on the edited matrices, NLL of the targets after the edit prompts, |W - W0| clamped."""
-        from .metrics import encode_pairs
-
-        config, model, architecture = self.config, self.model, self.architecture
-        start = time.perf_counter()
-        torch.manual_seed(config.seed)
-        weights = {layer: edited_weight(model, architecture, layer) for layer in config.layers}
-        before = {layer: w.detach().clone() for layer, w in weights.items()}
-        prompt_ids, answer_ids = encode_pairs(self.tokenizer, [r.question for r in requests],
-                                              [r.target for r in requests], [r.joiner for r in requests])
-        from .metrics import _pad, model_device
-
-        sequences = [p + a for p, a in zip(prompt_ids, answer_ids)]
-        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
-        ids, mask = _pad(sequences, pad, left=False, device=model_device(model))
-        labels = torch.full_like(ids, -100)
-        for row, (p, a) in enumerate(zip(prompt_ids, answer_ids)):
-            labels[row, len(p):len(p) + len(a)] = torch.tensor(a, device=ids.device)
-        flags = {name: p.requires_grad for name, p in model.named_parameters()}
-        for parameter in model.parameters():
-            parameter.requires_grad_(False)
-        for weight in weights.values():
-            weight.requires_grad_(True)
-        optimizer = torch.optim.Adam(list(weights.values()), lr=config.ft_learning_rate)
-        was_training = model.training
-        model.eval()
-        loss = torch.tensor(0.0)
-        try:
-            for _ in range(config.ft_steps):
-                loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                with torch.no_grad():
-                    for layer, weight in weights.items():
-                        change = (weight - before[layer]).clamp(-config.ft_norm_constraint, config.ft_norm_constraint)
-                        weight.copy_(before[layer] + change)
-        finally:
-            for name, parameter in model.named_parameters():
-                parameter.requires_grad_(flags[name])
-            model.train(was_training)
-        deltas = {}
-        for layer, weight in weights.items():
-            change = (weight.detach() - before[layer]).float()
-            deltas[layer] = change.T if architecture.transposed else change
-        seconds["solve"] += time.perf_counter() - start
-        return deltas, {}, [loss.item()] * len(requests)
 
     def rollback(self, batches: int = 1) -> None:
         """Undo the last ``batches`` batches: original weights restored, the kept records replayed in order."""

@@ -1,4 +1,4 @@
-"""Editing metrics (SPEC section 6) as tidy pandas DataFrames; evaluation never changes the model.
+"""Editing metrics (reference, section 6) as tidy pandas DataFrames; evaluation never changes the model.
 
 For each request and each metric, teacher-forced token accuracy and greedy exact match:
 
@@ -17,7 +17,7 @@ import pandas as pd
 
 from .datasets import EditRequest
 from .languages import LANGUAGES
-from .metrics import encode_pairs, evaluation_mode, greedy_continuations, score
+from .metrics import encode_pairs, evaluation_mode, greedy_continuations, pad_token_id, score
 
 
 def locality_reference(model, tokenizer, requests: list[EditRequest], batch_size: int = 128) -> list[str]:
@@ -28,7 +28,7 @@ def locality_reference(model, tokenizer, requests: list[EditRequest], batch_size
     prompts = [r.locality_prompt for r in usable]
     prompt_ids, answer_ids = encode_pairs(tokenizer, prompts, [r.locality_answer for r in usable],
                                           [r.joiner for r in usable])
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    pad = pad_token_id(tokenizer)
     predictions = []
     with evaluation_mode(model):
         for start in range(0, len(prompt_ids), batch_size):

@@ -31,10 +31,11 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from .caches import cache_folder
 from .languages import check_language
-from .metrics import answer_log_likelihoods, evaluation_mode, greedy_continuations
+from .metrics import answer_log_likelihoods, evaluation_mode, greedy_continuations, pad_token_id
 
-DEFAULT_CACHE = Path.home() / ".cache" / "langedit_mini" / "general"
+DEFAULT_CACHE = cache_folder("general")  # $LANGEDIT_CACHE/general when set (caches.py)
 ENTITY_TYPES = ("PER", "ORG", "LOC")
 #: WikiANN's tag ids: O, B-PER, I-PER, B-ORG, I-ORG, B-LOC, I-LOC.
 WIKIANN_TAGS = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC")
@@ -239,7 +240,7 @@ def choice_log_likelihoods(model, tokenizer, prompts: list[str], choices: tuple[
         prompt_ids = tokenizer(prompt_text)["input_ids"]
         for ids in choice_ids:
             rows.append((_truncate(prompt_ids, max_tokens - len(ids)), ids))
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    pad = pad_token_id(tokenizer)
     scores = answer_log_likelihoods(model, [p for p, _ in rows], [c for _, c in rows], pad, batch_size)
     return torch.tensor(scores).view(len(prompts), len(choices))
 
@@ -247,7 +248,7 @@ def choice_log_likelihoods(model, tokenizer, prompts: list[str], choices: tuple[
 def generate_lines(model, tokenizer, prompts: list[str], *, max_new_tokens: int = 24, max_tokens: int = 1024,
                    batch_size: int = 8) -> list[str]:
     """Greedy continuation of each prompt, cut at the first newline."""
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    pad = pad_token_id(tokenizer)
     prompt_ids = [_truncate(tokenizer(p)["input_ids"], max_tokens - max_new_tokens) for p in prompts]
     outputs = []
     with evaluation_mode(model):

@@ -1,4 +1,4 @@
-"""Keys and hidden states at the subject's last token (SPEC section 3).
+"""Keys and hidden states at the subject's last token (reference, section 3).
 
 A request's key at layer ``l`` is the input of the edited MLP projection at the last token of the
 subject, averaged over the bare prompt and the prompt after each context prefix of the request's
@@ -15,7 +15,7 @@ import torch
 
 from .datasets import EditRequest
 from .languages import CONTEXT_PREFIXES, PREFIX_SEPARATOR
-from .metrics import evaluation_mode, model_device
+from .metrics import evaluation_mode, model_device, pad_rows, pad_token_id
 from .model_access import Architecture, get_module, mlp_out_module
 
 
@@ -59,14 +59,7 @@ def encode_rows(tokenizer, texts: list[str], last_chars: list[int], request_inde
         # special tokens (BOS) have offsets (0, 0) and never cover a character
         positions.append(subject_last_token([tuple(o) for o in offsets], last_chars[index]))
         rows.append(list(ids) + (suffix_ids[index] if suffix_ids else []))
-    pad_id = pad_id if pad_id is not None else (tokenizer.pad_token_id if tokenizer.pad_token_id is not None
-                                                else tokenizer.eos_token_id)
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for row, tokens in enumerate(rows):
-        ids[row, : len(tokens)] = torch.tensor(tokens)
-        mask[row, : len(tokens)] = 1
+    ids, mask = pad_rows(rows, pad_id if pad_id is not None else pad_token_id(tokenizer), left=False, device="cpu")
     return EncodedRows(ids, mask, torch.tensor(request_index), torch.tensor(positions), [len(r) for r in rows])
 
 

@@ -22,7 +22,7 @@ def check_language(language: str) -> str:
     return language
 
 
-#: Context prefixes for computing keys (SPEC section 3): a key is averaged over the bare prompt and
+#: Context prefixes for computing keys (reference, section 3): a key is averaged over the bare prompt and
 #: the prompt after each of these short prefixes (joined with ". "). Fixed lists: deterministic.
 CONTEXT_PREFIXES = {
     "en": ["In short", "As a rule", "Note this"],

@@ -54,7 +54,13 @@ def encode_pairs(tokenizer, prompts: list[str], answers: list[str], joiners: lis
     return prompt_ids, answer_ids
 
 
-def _pad(sequences: list[list[int]], pad_id: int, left: bool, device) -> tuple[torch.Tensor, torch.Tensor]:
+def pad_token_id(tokenizer) -> int:
+    """The tokenizer's padding id, or its end-of-sequence id when it has none (GPT-2, Llama)."""
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+
+def pad_rows(sequences: list[list[int]], pad_id: int, left: bool, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token id lists padded to one width (on the left or the right): ``(ids, attention_mask)``, (B, T)."""
     width = max(len(s) for s in sequences)
     ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(sequences), width), dtype=torch.long)
@@ -71,7 +77,7 @@ def _pad(sequences: list[list[int]], pad_id: int, left: bool, device) -> tuple[t
 def teacher_forced_accuracy(model, prompt_ids, answer_ids, pad_id: int) -> list[float]:
     """Per item: fraction of answer tokens predicted (argmax) given the prompt and earlier answer tokens."""
     sequences = [p + a[:-1] for p, a in zip(prompt_ids, answer_ids)]
-    ids, mask = _pad(sequences, pad_id, left=False, device=model_device(model))
+    ids, mask = pad_rows(sequences, pad_id, left=False, device=model_device(model))
     logits = model(input_ids=ids, attention_mask=mask).logits  # (B, T, V)
     scores = []
     for row, (prompt, answer) in enumerate(zip(prompt_ids, answer_ids)):
@@ -89,7 +95,7 @@ def answer_log_likelihoods(model, prompt_ids, answer_ids, pad_id: int, batch_siz
     with evaluation_mode(model):
         for start in range(0, len(prompt_ids), batch_size):
             prompts, answers = prompt_ids[start:start + batch_size], answer_ids[start:start + batch_size]
-            ids, mask = _pad([p + a for p, a in zip(prompts, answers)], pad_id, left=False, device=device)
+            ids, mask = pad_rows([p + a for p, a in zip(prompts, answers)], pad_id, left=False, device=device)
             log_probs = model(input_ids=ids, attention_mask=mask).logits.float().log_softmax(dim=-1)
             for row, (prompt, answer) in enumerate(zip(prompts, answers)):
                 positions = torch.arange(len(prompt) - 1, len(prompt) - 1 + len(answer), device=device)
@@ -99,7 +105,7 @@ def answer_log_likelihoods(model, prompt_ids, answer_ids, pad_id: int, batch_siz
 
 def greedy_continuations(model, prompt_ids, lengths: list[int], pad_id: int) -> list[list[int]]:
     """Greedy decoding of ``lengths[i]`` tokens after each prompt (left-padded batch, no cache)."""
-    ids, mask = _pad(prompt_ids, pad_id, left=True, device=model_device(model))
+    ids, mask = pad_rows(prompt_ids, pad_id, left=True, device=model_device(model))
     generated = [[] for _ in prompt_ids]
     for _ in range(max(lengths)):
         positions = (mask.cumsum(dim=1) - 1).clamp_min(0)
@@ -118,7 +124,7 @@ def score(model, tokenizer, prompts: list[str], answers: list[str], joiners: lis
     if isinstance(joiners, str):
         joiners = [joiners] * len(prompts)
     prompt_ids, answer_ids = encode_pairs(tokenizer, prompts, answers, joiners)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    pad_id = pad_token_id(tokenizer)
     teacher, exact, predictions = [], [], []
     with evaluation_mode(model):
         for start in range(0, len(prompt_ids), batch_size):

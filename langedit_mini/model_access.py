@@ -1,6 +1,6 @@
 """Where the edited MLP matrix and its neighbours live in each architecture.
 
-Editing changes ``W`` in ``out = W k`` (SPEC section 2): the MLP's output projection, whose
+Editing changes ``W`` in ``out = W k`` (reference, section 2): the MLP's output projection, whose
 *input* is the key ``k`` (d_k) and whose output lands in the residual stream (d_v). This table
 says, per architecture, the module path of that projection, of each layer's output, of the final
 norm and of the LM head, and whether the weight is stored transposed (GPT-2's ``Conv1D`` keeps
@@ -13,6 +13,7 @@ it work.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 import torch
@@ -100,3 +101,33 @@ def edited_weight(model, architecture: Architecture, layer: int) -> torch.Tensor
 def key_dimension(model, architecture: Architecture, layer: int) -> int:
     weight = edited_weight(model, architecture, layer)
     return weight.shape[0] if architecture.transposed else weight.shape[1]
+
+
+def add_to_weight(model, architecture: Architecture, layer: int, delta: torch.Tensor, sign: float = 1.0) -> None:
+    """``W += sign * delta`` for delta (d_v, d_k), in the weight's dtype and device (transposed for Conv1D)."""
+    weight = edited_weight(model, architecture, layer)
+    update = delta.T if architecture.transposed else delta
+    with torch.no_grad():
+        weight.add_(update.to(device=weight.device, dtype=weight.dtype), alpha=sign)
+
+
+@contextmanager
+def optimising_only(model, parameters=()):
+    """For an optimisation inside the block: the model in eval mode, gradients only for ``parameters``.
+
+    Every parameter's ``requires_grad`` flag and the model's train/eval mode are restored on exit,
+    also after an error.
+    """
+    flags = [p.requires_grad for p in model.parameters()]
+    was_training = model.training
+    model.eval()
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    for parameter in parameters:
+        parameter.requires_grad_(True)
+    try:
+        yield model
+    finally:
+        for parameter, flag in zip(model.parameters(), flags):
+            parameter.requires_grad_(flag)
+        model.train(was_training)

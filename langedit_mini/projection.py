@@ -1,4 +1,4 @@
-"""Null-space projectors and the protected subspace (SPEC sections 2 and 4).
+"""Null-space projectors and the protected subspace (reference, sections 2 and 4).
 
 Two objects:
 

@@ -1,4 +1,4 @@
-"""Editing schedules (SPEC section 5): which requests go into which batch, in which order.
+"""Editing schedules (reference, section 5): which requests go into which batch, in which order.
 
 Every schedule draws from one seeded order of *facts* (a fact is the same edit in every language,
 ``EditRequest.fact_id``), so the schedules differ only in how languages are arranged:

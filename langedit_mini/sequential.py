@@ -1,6 +1,6 @@
 """Running a schedule through an editing session: evaluation after every batch, forgetting, resuming.
 
-``run_schedule(session, schedule)`` applies the batches in order (edits accumulate, SPEC section 5)
+``run_schedule(session, schedule)`` applies the batches in order (edits accumulate, reference section 5)
 and, after every ``evaluate_every``-th batch and after the last, scores every edit made so far
 (``evaluation.evaluate_requests``). The result is one tidy DataFrame: a row per (time, request,
 metric), where ``after_batch`` is the time and ``batch`` is when the request was edited.

@@ -18,10 +18,11 @@ from pathlib import Path
 
 import torch
 
+from .caches import cache_folder
 from .metrics import evaluation_mode, model_device
 from .model_access import Architecture, detect_architecture, mlp_out_module
 
-DEFAULT_CACHE = Path.home() / ".cache" / "langedit_mini" / "stats"
+DEFAULT_CACHE = cache_folder("stats")  # $LANGEDIT_CACHE/stats when set (caches.py)
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""The sequential multilingual study (SPEC section 5): every method, every seed, one schedule.
+"""The sequential multilingual study (reference, section 5): every method, every seed, one schedule.
 
 ``run_study`` edits a schedule with each method and seed in its own session, and collects tidy
 DataFrames: the evaluation of every edit so far after every batch (the forgetting data), the
@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import pandas as pd
 
-from .editing import METHODS, EditingSession
+from .editing import EditingSession
 from .evaluation import cross_lingual, locality_reference
-from .hparams import default_config
+from .hparams import applicable_overrides, default_config
+from .registry import METHODS
 from .schedules import build_schedule
 from .sequential import run_schedule
 
@@ -81,12 +82,7 @@ def run_study(model, tokenizer, requests, statistics, *, methods=METHODS, seeds=
         edited = plan.requests
         reference = dict(zip([(r.fact_id, r.lang) for r in edited], locality_reference(model, tokenizer, edited)))
         for method in methods:
-            config = default_config(method, model_name, seed=seed)
-            applicable = {k: v for k, v in overrides.items() if method not in ("FT", "MEMIT")
-                          or k not in ("tau", "leftover_fraction", "alpha")}
-            if "tau" in applicable:
-                applicable.setdefault("leftover_fraction", None)
-            config = replace(config, **applicable)
+            config = default_config(method, model_name, seed=seed, **applicable_overrides(method, overrides))
             session = EditingSession(model, tokenizer, config, statistics)
             start = time.perf_counter()
 
@@ -107,6 +103,32 @@ def run_study(model, tokenizer, requests, statistics, *, methods=METHODS, seeds=
     return StudyResult(pd.concat(evaluations, ignore_index=True),
                        pd.concat(probe_rows, ignore_index=True) if probe_rows else pd.DataFrame(),
                        pd.concat(transfer, ignore_index=True), pd.DataFrame(batches), schedules)
+
+
+def combine_studies(parts: list[StudyResult]) -> StudyResult:
+    """One StudyResult from runs of the same schedules with different methods (e.g. one chapter cell each).
+
+    Every part measured the unedited model's probes; they are kept once. The parts must share their
+    seeds' schedules, or they would not be one study.
+    """
+    if not parts:
+        raise ValueError("no study parts to combine: run at least one method")
+    schedules = parts[0].schedules
+    for part in parts[1:]:
+        if {seed: plan.requests for seed, plan in part.schedules.items()} != \
+                {seed: plan.requests for seed, plan in schedules.items()}:
+            raise ValueError("study parts ran different schedules (seeds, languages or sizes differ); "
+                             "they cannot be combined into one study")
+    probes = [part.probes for part in parts if len(part.probes)]
+    if probes:
+        unedited = probes[0][probes[0].method == "unedited"]
+        probes = [unedited] + [frame[frame.method != "unedited"] for frame in probes]
+
+    def joined(name):
+        return pd.concat([getattr(part, name) for part in parts], ignore_index=True)
+
+    return StudyResult(joined("evaluations"), pd.concat(probes, ignore_index=True) if probes else pd.DataFrame(),
+                       joined("transfer"), joined("batches"), schedules)
 
 
 def final_scores(evaluations: pd.DataFrame) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""The closed-form weight updates of MEMIT, AlphaEdit and LangEdit (SPEC section 4).
+"""The closed-form weight updates of MEMIT, AlphaEdit and LangEdit (reference, section 4).
 
 Shapes: residuals ``R`` (d_v, n), keys ``K`` (d_k, n), covariance ``C0`` (d_k, d_k); every update
 ``Delta`` is (d_v, d_k) and is *added* to the edited matrix ``W`` (d_v, d_k) with ``out = W k``.
@@ -8,6 +8,8 @@ Functions compute one update; the ``UpdateRule`` classes own the sequential stat
 
 * ``propose(R, K)`` returns the update for a batch and changes nothing;
 * ``commit(K)`` records that the batch with keys ``K`` was written into the model;
+* ``check_capacity(K)`` raises CapacityError when a batch with keys ``K`` cannot be written (a rule
+  without a notion of capacity answers that it fits), before anything is;
 * ``capacity_left`` says how many null-space dimensions remain (``None`` when the method has no
   such notion).
 
@@ -165,6 +167,9 @@ class UpdateRule:
     def commit(self, keys) -> None:
         """Record that a batch with these keys (d_k, n) has been written into the model."""
 
+    def check_capacity(self, keys) -> None:
+        """Raise CapacityError if a batch with these keys (d_k, n) does not fit; changes nothing."""
+
     @property
     def capacity_left(self) -> int | None:
         """Null-space dimensions still free, or None when the method has no such limit."""
@@ -249,7 +254,7 @@ class LangEditPublishedRule(AlphaEditRule):
             self.blended_covariance, self.tau, relative=self.relative, dtype=self.projector.dtype,
             allow_empty_null_space=True)
 
-    def propose(self, residuals, keys) -> torch.Tensor:
+    def check_capacity(self, keys) -> None:
         dtype = self.projector.dtype
         needed = key_rank(as_matrix(keys, "keys", dtype), rtol=DEFAULT_BASIS_RTOL[dtype])
         if needed > self.projector.null_dim:
@@ -258,6 +263,9 @@ class LangEditPublishedRule(AlphaEditRule):
                 f"{self.projector.null_dim} of d_k={self.projector.d_k} dimensions below the cut, but this batch "
                 f"needs {needed} (the rank of its keys)",
                 needed=needed, available=self.projector.null_dim)
+
+    def propose(self, residuals, keys) -> torch.Tensor:
+        self.check_capacity(keys)
         return super().propose(residuals, keys)
 
     @property
@@ -289,8 +297,11 @@ class LangEditExactRule(UpdateRule):
     def projector(self) -> NullSpaceProjector:
         return self.basis.projector()
 
-    def propose(self, residuals, keys) -> torch.Tensor:
+    def check_capacity(self, keys) -> None:
         self.basis.check_capacity(keys)
+
+    def propose(self, residuals, keys) -> torch.Tensor:
+        self.check_capacity(keys)
         return projected_ridge_delta(residuals, keys, self.projector, alpha=self.alpha)
 
     def commit(self, keys) -> None:

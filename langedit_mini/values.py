@@ -1,4 +1,4 @@
-"""Target values ``z``: what the residual stream at layer L must hold for the model to say o* (SPEC 3).
+"""Target values ``z``: what the residual stream at layer L must hold for the model to say o* (reference, section 3).
 
 For each request a vector ``delta_i`` (d_v) is added to the output of block L at the subject's last
 token, in the bare prompt and every prefixed prompt of the request, and optimised with Adam so the
@@ -25,7 +25,7 @@ from .datasets import EditRequest
 from .keys import check_context_length, compute_hidden, context_texts, encode_rows, layer_output
 from .languages import KL_PROMPTS
 from .metrics import model_device
-from .model_access import Architecture, check_layer, get_module, num_layers
+from .model_access import Architecture, check_layer, get_module, num_layers, optimising_only
 
 
 @dataclass
@@ -138,12 +138,7 @@ def compute_target_values(model, tokenizer, architecture: Architecture, requests
         states = states + shift
         return (states,) + tuple(output[1:]) if isinstance(output, tuple) else states
 
-    was_training = model.training
-    model.eval()
-    parameters_grad = [p.requires_grad for p in model.parameters()]
-    for parameter in model.parameters():
-        parameter.requires_grad_(False)
-    try:
+    with optimising_only(model):  # gradients for delta alone
         with torch.no_grad():
             original_logits = model(input_ids=kl_ids, attention_mask=kl_mask).logits
             original_kl = original_logits[torch.arange(n, device=device), kl_last].float().log_softmax(-1)
@@ -192,9 +187,5 @@ def compute_target_values(model, tokenizer, architecture: Architecture, requests
                     delta.mul_(torch.where(norms > limit, limit / norms.clamp_min(1e-12), torch.ones_like(norms))[:, None])
         finally:
             handle.remove()
-    finally:
-        for parameter, flag in zip(model.parameters(), parameters_grad):
-            parameter.requires_grad_(flag)
-        model.train(was_training)
     z = hidden + delta.detach().T.cpu()
     return TargetValues(z, hidden, final_nll.cpu().tolist(), steps_taken.cpu().tolist())

@@ -2,7 +2,8 @@
 
 The batch: 100 edits of distinct subjects in one language, drawn with a seed from every relation.
 Prints a table of teacher-forced accuracy / greedy exact match per method and metric, and can
-override any EditConfig field to tune (``--set alpha=100 --set values.clamp_norm_factor=1.0``).
+override a setting to tune (``--set alpha=100 --set values.clamp_norm_factor=1.0``; a method without
+that setting ignores it).
 
     python scripts/batch_of_100.py [--language en] [--seed 0] [--methods FT MEMIT ...]
 """
@@ -20,7 +21,7 @@ import torch
 from langedit_mini.datasets import load_pocket
 from langedit_mini.editing import METHODS, EditingSession
 from langedit_mini.evaluation import evaluate_requests, locality_reference
-from langedit_mini.hparams import default_config
+from langedit_mini.hparams import applicable_overrides, default_config
 from langedit_mini.pocket import POCKET_EDIT_LAYERS, load_pocket_model
 from langedit_mini.pocket.card import covariance_texts
 from langedit_mini.stats import key_second_moments
@@ -39,14 +40,18 @@ def distinct_subjects(requests, count: int, seed: int):
 
 
 def configure(method: str, settings: list[str]):
+    """The method's pocket defaults with ``name=value`` overrides: ``values.<field>`` for the target
+    values, any other name for the method's own settings (a setting the method lacks is skipped)."""
     config = default_config(method)
     for item in settings:
         name, _, text = item.partition("=")
-        value = type(getattr(config.values if name.startswith("values.") else config, name.split(".")[-1]))(text)
         if name.startswith("values."):
+            value = type(getattr(config.values, name[7:]))(text)
             config = replace(config, values=replace(config.values, **{name[7:]: value}))
-        else:
-            config = replace(config, **{name: value})
+        elif applicable_overrides(method, {name: text}):
+            current = getattr(config.settings, name)
+            value = type(current)(text) if current is not None else float(text)
+            config = replace(config, settings=replace(config.settings, **{name: value}))
     return config
 
 

@@ -40,7 +40,8 @@ import pandas as pd
 import torch
 
 from langedit_mini.datasets import load_pocket
-from langedit_mini.editing import METHODS, EditingSession
+from langedit_mini.editing import EditingSession
+from langedit_mini.registry import CLOSED_FORM_METHODS
 from langedit_mini.hparams import default_config
 from langedit_mini.keys import context_texts, encode_rows
 from langedit_mini.languages import LANGUAGES
@@ -54,7 +55,6 @@ from langedit_mini.schedules import build_schedule
 from langedit_mini.stats import key_second_moments
 
 ROOT = Path(__file__).resolve().parents[1]
-CLOSED_FORM = [m for m in METHODS if m != "FT"]
 
 
 def position_keys(model, tokenizer, architecture, requests, layer: int) -> list[dict[str, torch.Tensor]]:
@@ -153,9 +153,9 @@ def main(argv=None) -> pd.DataFrame:
                         choices=DIAGNOSIS_COVARIANCES)
     parser.add_argument("--output", default=str(ROOT / "results" / "diagnostics" / "forgetting.json"))
     args = parser.parse_args(argv)
-    unknown = [m for m in args.methods if m not in CLOSED_FORM]
+    unknown = [m for m in args.methods if m not in CLOSED_FORM_METHODS]
     if unknown:
-        parser.error(f"methods {unknown} are not closed-form; choose from {CLOSED_FORM}")
+        parser.error(f"methods {unknown} are not closed-form; choose from {list(CLOSED_FORM_METHODS)}")
     if args.edits < 1:
         parser.error(f"--edits must be a positive integer, got {args.edits}")
     start = time.time()

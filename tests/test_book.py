@@ -11,10 +11,11 @@ from urllib.parse import urlparse
 
 import pytest
 from bs4 import BeautifulSoup
-
 from test_notebooks import NOTEBOOKS, ROOT
 
 HTML = ROOT / "_build" / "html"
+
+pytestmark = pytest.mark.chapter
 
 if not (HTML / "index.html").exists():
     if os.environ.get("LANGEDIT_REQUIRE_BOOK") == "1":

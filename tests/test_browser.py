@@ -22,6 +22,8 @@ REQUIRED = os.environ.get("LANGEDIT_REQUIRE_BROWSER") == "1"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
 
+pytestmark = pytest.mark.browser
+
 
 def _missing() -> str | None:
     if not (HTML / "index.html").exists():

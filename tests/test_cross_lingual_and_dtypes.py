@@ -18,15 +18,6 @@ from langedit_mini.stats import key_second_moments
 REQUESTS, _ = load_pocket()
 
 
-@pytest.fixture(scope="module")
-def pocket():
-    torch.set_num_threads(2)
-    model, tokenizer = load_pocket_model()
-    statistics = key_second_moments(model, tokenizer, covariance_texts(), list(POCKET_EDIT_LAYERS), cache_dir=None,
-                                    progress=False)
-    return model, tokenizer, statistics
-
-
 def test_cross_lingual_matrix_of_one_batch_per_language(pocket):
     model, tokenizer, statistics = pocket
     facts = random.Random(7).sample(sorted({r.fact_id for r in REQUESTS if r.lang == "en"}), 12)

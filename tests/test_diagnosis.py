@@ -5,9 +5,9 @@ import json
 
 import pandas as pd
 import pytest
+from test_results import load_script
 
 from langedit_mini.results import DIAGNOSIS_KINDS, diagnosis_tables, read_diagnosis
-from test_results import load_script
 
 
 def _script():

@@ -3,14 +3,16 @@
 import pytest
 import torch
 import transformers
+from test_stats import CONFIGS
 
 from langedit_mini.datasets import EditRequest
 from langedit_mini.editing import EditConfig, EditingSession
+from langedit_mini.methods import settings_with
 from langedit_mini.model_access import detect_architecture
 from langedit_mini.pocket import MODEL_DIRECTORY
+from langedit_mini.registry import get_method
 from langedit_mini.stats import key_second_moments
 from langedit_mini.values import ValueSettings
-from test_stats import CONFIGS
 
 TEXTS = ["The capital of the country Chile is Santiago.", "Die Hauptstadt des Landes Peru ist Lima.",
          "问：日本的首都是什么？答：东京", "La ville Lyon se trouve dans le pays France.",
@@ -37,9 +39,9 @@ def test_tiny_model_takes_an_edit_and_only_edited_matrices_change(name, method, 
     layers = (0, 1)
     statistics = key_second_moments(model, tokenizer, TEXTS, list(layers), cache_dir=None, progress=False)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    session = EditingSession(model, tokenizer, EditConfig(method=method, layers=layers, alpha=1.0,
-                                                          leftover_fraction=0.5, values=ValueSettings(steps=3)),
-                             statistics)
+    settings = settings_with(get_method(method), {"alpha": 1.0, "leftover_fraction": 0.5}, strict=False)
+    config = EditConfig(method=method, layers=layers, values=ValueSettings(steps=3), settings=settings)
+    session = EditingSession(model, tokenizer, config, statistics)
     record = session.apply(REQUESTS)
     assert set(record.deltas) == set(layers)
     edited = {architecture.mlp_out.format(layer=layer) + ".weight" for layer in layers}

@@ -1,4 +1,4 @@
-"""One shared check suite that every editing method passes, on the pocket model (SPEC sections 3-6)."""
+"""One shared check suite that every editing method passes, on the pocket model (reference, sections 3-6)."""
 
 import random
 
@@ -10,8 +10,6 @@ from langedit_mini.editing import METHODS, BatchRecord, EditConfig, EditingSessi
 from langedit_mini.evaluation import evaluate_requests, locality_reference
 from langedit_mini.hparams import default_config
 from langedit_mini.pocket import POCKET_EDIT_LAYERS, load_pocket_model
-from langedit_mini.pocket.card import covariance_texts
-from langedit_mini.stats import key_second_moments
 from langedit_mini.validation import CapacityError
 
 REQUESTS, _ = load_pocket()
@@ -22,15 +20,6 @@ for _request in REQUESTS:
 
 def pick(language: str, count: int, seed: int) -> list[EditRequest]:
     return random.Random(seed).sample(BY_LANGUAGE[language], count)
-
-
-@pytest.fixture(scope="module")
-def pocket():
-    torch.set_num_threads(2)
-    model, tokenizer = load_pocket_model()
-    statistics = key_second_moments(model, tokenizer, covariance_texts(), list(POCKET_EDIT_LAYERS), cache_dir=None,
-                                    progress=False)
-    return model, tokenizer, statistics
 
 
 def weights(model):

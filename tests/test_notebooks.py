@@ -1,8 +1,8 @@
 """The chapters as notebooks: structure, papermill parameters, and parameter validation.
 
-nbval (``make test``) re-runs each notebook on its defaults and compares its strict cells; these
-tests check what nbval cannot: that every chapter is in the book, starts with the Colab cell and
-its parameters, has strict cells with stored outputs, and runs with other parameters too.
+The book build executes each notebook on its defaults and ``test_executed_chapters.py`` checks that
+execution; these tests check the rest: that every chapter is in the book, starts with the Colab
+cell and its parameters, has strict cells with stored outputs, and runs with other parameters too.
 """
 
 from pathlib import Path
@@ -46,7 +46,7 @@ def test_notebook_opens_with_colab_cell_then_parameters(path):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_has_strict_cells_with_stored_checks(path):
-    """nbval compares tagged cells against stored outputs: they must exist and state checked claims."""
+    """Tagged cells are compared with their stored outputs: they must exist and state checked claims."""
     notebook = nbformat.read(path, as_version=4)
     strict = [cell for cell in notebook.cells if "nbval-check-output" in cell.metadata.get("tags", [])]
     assert strict, "a chapter needs at least one cell tagged nbval-check-output"
@@ -64,12 +64,14 @@ def run_notebook(name: str, tmp_path: Path, **parameters) -> str:
     return "".join(o.get("text", "") for cell in executed.cells if cell.cell_type == "code" for o in cell.outputs)
 
 
+@pytest.mark.chapter
 def test_theory_chapter_holds_for_other_parameters(tmp_path):
     text = run_notebook("01_theory.ipynb", tmp_path, d_k=20, d_v=3, n=2, n_previous=7, alpha=0.5, seed=7)
     assert text.count("holds: ") == 10
     assert "null space: 10 of d_k=20 dimensions" in text
 
 
+@pytest.mark.chapter
 def test_guarantee_chapter_with_a_small_world_runs_out_of_capacity(tmp_path):
     text = run_notebook("02_guarantee.ipynb", tmp_path, d_k=128, d_v=8, edits_per_language=6, n_languages=4,
                         capacity_d_k=64, seed=3)
@@ -78,6 +80,7 @@ def test_guarantee_chapter_with_a_small_world_runs_out_of_capacity(tmp_path):
     assert "null space exhausted" in text
 
 
+@pytest.mark.chapter
 @pytest.mark.parametrize("name, parameters, message", [
     ("02_guarantee.ipynb", {"edits_per_language": -1}, "edits_per_language must be a positive integer"),
     ("02_guarantee.ipynb", {"spectrum": "flat"}, "spectrum must be one of"),
@@ -100,6 +103,7 @@ def test_bad_parameters_stop_the_notebook_with_a_message_naming_them(tmp_path, n
         run_notebook(name, tmp_path, **parameters)
 
 
+@pytest.mark.chapter
 @pytest.mark.parametrize("dataset", ["mzsre", "bmike53"])
 def test_sequential_chapter_runs_on_the_real_datasets(tmp_path, dataset):
     """MzsRE and BMIKE-53 from ../shared/datasets, a few edits in two languages on the pocket model."""
@@ -116,6 +120,7 @@ def test_sequential_chapter_runs_on_the_real_datasets(tmp_path, dataset):
     assert "claim failed" not in text
 
 
+@pytest.mark.chapter
 def test_the_study_command_runs_in_parts_resumes_and_the_chapter_shows_them(tmp_path):
     """`make study`'s script at toy size: one run per seed and method, resumed where it stopped, merged into
     tables and provenance that the chapter reads back, with a warning once the editing code has changed."""

@@ -5,13 +5,12 @@ import random
 import re
 from collections import Counter, defaultdict
 from importlib import metadata
-from pathlib import Path
 
 import pytest
 import torch
 
 from langedit_mini.datasets import POCKET_DIRECTORY
-from langedit_mini.pocket import MODEL_DIRECTORY, load_facts, load_pocket_model
+from langedit_mini.pocket import MODEL_DIRECTORY, load_facts
 from langedit_mini.pocket.corpus import build_world, sha256, write_world
 from langedit_mini.pocket.evaluate import fact_table, score_table
 from langedit_mini.pocket.facts import CITIES_PER_COUNTRY, LANGUAGES, RELATIONS, build_facts
@@ -94,9 +93,8 @@ def test_model_files_are_small_safetensors_and_load_offline():
 
 
 @pytest.fixture(scope="module")
-def pocket():
-    torch.set_num_threads(2)
-    return load_pocket_model()
+def pocket(pocket_model):
+    return pocket_model
 
 
 def test_model_knows_its_facts_in_every_language(pocket):

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 import transformers
+from test_notebooks import run_notebook
 
 from langedit_mini import downloads, general
 from langedit_mini.hparams import default_config
 from langedit_mini.llm import reference_name, resolve_dtype, resolve_run_mode, tiny_random_model
 from langedit_mini.pocket import MODEL_DIRECTORY
-from test_notebooks import run_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 MZSRE = ROOT.parent / "shared" / "datasets" / "MzsRE"

@@ -11,22 +11,12 @@ from langedit_mini.datasets import EditRequest, load_pocket
 from langedit_mini.editing import EditingSession
 from langedit_mini.hparams import default_config
 from langedit_mini.model_access import detect_architecture, edited_weight
-from langedit_mini.pocket import POCKET_EDIT_LAYERS, load_pocket_model
-from langedit_mini.pocket.card import covariance_texts
-from langedit_mini.stats import SecondMoment, key_second_moments
+from langedit_mini.pocket import POCKET_EDIT_LAYERS
+from langedit_mini.stats import SecondMoment
 from langedit_mini.validation import ProjectionError
 
 PACKAGE = Path(__file__).resolve().parents[1] / "langedit_mini"
 REQUESTS, _ = load_pocket()
-
-
-@pytest.fixture(scope="module")
-def pocket():
-    torch.set_num_threads(2)
-    model, tokenizer = load_pocket_model()
-    statistics = key_second_moments(model, tokenizer, covariance_texts(), list(POCKET_EDIT_LAYERS), cache_dir=None,
-                                    progress=False)
-    return model, tokenizer, statistics
 
 
 def test_covariance_with_nan_is_refused_when_the_session_starts(pocket):

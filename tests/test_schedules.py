@@ -1,4 +1,4 @@
-"""Schedules (SPEC section 5): language arrangement, alignment of facts, and refusals."""
+"""Schedules (reference, section 5): language arrangement, alignment of facts, and refusals."""
 
 from collections import Counter
 

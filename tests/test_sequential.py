@@ -131,3 +131,24 @@ def test_resuming_with_another_configuration_is_refused(pocket, tmp_path):
     other = EditingSession(model, tokenizer, default_config("LangEdit-exact", alpha=3.0), statistics)
     with pytest.raises(ValueError, match="different config"):
         run_schedule(other, schedule(), record_dir=tmp_path)
+
+
+def test_study_parts_of_one_schedule_combine_and_keep_the_unedited_probes_once():
+    from langedit_mini.study import StudyResult, combine_studies
+
+    requests, _ = load_pocket(languages=["en", "de"])
+    plan = build_schedule(requests, "delta", ["en", "de"], edits_per_language=2, batch_size=2, seed=0)
+
+    def part(method, plan=plan):
+        probes = pd.DataFrame({"method": ["unedited", method], "after_batch": [-1, 1], "value": [0.5, 0.4]})
+        rows = pd.DataFrame({"method": [method], "seed": [0]})
+        return StudyResult(rows, probes, rows, rows, {0: plan})
+
+    study = combine_studies([part("MEMIT"), part("LangEdit-exact")])
+    assert list(study.evaluations.method) == ["MEMIT", "LangEdit-exact"]
+    assert list(study.probes.method) == ["unedited", "MEMIT", "LangEdit-exact"]
+    other = build_schedule(requests, "delta", ["en", "de"], edits_per_language=2, batch_size=2, seed=1)
+    with pytest.raises(ValueError, match="ran different schedules"):
+        combine_studies([part("MEMIT"), part("AlphaEdit", other)])
+    with pytest.raises(ValueError, match="no study parts"):
+        combine_studies([])

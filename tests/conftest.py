@@ -1,0 +1,24 @@
+"""Shared fixtures: the pocket model and its preserved-key statistics, loaded and computed once per run."""
+
+import pytest
+import torch
+
+from langedit_mini.pocket import POCKET_EDIT_LAYERS, load_pocket_model
+from langedit_mini.pocket.card import covariance_texts
+from langedit_mini.stats import key_second_moments
+
+
+@pytest.fixture(scope="session")
+def pocket_model():
+    """The bundled pocket Llama and its tokenizer. Tests never change it: editing sessions edit a copy."""
+    torch.set_num_threads(2)
+    return load_pocket_model()
+
+
+@pytest.fixture(scope="session")
+def pocket(pocket_model):
+    """``(model, tokenizer, statistics)``: ``C0`` of every edited layer, computed here (no cache is read)."""
+    model, tokenizer = pocket_model
+    statistics = key_second_moments(model, tokenizer, covariance_texts(), list(POCKET_EDIT_LAYERS), cache_dir=None,
+                                    progress=False)
+    return model, tokenizer, statistics
