@@ -62,10 +62,10 @@ notebooks: $(STAMP)
 # then its model card. CI never runs this: the trained checkpoint ships in data/pocket/model.
 pocket: $(STAMP)
 	$(BIN)/python -m langedit_mini.pocket.build
-	$(BIN)/python -m langedit_mini.pocket.card
+	$(BIN)/python -m langedit_mini.pocket.build.card
 
 pocket-card: $(STAMP)
-	$(BIN)/python -m langedit_mini.pocket.card
+	$(BIN)/python -m langedit_mini.pocket.build.card
 
 clean:
 	rm -rf _assets/mathjax node_modules

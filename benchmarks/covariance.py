@@ -21,9 +21,8 @@ from common import peak_rss_mb, run_child, save, table  # noqa: E402
 
 
 def one(size: int, cache_dir: str | None) -> dict:
-    from langedit_mini.pocket import POCKET_EDIT_LAYERS, load_pocket_model
-    from langedit_mini.pocket.card import covariance_texts
-    from langedit_mini.stats import key_second_moments
+    from langedit_mini.model.statistics import key_second_moments
+    from langedit_mini.pocket import POCKET_EDIT_LAYERS, covariance_texts, load_pocket_model
 
     model, tokenizer = load_pocket_model()
     texts = covariance_texts() * size

@@ -20,16 +20,19 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import peak_rss_mb, save, table  # noqa: E402
 
-from langedit_mini.datasets import load_pocket  # noqa: E402
+from langedit_mini.data.datasets import load_pocket  # noqa: E402
+from langedit_mini.data.languages import LANGUAGES  # noqa: E402
+from langedit_mini.data.schedules import build_schedule  # noqa: E402
 from langedit_mini.editing import EditingSession  # noqa: E402
-from langedit_mini.evaluation import locality_reference  # noqa: E402
-from langedit_mini.hparams import default_config  # noqa: E402
-from langedit_mini.languages import LANGUAGES  # noqa: E402
-from langedit_mini.pocket import POCKET_EDIT_LAYERS, load_pocket_model  # noqa: E402
-from langedit_mini.pocket.card import covariance_texts  # noqa: E402
-from langedit_mini.schedules import build_schedule  # noqa: E402
-from langedit_mini.sequential import run_schedule  # noqa: E402
-from langedit_mini.stats import key_second_moments  # noqa: E402
+from langedit_mini.editing.defaults import default_config  # noqa: E402
+from langedit_mini.evaluation.edit_metrics import locality_reference  # noqa: E402
+from langedit_mini.model.statistics import key_second_moments  # noqa: E402
+from langedit_mini.pocket import (  # noqa: E402
+    POCKET_EDIT_LAYERS,
+    covariance_texts,  # noqa: E402
+    load_pocket_model,
+)
+from langedit_mini.study.sequential import run_schedule  # noqa: E402
 
 
 def main(argv=None) -> dict:

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import save, table  # noqa: E402
 from projector import FORMS, make_rule, time_batches, world  # noqa: E402
 
-from langedit_mini.projection import tau_for_leftover  # noqa: E402
+from langedit_mini.core.projection import tau_for_leftover  # noqa: E402
 
 
 def synchronize(device: torch.device) -> None:

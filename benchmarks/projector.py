@@ -28,9 +28,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import peak_rss_mb, run_child, save, table, tensor_bytes  # noqa: E402
 
-from langedit_mini.projection import tau_for_leftover  # noqa: E402
-from langedit_mini.updates import LangEditExactRule, LangEditPublishedRule  # noqa: E402
-from langedit_mini.validation import CapacityError  # noqa: E402
+from langedit_mini.core.projection import tau_for_leftover  # noqa: E402
+from langedit_mini.core.updates import LangEditExactRule, LangEditPublishedRule  # noqa: E402
+from langedit_mini.core.validation import CapacityError  # noqa: E402
 
 FORMS = ("exact", "published")
 

@@ -23,13 +23,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import save, table  # noqa: E402
 from projector import make_rule, world  # noqa: E402
 
-from langedit_mini.datasets import load_pocket  # noqa: E402
+from langedit_mini.core.projection import tau_for_leftover  # noqa: E402
+from langedit_mini.data.datasets import load_pocket  # noqa: E402
 from langedit_mini.editing import EditingSession  # noqa: E402
-from langedit_mini.hparams import default_config  # noqa: E402
-from langedit_mini.pocket import POCKET_EDIT_LAYERS, load_pocket_model  # noqa: E402
-from langedit_mini.pocket.card import covariance_texts  # noqa: E402
-from langedit_mini.projection import tau_for_leftover  # noqa: E402
-from langedit_mini.stats import key_second_moments  # noqa: E402
+from langedit_mini.editing.defaults import default_config  # noqa: E402
+from langedit_mini.model.statistics import key_second_moments  # noqa: E402
+from langedit_mini.pocket import (  # noqa: E402
+    POCKET_EDIT_LAYERS,
+    covariance_texts,  # noqa: E402
+    load_pocket_model,
+)
 
 
 def exponent(xs, ys) -> float:

@@ -21,11 +21,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import save, table  # noqa: E402
 
-from langedit_mini.datasets import load_pocket  # noqa: E402
-from langedit_mini.hparams import default_config  # noqa: E402
-from langedit_mini.model_access import detect_architecture  # noqa: E402
+from langedit_mini.data.datasets import load_pocket  # noqa: E402
+from langedit_mini.editing.defaults import default_config  # noqa: E402
+from langedit_mini.model.architecture import detect_architecture  # noqa: E402
+from langedit_mini.model.values import compute_target_values  # noqa: E402
 from langedit_mini.pocket import POCKET_EDIT_LAYERS, load_pocket_model  # noqa: E402
-from langedit_mini.values import compute_target_values  # noqa: E402
 
 
 def main(argv=None) -> dict:

@@ -9,8 +9,8 @@ Modules:
     synthetic   synthetic keys with a decaying spectrum, for checking the guarantee without a model
 """
 
-from .projection import NullSpaceProjector, ProtectedBasis, projector_from_span, tau_for_leftover
-from .updates import (
+from langedit_mini.core.projection import NullSpaceProjector, ProtectedBasis, projector_from_span, tau_for_leftover
+from langedit_mini.core.updates import (
     AlphaEditRule,
     LangEditExactRule,
     LangEditPublishedRule,
@@ -22,7 +22,7 @@ from .updates import (
     memit_delta,
     projected_ridge_delta,
 )
-from .validation import SOLVE_DTYPE, CapacityError, ProjectionError
+from langedit_mini.core.validation import SOLVE_DTYPE, CapacityError, ProjectionError
 
 __version__ = "0.1.0"
 

@@ -18,13 +18,12 @@ from dataclasses import replace
 import pandas as pd
 import torch
 
-from langedit_mini.datasets import load_pocket
+from langedit_mini.data.datasets import load_pocket
 from langedit_mini.editing import METHODS, EditingSession
-from langedit_mini.evaluation import evaluate_requests, locality_reference
-from langedit_mini.hparams import applicable_overrides, default_config
-from langedit_mini.pocket import POCKET_EDIT_LAYERS, load_pocket_model
-from langedit_mini.pocket.card import covariance_texts
-from langedit_mini.stats import key_second_moments
+from langedit_mini.editing.defaults import applicable_overrides, default_config
+from langedit_mini.evaluation.edit_metrics import evaluate_requests, locality_reference
+from langedit_mini.model.statistics import key_second_moments
+from langedit_mini.pocket import POCKET_EDIT_LAYERS, covariance_texts, load_pocket_model
 
 
 def distinct_subjects(requests, count: int, seed: int):

@@ -39,20 +39,20 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from langedit_mini.datasets import load_pocket
+from langedit_mini.data.datasets import load_pocket
+from langedit_mini.data.languages import LANGUAGES
+from langedit_mini.data.schedules import build_schedule
 from langedit_mini.editing import EditingSession
-from langedit_mini.registry import CLOSED_FORM_METHODS
-from langedit_mini.hparams import default_config
-from langedit_mini.keys import context_texts, encode_rows
-from langedit_mini.languages import LANGUAGES
-from langedit_mini.metrics import encode_pairs, evaluation_mode, model_device, score
-from langedit_mini.model_access import mlp_out_module
-from langedit_mini.pocket import POCKET_EDIT_LAYERS, load_pocket_model, load_probes
-from langedit_mini.pocket.card import covariance_texts
-from langedit_mini.provenance import git_commit, git_dirty, machine, package_hash
-from langedit_mini.results import DIAGNOSIS_COVARIANCES, DIAGNOSIS_KINDS
-from langedit_mini.schedules import build_schedule
-from langedit_mini.stats import key_second_moments
+from langedit_mini.editing.defaults import default_config
+from langedit_mini.editing.registry import CLOSED_FORM_METHODS
+from langedit_mini.evaluation.scoring import score
+from langedit_mini.model.architecture import mlp_out_module
+from langedit_mini.model.keys import context_texts, encode_rows
+from langedit_mini.model.statistics import key_second_moments
+from langedit_mini.model.tokens import encode_pairs, evaluation_mode, model_device
+from langedit_mini.pocket import POCKET_EDIT_LAYERS, covariance_texts, load_pocket_model, load_probes
+from langedit_mini.study.provenance import git_commit, git_dirty, machine, package_hash
+from langedit_mini.study.results import DIAGNOSIS_COVARIANCES, DIAGNOSIS_KINDS
 
 ROOT = Path(__file__).resolve().parents[1]
 

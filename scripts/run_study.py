@@ -25,10 +25,10 @@ from pathlib import Path
 
 import papermill
 
+from langedit_mini.data.languages import LANGUAGES
 from langedit_mini.editing import METHODS
-from langedit_mini.languages import LANGUAGES
-from langedit_mini.provenance import git_commit, git_dirty, machine, package_hash
-from langedit_mini.results import RAW, describe, merge_parts, part_name
+from langedit_mini.study.provenance import git_commit, git_dirty, machine, package_hash
+from langedit_mini.study.results import RAW, describe, merge_parts, part_name
 
 ROOT = Path(__file__).resolve().parents[1]
 #: the chapter's parameters a full-scale run leaves at their defaults (recorded with each run)

@@ -3,9 +3,8 @@
 import pytest
 import torch
 
-from langedit_mini.pocket import POCKET_EDIT_LAYERS, load_pocket_model
-from langedit_mini.pocket.card import covariance_texts
-from langedit_mini.stats import key_second_moments
+from langedit_mini.model.statistics import key_second_moments
+from langedit_mini.pocket import POCKET_EDIT_LAYERS, covariance_texts, load_pocket_model
 
 
 @pytest.fixture(scope="session")

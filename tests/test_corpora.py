@@ -5,7 +5,7 @@ import types
 
 import pytest
 
-from langedit_mini.corpora import wikipedia_texts
+from langedit_mini.data.corpora import wikipedia_texts
 
 
 def fake_datasets(articles, calls):

@@ -5,15 +5,14 @@ import random
 import pytest
 import torch
 
-from langedit_mini.datasets import load_pocket
+from langedit_mini.data.datasets import load_pocket
+from langedit_mini.data.languages import LANGUAGES
 from langedit_mini.editing import EditingSession
-from langedit_mini.evaluation import cross_lingual, cross_lingual_matrix, evaluate_requests
-from langedit_mini.hparams import default_config
-from langedit_mini.languages import LANGUAGES
-from langedit_mini.model_access import detect_architecture, edited_weight
-from langedit_mini.pocket import POCKET_EDIT_LAYERS, load_pocket_model
-from langedit_mini.pocket.card import covariance_texts
-from langedit_mini.stats import key_second_moments
+from langedit_mini.editing.defaults import default_config
+from langedit_mini.evaluation.edit_metrics import cross_lingual, cross_lingual_matrix, evaluate_requests
+from langedit_mini.model.architecture import detect_architecture, edited_weight
+from langedit_mini.model.statistics import key_second_moments
+from langedit_mini.pocket import POCKET_EDIT_LAYERS, covariance_texts, load_pocket_model
 
 REQUESTS, _ = load_pocket()
 

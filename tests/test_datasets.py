@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from langedit_mini.datasets import DatasetError, EditRequest, load_bmike53, load_mzsre, load_pocket, locate_subject
+from langedit_mini.data.datasets import DatasetError, EditRequest, load_bmike53, load_mzsre, load_pocket, locate_subject
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 MZSRE, BMIKE = SHARED / "MzsRE", SHARED / "BMIKE-53"

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from test_results import load_script
 
-from langedit_mini.results import DIAGNOSIS_KINDS, diagnosis_tables, read_diagnosis
+from langedit_mini.study.results import DIAGNOSIS_KINDS, diagnosis_tables, read_diagnosis
 
 
 def _script():
@@ -62,7 +62,7 @@ def test_reader_names_what_a_malformed_result_lacks(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="unknown kinds of key \\['elsewhere'\\]"):
         read_diagnosis(path)
     path.write_text(json.dumps(good | {"rows": [row | {"key": "committed key"}]}))
-    import langedit_mini.results as results
+    import langedit_mini.study.results as results
 
     assert diagnosis_tables(read_diagnosis(path)[0])["null share"].empty  # MEMIT alone: no null space to show
     monkeypatch.setattr(results, "package_hash", lambda: "0" * 16)

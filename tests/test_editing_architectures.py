@@ -5,14 +5,14 @@ import torch
 import transformers
 from test_stats import CONFIGS
 
-from langedit_mini.datasets import EditRequest
+from langedit_mini.data.datasets import EditRequest
 from langedit_mini.editing import EditConfig, EditingSession
-from langedit_mini.methods import settings_with
-from langedit_mini.model_access import detect_architecture
+from langedit_mini.editing.methods import settings_with
+from langedit_mini.editing.registry import get_method
+from langedit_mini.model.architecture import detect_architecture
+from langedit_mini.model.statistics import key_second_moments
+from langedit_mini.model.values import ValueSettings
 from langedit_mini.pocket import MODEL_DIRECTORY
-from langedit_mini.registry import get_method
-from langedit_mini.stats import key_second_moments
-from langedit_mini.values import ValueSettings
 
 TEXTS = ["The capital of the country Chile is Santiago.", "Die Hauptstadt des Landes Peru ist Lima.",
          "问：日本的首都是什么？答：东京", "La ville Lyon se trouve dans le pays France.",

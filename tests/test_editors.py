@@ -5,12 +5,12 @@ import random
 import pytest
 import torch
 
-from langedit_mini.datasets import EditRequest, load_pocket
+from langedit_mini.core.validation import CapacityError
+from langedit_mini.data.datasets import EditRequest, load_pocket
 from langedit_mini.editing import METHODS, BatchRecord, EditConfig, EditingSession, apply_records
-from langedit_mini.evaluation import evaluate_requests, locality_reference
-from langedit_mini.hparams import default_config
+from langedit_mini.editing.defaults import default_config
+from langedit_mini.evaluation.edit_metrics import evaluate_requests, locality_reference
 from langedit_mini.pocket import POCKET_EDIT_LAYERS, load_pocket_model
-from langedit_mini.validation import CapacityError
 
 REQUESTS, _ = load_pocket()
 BY_LANGUAGE = {}

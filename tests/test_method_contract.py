@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from langedit_mini.hparams import default_config
-from langedit_mini.methods import settings_with
-from langedit_mini.registry import CLOSED_FORM_METHODS, METHODS, REGISTRY, closed_form, get_method
-from langedit_mini.stats import SecondMoment
-from langedit_mini.synthetic import SyntheticConfig, make_world
-from langedit_mini.validation import CapacityError
+from langedit_mini.core.synthetic import SyntheticConfig, make_world
+from langedit_mini.core.validation import CapacityError
+from langedit_mini.editing.defaults import default_config
+from langedit_mini.editing.methods import settings_with
+from langedit_mini.editing.registry import CLOSED_FORM_METHODS, METHODS, REGISTRY, closed_form, get_method
+from langedit_mini.model.statistics import SecondMoment
 
 ROOT = Path(__file__).resolve().parents[1]
 WORLD = make_world(SyntheticConfig(d_k=48, d_v=5, edits_per_language=4, n_languages=4, preserved_samples=400, seed=5))

@@ -128,7 +128,7 @@ def test_the_study_command_runs_in_parts_resumes_and_the_chapter_shows_them(tmp_
     import subprocess
     import sys
 
-    from langedit_mini.results import describe, merge_parts, stale_runs
+    from langedit_mini.study.results import describe, merge_parts, stale_runs
 
     output = tmp_path / "main"
     command = [sys.executable, str(ROOT / "scripts" / "run_study.py"), "--edits-per-language", "2",

@@ -9,11 +9,11 @@ from importlib import metadata
 import pytest
 import torch
 
-from langedit_mini.datasets import POCKET_DIRECTORY
+from langedit_mini.data.datasets import POCKET_DIRECTORY
+from langedit_mini.evaluation.pocket_probes import fact_table, score_table
 from langedit_mini.pocket import MODEL_DIRECTORY, load_facts
-from langedit_mini.pocket.corpus import build_world, sha256, write_world
-from langedit_mini.pocket.evaluate import fact_table, score_table
-from langedit_mini.pocket.facts import CITIES_PER_COUNTRY, LANGUAGES, RELATIONS, build_facts
+from langedit_mini.pocket.build.corpus import build_world, sha256, write_world
+from langedit_mini.pocket.build.facts import CITIES_PER_COUNTRY, LANGUAGES, RELATIONS, build_facts
 
 REPORT = json.loads((POCKET_DIRECTORY / "build_report.json").read_text())
 EDITS = json.loads((POCKET_DIRECTORY / "edits.json").read_text())
@@ -130,7 +130,7 @@ def test_model_card_reports_measured_numbers():
 def test_answer_log_probs_sum_the_answer_tokens_and_ignore_padding(pocket):
     """The likelihood helper the probes and few-shot tasks share: batched rows of different lengths give
     what one unpadded forward pass gives, token by token."""
-    from langedit_mini.pocket.evaluate import answer_log_probs
+    from langedit_mini.evaluation.pocket_probes import answer_log_probs
 
     model, tokenizer = pocket
     prompts = ["The capital of France is", "Die Hauptstadt von Deutschland, einem Land in Europa, ist"]

@@ -11,9 +11,10 @@ import torch
 import transformers
 from test_notebooks import run_notebook
 
-from langedit_mini import downloads, general
-from langedit_mini.hparams import default_config
-from langedit_mini.llm import reference_name, resolve_dtype, resolve_run_mode, tiny_random_model
+from langedit_mini.data import downloads
+from langedit_mini.editing.defaults import default_config, reference_name
+from langedit_mini.evaluation import general_tasks as general
+from langedit_mini.model.hub import resolve_dtype, resolve_run_mode, tiny_random_model
 from langedit_mini.pocket import MODEL_DIRECTORY
 
 ROOT = Path(__file__).resolve().parents[1]

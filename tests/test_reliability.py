@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from langedit_mini.datasets import EditRequest, load_pocket
+from langedit_mini.core.validation import ProjectionError
+from langedit_mini.data.datasets import EditRequest, load_pocket
 from langedit_mini.editing import EditingSession
-from langedit_mini.hparams import default_config
-from langedit_mini.model_access import detect_architecture, edited_weight
+from langedit_mini.editing.defaults import default_config
+from langedit_mini.model.architecture import detect_architecture, edited_weight
+from langedit_mini.model.statistics import SecondMoment
 from langedit_mini.pocket import POCKET_EDIT_LAYERS
-from langedit_mini.stats import SecondMoment
-from langedit_mini.validation import ProjectionError
 
 PACKAGE = Path(__file__).resolve().parents[1] / "langedit_mini"
 REQUESTS, _ = load_pocket()

@@ -9,7 +9,7 @@ import pandas as pd
 import papermill
 import pytest
 
-from langedit_mini.results import RAW, describe, merge_parts
+from langedit_mini.study.results import RAW, describe, merge_parts
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -91,7 +91,7 @@ def test_any_other_stop_keeps_no_run(tmp_path, monkeypatch, error, value, write)
 
 def test_staleness_is_checked_when_shown_not_when_merged(tmp_path, monkeypatch):
     """Editing code changed after the merge: the chapter's description warns without a new merge."""
-    import langedit_mini.results as results
+    import langedit_mini.study.results as results
 
     script = _script()
     monkeypatch.setattr(script.papermill, "execute_notebook", _fake_chapter(None, None))
@@ -116,7 +116,7 @@ def _final_scores(table: dict) -> pd.DataFrame:
 
 
 def test_full_scale_comparison_is_judged_seed_by_seed():
-    from langedit_mini.results import compare_methods, mean_and_interval, score_range, seed_scores
+    from langedit_mini.study.results import compare_methods, mean_and_interval, score_range, seed_scores
 
     scores = seed_scores(_final_scores({(0, "L"): 0.3, (0, "M"): 0.6, (0, "A"): 0.2,
                                         (1, "L"): 0.4, (1, "M"): 0.5, (1, "A"): 0.5}), "reliability")
@@ -144,7 +144,7 @@ def test_a_runs_provenance_ignores_the_studys_own_merged_results(tmp_path):
     """run_study.py merges into results/ after every run; the next run must not count that as uncommitted code."""
     import subprocess
 
-    from langedit_mini.provenance import git_dirty
+    from langedit_mini.study.provenance import git_dirty
 
     def git(*args):
         subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
@@ -163,7 +163,7 @@ def test_a_runs_provenance_ignores_the_studys_own_merged_results(tmp_path):
 
 
 def test_seeds_are_named_per_baseline_when_the_pairs_ran_different_seeds():
-    from langedit_mini.results import compare_methods, seed_scores
+    from langedit_mini.study.results import compare_methods, seed_scores
 
     scores = seed_scores(_final_scores({(0, "L"): 0.3, (0, "M"): 0.6, (0, "A"): 0.2, (1, "L"): 0.4, (1, "A"): 0.5}),
                          "reliability")

@@ -4,8 +4,8 @@ from collections import Counter
 
 import pytest
 
-from langedit_mini.datasets import load_pocket
-from langedit_mini.schedules import build_schedule, fact_order
+from langedit_mini.data.datasets import load_pocket
+from langedit_mini.data.schedules import build_schedule, fact_order
 
 REQUESTS, _ = load_pocket()
 SIX = ("en", "de", "nl", "es", "fr", "zh")

@@ -9,14 +9,13 @@ import pandas as pd
 import pytest
 import torch
 
-from langedit_mini.datasets import load_pocket
+from langedit_mini.data.datasets import load_pocket
+from langedit_mini.data.schedules import build_schedule
 from langedit_mini.editing import EditingSession
-from langedit_mini.hparams import default_config
-from langedit_mini.pocket import POCKET_EDIT_LAYERS, load_pocket_model
-from langedit_mini.pocket.card import covariance_texts
-from langedit_mini.schedules import build_schedule
-from langedit_mini.sequential import forgetting_matrix, language_interference, run_schedule
-from langedit_mini.stats import key_second_moments
+from langedit_mini.editing.defaults import default_config
+from langedit_mini.model.statistics import key_second_moments
+from langedit_mini.pocket import POCKET_EDIT_LAYERS, covariance_texts, load_pocket_model
+from langedit_mini.study.sequential import forgetting_matrix, language_interference, run_schedule
 
 REQUESTS, _ = load_pocket()
 SCHEDULE = dict(schedule="delta", languages=("en", "de", "fr"), edits_per_language=3, batch_size=3, seed=2)
@@ -71,24 +70,25 @@ def test_language_interference_has_a_cell_per_earlier_language(uninterrupted):
 KILLED_RUN = textwrap.dedent("""
     import os, signal, sys
     import torch
-    import langedit_mini.editing as editing
-    from langedit_mini.datasets import load_pocket
-    from langedit_mini.hparams import default_config
+    import langedit_mini.editing.methods as methods
+    from langedit_mini.editing import EditingSession
+    from langedit_mini.data.datasets import load_pocket
+    from langedit_mini.editing.defaults import default_config
     from langedit_mini.pocket import POCKET_EDIT_LAYERS, load_pocket_model
-    from langedit_mini.pocket.card import covariance_texts
-    from langedit_mini.schedules import build_schedule
-    from langedit_mini.sequential import run_schedule
-    from langedit_mini.stats import key_second_moments
+    from langedit_mini.pocket import covariance_texts
+    from langedit_mini.data.schedules import build_schedule
+    from langedit_mini.study.sequential import run_schedule
+    from langedit_mini.model.statistics import key_second_moments
 
     torch.set_num_threads(2)
     calls = []
-    compute = editing.compute_target_values
+    compute = methods.compute_target_values
     def killing(*args, **kwargs):
         calls.append(1)
         if len(calls) == 3:  # in the middle of the third batch: nothing of it is written yet
             os.kill(os.getpid(), signal.SIGKILL)
         return compute(*args, **kwargs)
-    editing.compute_target_values = killing
+    methods.compute_target_values = killing
     model, tokenizer = load_pocket_model()
     statistics = key_second_moments(model, tokenizer, covariance_texts(), list(POCKET_EDIT_LAYERS),
                                     cache_dir=sys.argv[2], progress=False)
@@ -96,7 +96,7 @@ KILLED_RUN = textwrap.dedent("""
     requests, _ = load_pocket()
     schedule = build_schedule(requests, {schedule!r}, {languages!r}, edits_per_language={edits_per_language},
                               batch_size={batch_size}, seed={seed})
-    session = editing.EditingSession(model, tokenizer, default_config("LangEdit-exact"), statistics)
+    session = EditingSession(model, tokenizer, default_config("LangEdit-exact"), statistics)
     run_schedule(session, schedule, record_dir=sys.argv[1])
 """).format(**SCHEDULE)
 
@@ -134,7 +134,7 @@ def test_resuming_with_another_configuration_is_refused(pocket, tmp_path):
 
 
 def test_study_parts_of_one_schedule_combine_and_keep_the_unedited_probes_once():
-    from langedit_mini.study import StudyResult, combine_studies
+    from langedit_mini.study.experiment import StudyResult, combine_studies
 
     requests, _ = load_pocket(languages=["en", "de"])
     plan = build_schedule(requests, "delta", ["en", "de"], edits_per_language=2, batch_size=2, seed=0)

@@ -4,14 +4,14 @@ import pytest
 import torch
 import transformers
 
-from langedit_mini.model_access import (
+from langedit_mini.model.architecture import (
     ARCHITECTURES,
     UnknownArchitectureError,
     detect_architecture,
     key_dimension,
     mlp_out_module,
 )
-from langedit_mini.stats import key_second_moments, model_fingerprint
+from langedit_mini.model.statistics import key_second_moments, model_fingerprint
 
 TINY = dict(vocab_size=64, hidden_size=16, num_hidden_layers=3, num_attention_heads=2)
 CONFIGS = {

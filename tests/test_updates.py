@@ -18,7 +18,7 @@ from langedit_mini import (
     memit_delta,
     projected_ridge_delta,
 )
-from langedit_mini.synthetic import SyntheticConfig, make_world, run_sequence
+from langedit_mini.core.synthetic import SyntheticConfig, make_world, run_sequence
 
 SETTINGS = settings(max_examples=30, deadline=None)
 

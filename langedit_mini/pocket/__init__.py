@@ -4,7 +4,8 @@ Shipped in ``data/pocket/``: ``facts.jsonl``, ``corpus.txt``, ``edits.json`` (th
 dataset, MzsRE schema plus ``relation``, ``fact_id``, ``lang``, true answers), ``probes.json``
 (general-ability probes), ``build_report.json`` (what the fact builder kept and dropped), and
 ``model/`` (safetensors, ``config.json``, ``tokenizer.json``, model card). Regenerate everything
-with ``python -m langedit_mini.pocket.build``.
+with ``python -m langedit_mini.pocket.build`` (the regeneration code, ``pocket/build/``, which
+nothing at run time imports).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..datasets import POCKET_DIRECTORY
+from langedit_mini.data.datasets import POCKET_DIRECTORY
 
 MODEL_DIRECTORY = POCKET_DIRECTORY / "model"
 
@@ -48,6 +49,11 @@ def load_facts(directory: str | Path = POCKET_DIRECTORY) -> list[dict]:
 def load_probes(directory: str | Path = POCKET_DIRECTORY) -> dict[str, list[dict]]:
     """The general-ability probes: ``fact_qa``, ``perplexity``, ``translation``, ``verification``."""
     return json.loads((Path(directory) / "probes.json").read_text(encoding="utf-8"))
+
+
+def covariance_texts(directory: str | Path = POCKET_DIRECTORY) -> list[str]:
+    """The default preserved-knowledge corpus: held-out statements of never-edited facts, six languages."""
+    return [item["text"] for item in load_probes(directory)["perplexity"]]
 
 
 #: The layer the editing chapters edit on the pocket model, and the null-space cut used there

@@ -15,7 +15,7 @@ Roles of the forms (see ``corpus.py``):
 
 from __future__ import annotations
 
-from ..languages import ANSWER_JOINER
+from langedit_mini.data.languages import ANSWER_JOINER
 
 STATEMENT_END = {"en": ".", "de": ".", "nl": ".", "es": ".", "fr": ".", "zh": "。"}
 

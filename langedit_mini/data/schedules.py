@@ -1,0 +1,114 @@
+"""Editing schedules (reference, section 5): which requests go into which batch, in which order.
+
+Every schedule draws from one seeded order of *facts* (a fact is the same edit in every language,
+``EditRequest.fact_id``), so the schedules differ only in how languages are arranged:
+
+* ``delta`` (language blocks): batch ``t`` holds ``batch_size`` facts, all in language
+  ``languages[t % len(languages)]``; each language gets ``edits_per_language`` edits.
+* ``mt`` (mixed): the same facts, the languages interleaved inside every batch (request ``i`` of the
+  sequence is in ``languages[i % len(languages)]``).
+* ``mono``: one language only (``languages`` must name exactly one).
+
+A fact is edited once, in one language. The fact order puts every subject's first fact before any
+subject's second one (subjects are shuffled by the seed), so a short sequence edits distinct
+subjects and two facts about one subject meet as late as possible; ``Schedule.repeated_subjects``
+counts how often they do meet inside one batch. Nothing is dropped silently: asking for more edits
+than the data holds is an error that gives the numbers.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+
+from langedit_mini.data.datasets import EditRequest
+from langedit_mini.data.languages import check_language
+
+SCHEDULES = ("delta", "mt", "mono")
+
+
+@dataclass
+class Schedule:
+    """A sequence of batches and how it was made."""
+
+    name: str
+    languages: tuple[str, ...]
+    batches: list[list[EditRequest]]
+    seed: int
+
+    @property
+    def batch_languages(self) -> list[str]:
+        """Per batch: its language, or "mixed"."""
+        return [b[0].lang if len({r.lang for r in b}) == 1 else "mixed" for b in self.batches]
+
+    @property
+    def requests(self) -> list[EditRequest]:
+        return [r for batch in self.batches for r in batch]
+
+    @property
+    def repeated_subjects(self) -> int:
+        """Requests whose subject already occurs earlier in the same batch (possible key conflicts)."""
+        return sum(count - 1 for batch in self.batches for count in Counter(r.subject for r in batch).values())
+
+    def summary(self) -> str:
+        sizes = Counter(len(b) for b in self.batches)
+        return (f"{self.name}: {len(self.batches)} batches ({', '.join(f'{n} x {s}' for s, n in sizes.items())} "
+                f"edits), {len(self.requests)} edits in {', '.join(self.languages)}, "
+                f"{self.repeated_subjects} repeated subjects within a batch, seed {self.seed}")
+
+
+def fact_order(requests: list[EditRequest], languages: tuple[str, ...], seed: int) -> list[str]:
+    """Fact ids present in every language, seeded, each subject's k-th fact after every subject's (k-1)-th."""
+    by_language = defaultdict(set)
+    subjects = {}
+    for request in requests:
+        if not request.fact_id:
+            raise ValueError(f"request {request.question!r} has no fact_id: schedules align facts across languages")
+        by_language[request.lang].add(request.fact_id)
+        if request.lang == languages[0]:
+            subjects[request.fact_id] = request.subject
+    shared = set.intersection(*(by_language[language] for language in languages)) if languages else set()
+    rng = random.Random(seed)
+    facts = sorted(shared)
+    rng.shuffle(facts)
+    seen = Counter()
+    rank = {}
+    for fact in facts:  # the k-th time this subject appears -> rank k
+        rank[fact] = seen[subjects[fact]]
+        seen[subjects[fact]] += 1
+    return sorted(facts, key=lambda fact: rank[fact])  # stable: the shuffle decides within a rank
+
+
+def build_schedule(requests: list[EditRequest], schedule: str = "delta", languages=("en",), *,
+                   edits_per_language: int = 100, batch_size: int = 100, seed: int = 0) -> Schedule:
+    """Batches of ``requests`` for ``schedule`` (one of SCHEDULES); see the module docstring."""
+    if schedule not in SCHEDULES:
+        raise ValueError(f"unknown schedule {schedule!r}; choose one of {', '.join(SCHEDULES)}")
+    languages = tuple(check_language(language) for language in languages)
+    if not languages or len(set(languages)) != len(languages):
+        raise ValueError(f"languages must be a non-empty list of distinct codes, got {languages!r}")
+    if schedule == "mono" and len(languages) != 1:
+        raise ValueError(f"schedule 'mono' edits one language; got languages={languages!r}")
+    for name, value in (("edits_per_language", edits_per_language), ("batch_size", batch_size)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if schedule == "delta" and edits_per_language % batch_size:
+        raise ValueError(f"schedule 'delta' fills whole language batches: edits_per_language ({edits_per_language}) "
+                         f"must be a multiple of batch_size ({batch_size})")
+    lookup = {(r.fact_id, r.lang): r for r in requests}
+    facts = fact_order(requests, languages, seed)
+    total = edits_per_language * len(languages)
+    if total > len(facts):
+        raise ValueError(f"{total} edits asked ({edits_per_language} x {len(languages)} languages) but only "
+                         f"{len(facts)} facts exist in all of {', '.join(languages)}")
+    facts = facts[:total]
+    if schedule in ("mt", "mono"):  # the last batch may be smaller
+        sequence = [lookup[(fact, languages[i % len(languages)])] for i, fact in enumerate(facts)]
+        batches = [sequence[i:i + batch_size] for i in range(0, total, batch_size)]
+    else:
+        batches = []
+        for t in range(total // batch_size):
+            language = languages[t % len(languages)]
+            batches.append([lookup[(fact, language)] for fact in facts[t * batch_size:(t + 1) * batch_size]])
+    return Schedule(schedule, languages, batches, seed)

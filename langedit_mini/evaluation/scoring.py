@@ -1,0 +1,90 @@
+"""Scoring a causal LM on (prompt, answer) pairs: teacher-forced token accuracy and greedy exact match.
+
+* Teacher-forced token accuracy: the fraction of answer tokens that are the argmax given the
+  prompt and the previous answer tokens (the field's usual metric).
+* Greedy exact match: the greedy continuation of the prompt starts with the whole answer
+  (stricter; teacher forcing is known to overstate editing success).
+
+The answer is tokenized on its own (``joiner + answer``, no BOS) and appended to the prompt's
+tokens, as ROME/MEMIT do, so the answer tokens are the same whatever the prompt.
+Scoring never changes the model: no gradients, and its train/eval mode is restored on return.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from langedit_mini.model.tokens import encode_pairs, evaluation_mode, model_device, pad_rows, pad_token_id
+
+
+@dataclass
+class Scores:
+    teacher_forced: list[float]   # per item, in [0, 1]
+    exact_match: list[bool]       # per item
+    predictions: list[str]        # per item: the greedy continuation (as many tokens as the answer)
+
+
+def teacher_forced_accuracy(model, prompt_ids, answer_ids, pad_id: int) -> list[float]:
+    """Per item: fraction of answer tokens predicted (argmax) given the prompt and earlier answer tokens."""
+    sequences = [p + a[:-1] for p, a in zip(prompt_ids, answer_ids)]
+    ids, mask = pad_rows(sequences, pad_id, left=False, device=model_device(model))
+    logits = model(input_ids=ids, attention_mask=mask).logits  # (B, T, V)
+    scores = []
+    for row, (prompt, answer) in enumerate(zip(prompt_ids, answer_ids)):
+        positions = torch.arange(len(prompt) - 1, len(prompt) - 1 + len(answer), device=logits.device)
+        predicted = logits[row, positions].argmax(dim=-1)
+        scores.append(float((predicted == torch.tensor(answer, device=logits.device)).float().mean()))
+    return scores
+
+
+def answer_log_likelihoods(model, prompt_ids, answer_ids, pad_id: int, batch_size: int = 64) -> list[float]:
+    """Per item: the summed log-probability of the answer's tokens after its prompt (token id lists).
+    Used by the probes and few-shot tasks that compare answers by likelihood; no gradients."""
+    scores = []
+    device = model_device(model)
+    with evaluation_mode(model):
+        for start in range(0, len(prompt_ids), batch_size):
+            prompts, answers = prompt_ids[start:start + batch_size], answer_ids[start:start + batch_size]
+            ids, mask = pad_rows([p + a for p, a in zip(prompts, answers)], pad_id, left=False, device=device)
+            log_probs = model(input_ids=ids, attention_mask=mask).logits.float().log_softmax(dim=-1)
+            for row, (prompt, answer) in enumerate(zip(prompts, answers)):
+                positions = torch.arange(len(prompt) - 1, len(prompt) - 1 + len(answer), device=device)
+                scores.append(float(log_probs[row, positions, torch.tensor(answer, device=device)].sum()))
+    return scores
+
+
+def greedy_continuations(model, prompt_ids, lengths: list[int], pad_id: int) -> list[list[int]]:
+    """Greedy decoding of ``lengths[i]`` tokens after each prompt (left-padded batch, no cache)."""
+    ids, mask = pad_rows(prompt_ids, pad_id, left=True, device=model_device(model))
+    generated = [[] for _ in prompt_ids]
+    for _ in range(max(lengths)):
+        positions = (mask.cumsum(dim=1) - 1).clamp_min(0)
+        logits = model(input_ids=ids, attention_mask=mask, position_ids=positions).logits[:, -1]
+        next_tokens = logits.argmax(dim=-1)  # (B,)
+        for row, token in enumerate(next_tokens.tolist()):
+            generated[row].append(token)
+        ids = torch.cat([ids, next_tokens[:, None]], dim=1)
+        mask = torch.cat([mask, torch.ones_like(next_tokens)[:, None]], dim=1)
+    return [g[:n] for g, n in zip(generated, lengths)]
+
+
+def score(model, tokenizer, prompts: list[str], answers: list[str], joiners: list[str] | str = " ",
+          *, batch_size: int = 64) -> Scores:
+    """Teacher-forced accuracy, greedy exact match and the greedy prediction for every pair."""
+    if isinstance(joiners, str):
+        joiners = [joiners] * len(prompts)
+    prompt_ids, answer_ids = encode_pairs(tokenizer, prompts, answers, joiners)
+    pad_id = pad_token_id(tokenizer)
+    teacher, exact, predictions = [], [], []
+    with evaluation_mode(model):
+        for start in range(0, len(prompt_ids), batch_size):
+            prompts_batch = prompt_ids[start:start + batch_size]
+            answers_batch = answer_ids[start:start + batch_size]
+            teacher += teacher_forced_accuracy(model, prompts_batch, answers_batch, pad_id)
+            continuations = greedy_continuations(model, prompts_batch, [len(a) for a in answers_batch], pad_id)
+            for continuation, answer in zip(continuations, answers_batch):
+                exact.append(continuation == answer)
+                predictions.append(tokenizer.decode(continuation))
+    return Scores(teacher, exact, predictions)

@@ -1,0 +1,77 @@
+"""Real LLMs from the Hugging Face hub, and the tiny stand-in that runs the same code on a CPU.
+
+``load_model`` loads a hub model for editing (``float16`` on a GPU, ``float32`` on a CPU unless
+told otherwise). (``editing.defaults.reference_name`` maps a hub name to its editing defaults.) ``tiny_random_model`` builds a randomly
+initialised model of the same architecture family with the pocket tokenizer: the offline book
+build and the tests execute the real-LLM chapter with it, so every code path runs, while its
+numbers mean nothing (the chapter says so). ``resolve_run_mode`` decides between the two.
+"""
+
+from __future__ import annotations
+
+import torch
+import transformers
+
+RUN_MODES = ("auto", "full", "smoke")
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+#: Architecture families the stand-in can mimic, by hub config ``model_type``.
+TINY_CONFIGS = {
+    "qwen2": transformers.Qwen2Config,
+    "llama": transformers.LlamaConfig,
+    "mistral": transformers.MistralConfig,
+}
+
+
+def resolve_run_mode(run_mode: str) -> str:
+    """``auto`` is ``full`` where CUDA is available and ``smoke`` elsewhere."""
+    if run_mode not in RUN_MODES:
+        raise ValueError(f"run_mode must be one of {', '.join(RUN_MODES)}, got {run_mode!r}")
+    if run_mode == "auto":
+        return "full" if torch.cuda.is_available() else "smoke"
+    if run_mode == "full" and not torch.cuda.is_available():
+        # Allowed (a CPU with patience and memory), but said.
+        print("run_mode='full' without CUDA: the real model runs on the CPU, which is slow")
+    return run_mode
+
+
+def resolve_dtype(dtype: str, device: str) -> torch.dtype:
+    if dtype == "auto":
+        return torch.float16 if device.startswith("cuda") else torch.float32
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be 'auto' or one of {', '.join(DTYPES)}, got {dtype!r}")
+    return DTYPES[dtype]
+
+
+def load_model(model_name: str, *, device: str = "cuda", dtype: str = "auto"):
+    """``(model, tokenizer)`` from the hub, in eval mode on ``device``, with a pad token."""
+    torch_dtype = resolve_dtype(dtype, device)
+    try:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(model_name)
+        model = transformers.AutoModelForCausalLM.from_pretrained(model_name, dtype=torch_dtype)
+    except OSError as error:
+        raise OSError(f"could not load {model_name!r} from the Hugging Face hub or its cache: {error}. Gated "
+                      "models (Llama) need `huggingface-cli login` and an accepted licence") from error
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model.to(device).eval(), tokenizer
+
+
+def tiny_random_model(tokenizer, family: str = "qwen2", *, seed: int = 0, layers: int = 3, hidden: int = 32,
+                      max_positions: int = 1024):
+    """A randomly initialised ``family`` model sized for a CPU test, with ``tokenizer``'s vocabulary."""
+    if family not in TINY_CONFIGS:
+        raise ValueError(f"no tiny stand-in for model type {family!r}; choose from {', '.join(TINY_CONFIGS)}")
+    config = TINY_CONFIGS[family](vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
+                                  num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
+                                  max_position_embeddings=max_positions, tie_word_embeddings=True)
+    torch.manual_seed(seed)
+    return transformers.AutoModelForCausalLM.from_config(config).eval()
+
+
+def model_family(model_name: str) -> str:
+    """The architecture family of a hub name, guessed from the name (no download): for the stand-in."""
+    lowered = model_name.lower()
+    for family in TINY_CONFIGS:
+        if family in lowered:
+            return family
+    return "llama"

@@ -1,0 +1,151 @@
+"""Running a schedule through an editing session: evaluation after every batch, forgetting, resuming.
+
+``run_schedule(session, schedule)`` applies the batches in order (edits accumulate, reference section 5)
+and, after every ``evaluate_every``-th batch and after the last, scores every edit made so far
+(``evaluation.evaluate_requests``). The result is one tidy DataFrame: a row per (time, request,
+metric), where ``after_batch`` is the time and ``batch`` is when the request was edited.
+
+With ``record_dir`` every batch's record and evaluation are written as soon as they exist
+(safetensors and CSV, each file written under a temporary name and then renamed, so a killed run
+never leaves half a file), and a later call with the same directory and the same schedule and
+configuration resumes: the saved records are replayed into the fresh session (exactly: the same
+float32 additions in the same order) and only the missing batches are edited. The end state, weights
+and metrics, is the same as an uninterrupted run's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import pandas as pd
+
+from langedit_mini.data.schedules import Schedule
+from langedit_mini.editing.session import BatchRecord, EditingSession
+from langedit_mini.evaluation.edit_metrics import evaluate_requests, locality_reference
+
+
+def _schedule_signature(session: EditingSession, schedule: Schedule) -> dict:
+    ids = [[f"{r.fact_id}/{r.lang}" for r in batch] for batch in schedule.batches]
+    digest = hashlib.sha256(json.dumps(ids).encode()).hexdigest()[:16]
+    return {"config": json.loads(json.dumps(asdict(session.config), default=str)), "schedule": schedule.name,
+            "languages": list(schedule.languages), "seed": schedule.seed, "batches": len(ids), "requests": digest}
+
+
+def _write_atomic(path: Path, write) -> None:
+    temporary = path.with_name(path.name + ".partial")
+    write(temporary)
+    os.replace(temporary, path)
+
+
+def _resume(session: EditingSession, directory: Path, signature: dict) -> tuple[int, list[pd.DataFrame]]:
+    """Replay the saved batches of ``directory`` into ``session``; returns how many, and their evaluations."""
+    manifest = directory / "manifest.json"
+    if not manifest.exists():
+        directory.mkdir(parents=True, exist_ok=True)
+        _write_atomic(manifest, lambda p: p.write_text(json.dumps(signature, indent=1)))
+        return 0, []
+    saved = json.loads(manifest.read_text())
+    if saved != signature:
+        changed = sorted(k for k in set(saved) | set(signature) if saved.get(k) != signature.get(k))
+        raise ValueError(f"{directory} holds a run with a different {', '.join(changed)}; "
+                         "resume with the same configuration and schedule, or use another record_dir")
+    if session.records:
+        raise ValueError("resuming needs a fresh session (this one already holds batches)")
+    records, frames = [], []
+    while (directory / f"batch_{len(records):03d}.safetensors").exists():
+        records.append(BatchRecord.load(directory / f"batch_{len(records):03d}.safetensors"))
+    for index in range(len(records)):
+        evaluation = directory / f"evaluation_{index:03d}.csv"
+        if evaluation.exists():
+            frames.append(pd.read_csv(evaluation, keep_default_na=False))
+    session.restore(records)
+    return len(records), frames
+
+
+def run_schedule(session: EditingSession, schedule: Schedule, *, reference: dict | None = None,
+                 evaluate_every: int = 1, record_dir: str | Path | None = None, progress=None,
+                 stop_after: int | None = None) -> pd.DataFrame:
+    """Edit ``schedule`` batch by batch; the evaluations of every edit so far after each evaluated batch.
+
+    ``reference``: the unedited model's locality answers, ``{(fact_id, lang): answer}`` (computed
+    from ``session``'s model before the first batch when not given). ``stop_after``: edit at most
+    this many batches in this call (to split a long run; with ``record_dir`` the next call goes on).
+    ``progress``: called with (batch index, record, seconds) after every batch.
+    """
+    if not isinstance(evaluate_every, int) or evaluate_every < 1:
+        raise ValueError(f"evaluate_every must be a positive integer, got {evaluate_every!r}")
+    requests = schedule.requests
+    if reference is None:
+        if session.records:
+            raise ValueError("give reference= (the unedited model's locality answers) for a session that "
+                             "already holds batches")
+        answers = locality_reference(session.model, session.tokenizer, requests)
+        reference = {(r.fact_id, r.lang): a for r, a in zip(requests, answers)}
+    done, frames = 0, []
+    directory = Path(record_dir) if record_dir is not None else None
+    if directory is not None:
+        done, frames = _resume(session, directory, _schedule_signature(session, schedule))
+    last = len(schedule.batches) - 1
+    end = len(schedule.batches) if stop_after is None else min(len(schedule.batches), done + stop_after)
+    for index in range(done, end):
+        start = time.perf_counter()
+        record = session.apply(schedule.batches[index])
+        if directory is not None:
+            _write_atomic(directory / f"batch_{index:03d}.safetensors", record.save)
+        if index % evaluate_every == evaluate_every - 1 or index == last:
+            edited = [r for batch in schedule.batches[: index + 1] for r in batch]
+            owners = [b for b, batch in enumerate(schedule.batches[: index + 1]) for _ in batch]
+            frame = evaluate_requests(session.model, session.tokenizer, edited,
+                                      [reference.get((r.fact_id, r.lang)) for r in edited])
+            origin = {(r.fact_id, r.lang): b for r, b in zip(edited, owners)}
+            frame.insert(0, "batch", [origin[(f, lang)] for f, lang in zip(frame.fact_id, frame.lang)])
+            frame.insert(0, "after_batch", index)
+            frames.append(frame)
+            if directory is not None:
+                _write_atomic(directory / f"evaluation_{index:03d}.csv", lambda p: frame.to_csv(p, index=False))
+        if progress is not None:
+            progress(index, record, time.perf_counter() - start)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def forgetting_matrix(results: pd.DataFrame, metric: str = "reliability", value: str = "teacher_forced"
+                      ) -> pd.DataFrame:
+    """Rows: the batch an edit was made in; columns: after which batch it was scored; cells: mean ``value``."""
+    if value not in ("teacher_forced", "exact_match"):
+        raise ValueError(f"value must be 'teacher_forced' or 'exact_match', got {value!r}")
+    part = results[results.metric == metric]
+    if part.empty:
+        raise ValueError(f"no rows for metric {metric!r}; present: {sorted(results.metric.unique())}")
+    return part.pivot_table(index="batch", columns="after_batch", values=value, aggfunc="mean")
+
+
+def language_interference(results: pd.DataFrame, schedule: Schedule, metric: str = "reliability",
+                          value: str = "teacher_forced") -> pd.DataFrame:
+    """Change in the accuracy of language A's edits across each later batch of language B (rows A, columns B).
+
+    For every evaluated pair of consecutive times (t-1, t) where batch t is in one language B, the
+    drop of A's earlier edits is ``acc(t) - acc(t-1)``; averaged over such steps. Negative = B's
+    edits erased some of A's. Needs ``evaluate_every=1``.
+    """
+    languages = schedule.batch_languages
+    part = results[results.metric == metric]
+    by_time = part.groupby(["after_batch", "lang", "batch"])[value].mean().reset_index()
+    rows = []
+    times = sorted(part.after_batch.unique())
+    for previous, current in zip(times, times[1:]):
+        if current != previous + 1 or languages[current] == "mixed":
+            continue
+        before = by_time[(by_time.after_batch == previous)].set_index(["lang", "batch"])[value]
+        after = by_time[(by_time.after_batch == current)].set_index(["lang", "batch"])[value]
+        change = (after.reindex(before.index) - before).groupby(level="lang").mean()
+        for language, delta in change.items():
+            rows.append({"edited language": language, "later batch language": languages[current], "change": delta})
+    if not rows:
+        raise ValueError("no consecutive single-language batches were evaluated (use evaluate_every=1 and delta)")
+    frame = pd.DataFrame(rows)
+    return frame.pivot_table(index="edited language", columns="later batch language", values="change", aggfunc="mean")
