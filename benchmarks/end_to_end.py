@@ -45,11 +45,13 @@ def main(argv=None) -> dict:
     stages = Counter()
     model, tokenizer = load_pocket_model()
     requests, _ = load_pocket()
-    schedule = build_schedule(requests, "delta", LANGUAGES, edits_per_language=args.edits_per_language,
-                              batch_size=args.batch_size, seed=0)
+    schedule = build_schedule(
+        requests, "delta", LANGUAGES, edits_per_language=args.edits_per_language, batch_size=args.batch_size, seed=0
+    )
     start = time.perf_counter()
-    statistics = key_second_moments(model, tokenizer, covariance_texts(), list(POCKET_EDIT_LAYERS), cache_dir=None,
-                                     progress=False)
+    statistics = key_second_moments(
+        model, tokenizer, covariance_texts(), list(POCKET_EDIT_LAYERS), cache_dir=None, progress=False
+    )
     stages["statistics"] += time.perf_counter() - start
     start = time.perf_counter()
     edited = schedule.requests
@@ -61,9 +63,16 @@ def main(argv=None) -> dict:
     def progress(index, record, seconds):
         for stage, value in record.seconds.items():
             stages[stage] += value
-        batch_rows.append({"batch": index, "lang": schedule.batch_languages[index], "seconds": f"{seconds:.1f}",
-                           "capacity left": min(v for v in record.capacity_left.values() if v is not None)
-                           if any(v is not None for v in record.capacity_left.values()) else "-"})
+        batch_rows.append(
+            {
+                "batch": index,
+                "lang": schedule.batch_languages[index],
+                "seconds": f"{seconds:.1f}",
+                "capacity left": min(v for v in record.capacity_left.values() if v is not None)
+                if any(v is not None for v in record.capacity_left.values())
+                else "-",
+            }
+        )
         print(f"batch {index} ({schedule.batch_languages[index]}): {seconds:.1f} s", flush=True)
 
     start = time.perf_counter()
@@ -71,21 +80,34 @@ def main(argv=None) -> dict:
     editing_seconds = time.perf_counter() - start
     final = results[results.after_batch == len(schedule.batches) - 1]
     # run_schedule evaluates every edit once, after the last batch: the loop's time outside the batches
-    stages["evaluation"] += max(0.0, editing_seconds - sum(v for k, v in stages.items()
-                                                           if k not in ("statistics", "evaluation")))
+    stages["evaluation"] += max(
+        0.0, editing_seconds - sum(v for k, v in stages.items() if k not in ("statistics", "evaluation"))
+    )
     wall = time.perf_counter() - total_start
     summary = final.groupby("metric")[["teacher_forced", "exact_match"]].mean()
     print(table(batch_rows, list(batch_rows[0])))
-    rows = [{"stage": stage, "seconds": f"{value:.1f}", "share": f"{value / wall:.1%}"}
-            for stage, value in stages.most_common()]
+    rows = [
+        {"stage": stage, "seconds": f"{value:.1f}", "share": f"{value / wall:.1%}"}
+        for stage, value in stages.most_common()
+    ]
     print(table(rows, ["stage", "seconds", "share"]))
-    print(f"{len(edited)} edits, wall {wall:.0f} s ({wall / 60:.1f} min), peak RSS {peak_rss_mb():.0f} MB, "
-          f"{torch.get_num_threads()} threads")
+    print(
+        f"{len(edited)} edits, wall {wall:.0f} s ({wall / 60:.1f} min), peak RSS {peak_rss_mb():.0f} MB, "
+        f"{torch.get_num_threads()} threads"
+    )
     print(summary.round(3).to_string())
-    return save("end_to_end", {"settings": vars(args), "edits": len(edited), "wall_s": wall,
-                               "stages_s": dict(stages), "peak_rss_mb": peak_rss_mb(),
-                               "final_metrics": summary.reset_index().to_dict(orient="records"),
-                               "batches": batch_rows})
+    return save(
+        "end_to_end",
+        {
+            "settings": vars(args),
+            "edits": len(edited),
+            "wall_s": wall,
+            "stages_s": dict(stages),
+            "peak_rss_mb": peak_rss_mb(),
+            "final_metrics": summary.reset_index().to_dict(orient="records"),
+            "batches": batch_rows,
+        },
+    )
 
 
 if __name__ == "__main__":

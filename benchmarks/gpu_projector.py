@@ -51,8 +51,14 @@ def run_form(form: str, device: torch.device, args) -> dict:
     del rule, covariance, key_batches, residuals
     if device.type == "cuda":
         torch.cuda.empty_cache()
-    return {"form": form, "d_k": args.dk, "setup_s": setup, "batch_s": per_batch, "refused_at": refused_at,
-            "peak_device_mb": peak_mb}
+    return {
+        "form": form,
+        "d_k": args.dk,
+        "setup_s": setup,
+        "batch_s": per_batch,
+        "refused_at": refused_at,
+        "peak_device_mb": peak_mb,
+    }
 
 
 def main(argv=None) -> dict:
@@ -68,22 +74,36 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("gpu_projector.py: no CUDA device here (torch.cuda.is_available() is False); "
-                         "run it on a GPU machine, or pass --device cpu for a dry run at small --dk")
+        raise SystemExit(
+            "gpu_projector.py: no CUDA device here (torch.cuda.is_available() is False); "
+            "run it on a GPU machine, or pass --device cpu for a dry run at small --dk"
+        )
     if args.dk < 2 or args.batches < 1 or args.keys < 1:
         raise SystemExit(f"gpu_projector.py: --dk >= 2, --batches >= 1 and --keys >= 1 are needed, got {vars(args)}")
     runs = [run_form(form, device, args) for form in FORMS]
     timed = min(len(run["batch_s"]) for run in runs)
     mean = {run["form"]: sum(run["batch_s"][:timed]) / max(timed, 1) for run in runs}
-    rows = [{"form": run["form"], "setup s": f"{run['setup_s']:.2f}", "batches": len(run["batch_s"]),
-             "s / batch": f"{mean[run['form']]:.3f}",
-             "peak device MB": f"{run['peak_device_mb']:.0f}" if run["peak_device_mb"] is not None else "-",
-             "refused at": run["refused_at"]["batch"] if run["refused_at"] else "-"} for run in runs]
+    rows = [
+        {
+            "form": run["form"],
+            "setup s": f"{run['setup_s']:.2f}",
+            "batches": len(run["batch_s"]),
+            "s / batch": f"{mean[run['form']]:.3f}",
+            "peak device MB": f"{run['peak_device_mb']:.0f}" if run["peak_device_mb"] is not None else "-",
+            "refused at": run["refused_at"]["batch"] if run["refused_at"] else "-",
+        }
+        for run in runs
+    ]
     print(f"device: {torch.cuda.get_device_name(device) if device.type == 'cuda' else device}, d_k = {args.dk}")
     print(table(rows, list(rows[0])))
-    results = {"settings": vars(args), "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
-               else str(device), "runs": runs, "mean_batch_s": mean,
-               "speedup": mean["published"] / mean["exact"] if mean["exact"] > 0 else None, "batches_timed": timed}
+    results = {
+        "settings": vars(args),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else str(device),
+        "runs": runs,
+        "mean_batch_s": mean,
+        "speedup": mean["published"] / mean["exact"] if mean["exact"] > 0 else None,
+        "batches_timed": timed,
+    }
     if not args.no_save:
         save("gpu_projector", results)
     return results

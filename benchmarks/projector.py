@@ -73,8 +73,9 @@ def time_batches(rule, key_batches, residuals, synchronize=lambda: None):
         middle = time.perf_counter()
         rule.commit(k)
         synchronize()
-        per_batch.append({"propose_s": middle - start, "commit_s": time.perf_counter() - middle,
-                          "capacity_left": rule.capacity_left})
+        per_batch.append(
+            {"propose_s": middle - start, "commit_s": time.perf_counter() - middle, "capacity_left": rule.capacity_left}
+        )
     return per_batch, refused_at
 
 
@@ -87,8 +88,15 @@ def run_form(form: str, d_k: int, batches: int, keys: int, decay: float, leftove
     setup = time.perf_counter() - start
     del covariance
     per_batch, refused_at = time_batches(rule, key_batches, residuals)
-    return {"form": form, "d_k": d_k, "setup_s": setup, "batches": per_batch, "refused_at": refused_at,
-            "state_mb": tensor_bytes(rule) / 2**20, "peak_rss_mb": peak_rss_mb()}
+    return {
+        "form": form,
+        "d_k": d_k,
+        "setup_s": setup,
+        "batches": per_batch,
+        "refused_at": refused_at,
+        "state_mb": tensor_bytes(rule) / 2**20,
+        "peak_rss_mb": peak_rss_mb(),
+    }
 
 
 def compare(d_k: int, batches: int, keys: int, decay: float, leftover: float, alpha: float) -> list[dict]:
@@ -107,8 +115,9 @@ def compare(d_k: int, batches: int, keys: int, decay: float, leftover: float, al
         row["projector_distance"] = float((exact_p - published_p).norm() / exact_p.norm())
         row["update_difference"] = float((deltas["exact"] - deltas["published"]).norm() / deltas["exact"].norm())
         for form, delta in deltas.items():
-            row[f"leak_{form}"] = max((float((delta @ s).norm() / (delta.norm() * s.norm())) for s in done),
-                                      default=0.0)
+            row[f"leak_{form}"] = max(
+                (float((delta @ s).norm() / (delta.norm() * s.norm())) for s in done), default=0.0
+            )
         for rule in rules.values():
             rule.commit(k)
         done.append(k)
@@ -134,26 +143,53 @@ def main(argv=None) -> dict:
     for d_k in args.dk:
         runs = {}
         for form in FORMS:
-            runs[form] = run_child(Path(__file__), "--child", form, "--dk", str(d_k), "--batches", str(args.batches),
-                                   "--keys", str(args.keys), "--decay", str(args.decay),
-                                   "--leftover", str(args.leftover), "--alpha", str(args.alpha))
+            runs[form] = run_child(
+                Path(__file__),
+                "--child",
+                form,
+                "--dk",
+                str(d_k),
+                "--batches",
+                str(args.batches),
+                "--keys",
+                str(args.keys),
+                "--decay",
+                str(args.decay),
+                "--leftover",
+                str(args.leftover),
+                "--alpha",
+                str(args.alpha),
+            )
             results["runs"].append(runs[form])
         comparison = compare(d_k, *shape)
         results["comparison"][str(d_k)] = comparison
         timed = min(len(runs["exact"]["batches"]), len(runs["published"]["batches"]))
-        mean = {form: sum(b["propose_s"] + b["commit_s"] for b in runs[form]["batches"][:timed]) / max(timed, 1)
-                for form in FORMS}
+        mean = {
+            form: sum(b["propose_s"] + b["commit_s"] for b in runs[form]["batches"][:timed]) / max(timed, 1)
+            for form in FORMS
+        }
         for form in FORMS:
             run = runs[form]
-            rows.append({"d_k": d_k, "form": form, "setup s": f"{run['setup_s']:.2f}",
-                         "batches": len(run["batches"]), "s / batch": f"{mean[form]:.3f}",
-                         "speed-up": f"{mean['published'] / mean[form]:.1f}x" if form == "exact" else "",
-                         "state MB": f"{run['state_mb']:.1f}", "peak RSS MB": f"{run['peak_rss_mb']:.0f}",
-                         "refused at": run["refused_at"]["batch"] if run["refused_at"] else "-",
-                         "max leak": f"{max((c[f'leak_{form}'] for c in comparison), default=0):.1e}",
-                         "P distance (last)": f"{comparison[-1]['projector_distance']:.3f}" if comparison else ""})
-        results.setdefault("summary", {})[str(d_k)] = {"mean_batch_s": mean, "speedup": mean["published"] / mean["exact"],
-                                                        "batches_timed": timed}
+            rows.append(
+                {
+                    "d_k": d_k,
+                    "form": form,
+                    "setup s": f"{run['setup_s']:.2f}",
+                    "batches": len(run["batches"]),
+                    "s / batch": f"{mean[form]:.3f}",
+                    "speed-up": f"{mean['published'] / mean[form]:.1f}x" if form == "exact" else "",
+                    "state MB": f"{run['state_mb']:.1f}",
+                    "peak RSS MB": f"{run['peak_rss_mb']:.0f}",
+                    "refused at": run["refused_at"]["batch"] if run["refused_at"] else "-",
+                    "max leak": f"{max((c[f'leak_{form}'] for c in comparison), default=0):.1e}",
+                    "P distance (last)": f"{comparison[-1]['projector_distance']:.3f}" if comparison else "",
+                }
+            )
+        results.setdefault("summary", {})[str(d_k)] = {
+            "mean_batch_s": mean,
+            "speedup": mean["published"] / mean["exact"],
+            "batches_timed": timed,
+        }
     print(table(rows, list(rows[0])))
     save("projector", results)
     return results

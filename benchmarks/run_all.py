@@ -15,8 +15,13 @@ import projector  # noqa: E402
 import scaling  # noqa: E402
 import values  # noqa: E402
 
-for name, module in (("projector", projector), ("values", values), ("covariance", covariance),
-                     ("scaling", scaling), ("end_to_end", end_to_end)):
+for name, module in (
+    ("projector", projector),
+    ("values", values),
+    ("covariance", covariance),
+    ("scaling", scaling),
+    ("end_to_end", end_to_end),
+):
     start = time.perf_counter()
     print(f"\n=== {name} ===", flush=True)
     module.main([])

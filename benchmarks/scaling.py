@@ -26,13 +26,7 @@ from projector import make_rule, world  # noqa: E402
 from langedit_mini.core.projection import tau_for_leftover  # noqa: E402
 from langedit_mini.data.datasets import load_pocket  # noqa: E402
 from langedit_mini.editing import EditingSession  # noqa: E402
-from langedit_mini.editing.defaults import default_config  # noqa: E402
-from langedit_mini.model.statistics import key_second_moments  # noqa: E402
-from langedit_mini.pocket import (  # noqa: E402
-    POCKET_EDIT_LAYERS,
-    covariance_texts,  # noqa: E402
-    load_pocket_model,
-)
+from langedit_mini.editing.defaults import default_config, load_pocket_editing  # noqa: E402
 
 
 def exponent(xs, ys) -> float:
@@ -45,9 +39,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--dk", type=int, nargs="+", default=[512, 1024, 2048, 4096])
     args = parser.parse_args(argv)
 
-    model, tokenizer = load_pocket_model()
-    statistics = key_second_moments(model, tokenizer, covariance_texts(), list(POCKET_EDIT_LAYERS), cache_dir=None,
-                                    progress=False)
+    model, tokenizer, statistics = load_pocket_editing(cache_dir=None)
     requests, _ = load_pocket(languages=("en",))
     by_subject = {}
     for request in random.Random(0).sample(requests, len(requests)):
@@ -73,13 +65,20 @@ def main(argv=None) -> dict:
             rule.commit(keys[1])
             row[form] = time.perf_counter() - start
         dk_rows.append(row)
-    fits = {"edits": exponent([r["edits"] for r in edit_rows], [r["seconds"] for r in edit_rows]),
-            "dk_exact": exponent([r["d_k"] for r in dk_rows], [r["exact"] for r in dk_rows]),
-            "dk_published": exponent([r["d_k"] for r in dk_rows], [r["published"] for r in dk_rows])}
-    print(table([{k: f"{v:.2f}" if isinstance(v, float) else v for k, v in r.items()} for r in edit_rows],
-                list(edit_rows[0])))
-    print(table([{k: f"{v:.4f}" if isinstance(v, float) else v for k, v in r.items()} for r in dk_rows],
-                list(dk_rows[0])))
+    fits = {
+        "edits": exponent([r["edits"] for r in edit_rows], [r["seconds"] for r in edit_rows]),
+        "dk_exact": exponent([r["d_k"] for r in dk_rows], [r["exact"] for r in dk_rows]),
+        "dk_published": exponent([r["d_k"] for r in dk_rows], [r["published"] for r in dk_rows]),
+    }
+    print(
+        table(
+            [{k: f"{v:.2f}" if isinstance(v, float) else v for k, v in r.items()} for r in edit_rows],
+            list(edit_rows[0]),
+        )
+    )
+    print(
+        table([{k: f"{v:.4f}" if isinstance(v, float) else v for k, v in r.items()} for r in dk_rows], list(dk_rows[0]))
+    )
     print("fitted exponents: " + ", ".join(f"{k} {v:.2f}" for k, v in fits.items()))
     return save("scaling", {"settings": vars(args), "edits": edit_rows, "dk": dk_rows, "exponents": fits})
 

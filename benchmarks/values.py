@@ -50,17 +50,37 @@ def main(argv=None) -> dict:
     relative = float(((batched.z - z_single).norm(dim=0) / z_single.norm(dim=0)).max())
     steps_batched = sum(batched.steps_taken)
     steps_single = sum(s.steps_taken[0] for s in single)
-    rows = [{"mode": "batched", "seconds": f"{batched_s:.1f}", "requests / s": f"{args.requests / batched_s:.2f}",
-             "request-steps": steps_batched},
-            {"mode": "one at a time", "seconds": f"{single_s:.1f}", "requests / s": f"{args.requests / single_s:.2f}",
-             "request-steps": steps_single}]
+    rows = [
+        {
+            "mode": "batched",
+            "seconds": f"{batched_s:.1f}",
+            "requests / s": f"{args.requests / batched_s:.2f}",
+            "request-steps": steps_batched,
+        },
+        {
+            "mode": "one at a time",
+            "seconds": f"{single_s:.1f}",
+            "requests / s": f"{args.requests / single_s:.2f}",
+            "request-steps": steps_single,
+        },
+    ]
     print(table(rows, list(rows[0])))
-    print(f"speed-up {single_s / batched_s:.1f}x; largest |z_batched - z_single| = {difference:.2e} "
-          f"(largest relative difference per request {relative:.2e})")
-    return save("values", {"settings": vars(args) | {"layer": layer, "value_settings": vars(settings)},
-                           "batched_s": batched_s, "single_s": single_s, "speedup": single_s / batched_s,
-                           "max_abs_z_difference": difference, "max_relative_z_difference": relative,
-                           "request_steps": {"batched": steps_batched, "single": steps_single}})
+    print(
+        f"speed-up {single_s / batched_s:.1f}x; largest |z_batched - z_single| = {difference:.2e} "
+        f"(largest relative difference per request {relative:.2e})"
+    )
+    return save(
+        "values",
+        {
+            "settings": vars(args) | {"layer": layer, "value_settings": vars(settings)},
+            "batched_s": batched_s,
+            "single_s": single_s,
+            "speedup": single_s / batched_s,
+            "max_abs_z_difference": difference,
+            "max_relative_z_difference": relative,
+            "request_steps": {"batched": steps_batched, "single": steps_single},
+        },
+    )
 
 
 if __name__ == "__main__":

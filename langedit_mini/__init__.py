@@ -27,8 +27,22 @@ from langedit_mini.core.validation import SOLVE_DTYPE, CapacityError, Projection
 __version__ = "0.1.0"
 
 __all__ = [
-    "NullSpaceProjector", "ProtectedBasis", "projector_from_span", "tau_for_leftover",
-    "AlphaEditRule", "LangEditExactRule", "LangEditPublishedRule", "MemitRule", "UpdateRule",
-    "alphaedit_delta", "alphaedit_delta_reference", "interference_matrix", "memit_delta", "projected_ridge_delta",
-    "SOLVE_DTYPE", "CapacityError", "ProjectionError", "__version__",
+    "NullSpaceProjector",
+    "ProtectedBasis",
+    "projector_from_span",
+    "tau_for_leftover",
+    "AlphaEditRule",
+    "LangEditExactRule",
+    "LangEditPublishedRule",
+    "MemitRule",
+    "UpdateRule",
+    "alphaedit_delta",
+    "alphaedit_delta_reference",
+    "interference_matrix",
+    "memit_delta",
+    "projected_ridge_delta",
+    "SOLVE_DTYPE",
+    "CapacityError",
+    "ProjectionError",
+    "__version__",
 ]

@@ -20,10 +20,8 @@ import torch
 
 from langedit_mini.data.datasets import load_pocket
 from langedit_mini.editing import METHODS, EditingSession
-from langedit_mini.editing.defaults import applicable_overrides, default_config
+from langedit_mini.editing.defaults import applicable_overrides, default_config, load_pocket_editing
 from langedit_mini.evaluation.edit_metrics import evaluate_requests, locality_reference
-from langedit_mini.model.statistics import key_second_moments
-from langedit_mini.pocket import POCKET_EDIT_LAYERS, covariance_texts, load_pocket_model
 
 
 def distinct_subjects(requests, count: int, seed: int):
@@ -64,8 +62,7 @@ def main(argv=None) -> pd.DataFrame:
     args = parser.parse_args(argv)
     requests, _ = load_pocket(languages=(args.language,))
     batch = distinct_subjects(requests, args.edits, args.seed)
-    model, tokenizer = load_pocket_model()
-    statistics = key_second_moments(model, tokenizer, covariance_texts(), list(POCKET_EDIT_LAYERS), progress=False)
+    model, tokenizer, statistics = load_pocket_editing()
     reference = locality_reference(model, tokenizer, batch)
     rows = []
     for method in args.methods:

@@ -51,7 +51,7 @@ from langedit_mini.model.keys import context_texts, encode_rows
 from langedit_mini.model.statistics import key_second_moments
 from langedit_mini.model.tokens import encode_pairs, evaluation_mode, model_device
 from langedit_mini.pocket import POCKET_EDIT_LAYERS, covariance_texts, load_pocket_model, load_probes
-from langedit_mini.study.provenance import git_commit, git_dirty, machine, package_hash
+from langedit_mini.study.provenance import finish_record, start_record
 from langedit_mini.study.results import DIAGNOSIS_COVARIANCES, DIAGNOSIS_KINDS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,10 +62,16 @@ def position_keys(model, tokenizer, architecture, requests, layer: int) -> list[
     if architecture.transposed:
         raise NotImplementedError("this diagnostic assumes (d_v, d_k) weights; the pocket model's are")
     texts_and_chars = [context_texts(r, prefixes=False)[0] for r in requests]
-    _, answer_ids = encode_pairs(tokenizer, [t for t, _ in texts_and_chars], [r.target for r in requests],
-                                 [r.joiner for r in requests])
-    rows = encode_rows(tokenizer, [t for t, _ in texts_and_chars], [c for _, c in texts_and_chars],
-                       list(range(len(requests))), suffix_ids=answer_ids)
+    _, answer_ids = encode_pairs(
+        tokenizer, [t for t, _ in texts_and_chars], [r.target for r in requests], [r.joiner for r in requests]
+    )
+    rows = encode_rows(
+        tokenizer,
+        [t for t, _ in texts_and_chars],
+        [c for _, c in texts_and_chars],
+        list(range(len(requests))),
+        suffix_ids=answer_ids,
+    )
     store = {}
     module = mlp_out_module(model, architecture, layer)
     handle = module.register_forward_pre_hook(lambda m, inputs: store.__setitem__("keys", inputs[0].detach()))
@@ -82,15 +88,20 @@ def position_keys(model, tokenizer, architecture, requests, layer: int) -> list[
         prompt_length = rows.lengths[row] - len(answer)  # each row is the prompt's ids, then the answer's
         answer_positions = list(range(prompt_length - 1, rows.lengths[row] - 1))  # predict the answer tokens
         others = [p for p in range(1, prompt_length - 1) if p != subject]  # not BOS, not the last prompt token
-        out.append({"bare subject key": keys[row, subject][:, None],
-                    "other prompt keys": keys[row, others].T,
-                    "answer-position keys": keys[row, answer_positions].T})
+        out.append(
+            {
+                "bare subject key": keys[row, subject][:, None],
+                "other prompt keys": keys[row, others].T,
+                "answer-position keys": keys[row, answer_positions].T,
+            }
+        )
     return out
 
 
 def reliability(model, tokenizer, requests) -> float:
-    scores = score(model, tokenizer, [r.question for r in requests], [r.target for r in requests],
-                   [r.joiner for r in requests])
+    scores = score(
+        model, tokenizer, [r.question for r in requests], [r.target for r in requests], [r.joiner for r in requests]
+    )
     return float(sum(scores.teacher_forced) / len(requests))
 
 
@@ -123,7 +134,7 @@ def diagnose(method: str, model, tokenizer, statistics, batches, seed: int) -> l
     for kind in DIAGNOSIS_KINDS:
         change, share = [], []
         for index, by_kind in enumerate(keys):
-            k = committed[:, index:index + 1] if kind == "committed key" else by_kind[kind]
+            k = committed[:, index : index + 1] if kind == "committed key" else by_kind[kind]
             if k.shape[1] == 0:
                 continue
             change.append((delta1 @ k).norm(dim=0) / signal[index])
@@ -131,13 +142,26 @@ def diagnose(method: str, model, tokenizer, statistics, batches, seed: int) -> l
                 share.append(projector.apply(k.to(projector.dtype)).norm(dim=0) / k.norm(dim=0))
         change = torch.cat(change)
         share = torch.cat(share) if share else None
-        rows.append({"method": method, "key": kind, "keys measured": int(change.numel()),
-                     "change median": float(change.median()), "change 90th pct": float(change.quantile(0.9)),
-                     "null share median": float(share.median()) if share is not None else None,
-                     "reliability before": before, "reliability after": after, "batch 2 reliability": written,
-                     "null dims for batch 2": projector.null_dim if projector is not None else None})
-    deviation = torch.stack([(by_kind["bare subject key"][:, 0] - committed[:, i]).norm() / committed[:, i].norm()
-                             for i, by_kind in enumerate(keys)])
+        rows.append(
+            {
+                "method": method,
+                "key": kind,
+                "keys measured": int(change.numel()),
+                "change median": float(change.median()),
+                "change 90th pct": float(change.quantile(0.9)),
+                "null share median": float(share.median()) if share is not None else None,
+                "reliability before": before,
+                "reliability after": after,
+                "batch 2 reliability": written,
+                "null dims for batch 2": projector.null_dim if projector is not None else None,
+            }
+        )
+    deviation = torch.stack(
+        [
+            (by_kind["bare subject key"][:, 0] - committed[:, i]).norm() / committed[:, i].norm()
+            for i, by_kind in enumerate(keys)
+        ]
+    )
     for row in rows:
         row["bare-key deviation median"] = float(deviation.median())
     return rows
@@ -149,8 +173,7 @@ def main(argv=None) -> pd.DataFrame:
     parser.add_argument("--seed", type=int, default=0)
     # LangEdit-published equals AlphaEdit up to a covariance blend of weight n / N (100 / 127,744) here
     parser.add_argument("--methods", nargs="+", default=["MEMIT", "AlphaEdit", "LangEdit-exact"])
-    parser.add_argument("--covariances", nargs="+", default=list(DIAGNOSIS_COVARIANCES),
-                        choices=DIAGNOSIS_COVARIANCES)
+    parser.add_argument("--covariances", nargs="+", default=list(DIAGNOSIS_COVARIANCES), choices=DIAGNOSIS_COVARIANCES)
     parser.add_argument("--output", default=str(ROOT / "results" / "diagnostics" / "forgetting.json"))
     args = parser.parse_args(argv)
     unknown = [m for m in args.methods if m not in CLOSED_FORM_METHODS]
@@ -158,30 +181,44 @@ def main(argv=None) -> pd.DataFrame:
         parser.error(f"methods {unknown} are not closed-form; choose from {list(CLOSED_FORM_METHODS)}")
     if args.edits < 1:
         parser.error(f"--edits must be a positive integer, got {args.edits}")
-    start = time.time()
+    record = start_record(ROOT)
     requests, _ = load_pocket()
-    plan = build_schedule(requests, "delta", LANGUAGES, edits_per_language=args.edits, batch_size=args.edits,
-                          seed=args.seed)  # the full-scale schedule; its first two batches (en, de)
+    plan = build_schedule(
+        requests, "delta", LANGUAGES, edits_per_language=args.edits, batch_size=args.edits, seed=args.seed
+    )  # the full-scale schedule; its first two batches (en, de)
     model, tokenizer = load_pocket_model()
     rows = []
     for covariance in args.covariances:
-        statistics = key_second_moments(model, tokenizer, preserved_texts(covariance), list(POCKET_EDIT_LAYERS),
-                                        progress=False)
+        statistics = key_second_moments(
+            model, tokenizer, preserved_texts(covariance), list(POCKET_EDIT_LAYERS), progress=False
+        )
         for method in args.methods:
             method_start = time.time()
-            rows += [row | {"covariance": covariance}
-                     for row in diagnose(method, model, tokenizer, statistics, plan.batches[:2], args.seed)]
+            rows += [
+                row | {"covariance": covariance}
+                for row in diagnose(method, model, tokenizer, statistics, plan.batches[:2], args.seed)
+            ]
             print(f"{method}, {covariance}: {time.time() - method_start:.0f} s", flush=True)
     table = pd.DataFrame(rows)
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps({
-        "rows": rows,
-        "parameters": {"edits_per_batch": args.edits, "seed": args.seed, "batches": plan.batch_languages[:2],
-                       "methods": args.methods, "covariances": args.covariances},
-        "commit": git_commit(ROOT), "uncommitted_changes": git_dirty(ROOT), "package_hash": package_hash(),
-        "machine": machine(), "wall_s": time.time() - start,
-        "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z")}, indent=1) + "\n")
+    output.write_text(
+        json.dumps(
+            {
+                "rows": rows,
+                "parameters": {
+                    "edits_per_batch": args.edits,
+                    "seed": args.seed,
+                    "batches": plan.batch_languages[:2],
+                    "methods": args.methods,
+                    "covariances": args.covariances,
+                },
+                **finish_record(record),
+            },
+            indent=1,
+        )
+        + "\n"
+    )
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(table.round(3).to_string(index=False))
     print(f"wrote {output}")

@@ -34,8 +34,9 @@ def refresh(path: Path) -> int:
         if STRICT_TAG in original.metadata.get("tags", []):
             # nbval treats a cell with outputs but no execution count as unrun: keep the count.
             original.execution_count = ran.execution_count
-            original.outputs = [output for output in ran.outputs
-                                if output.output_type == "stream" and output.get("name") == "stdout"]
+            original.outputs = [
+                output for output in ran.outputs if output.output_type == "stream" and output.get("name") == "stdout"
+            ]
             kept += 1
         else:
             original.execution_count = None

@@ -20,14 +20,13 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import time
 from pathlib import Path
 
 import papermill
 
 from langedit_mini.data.languages import LANGUAGES
 from langedit_mini.editing import METHODS
-from langedit_mini.study.provenance import git_commit, git_dirty, machine, package_hash
+from langedit_mini.study.provenance import finish_record, package_hash, start_record
 from langedit_mini.study.results import RAW, describe, merge_parts, part_name
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,13 +44,16 @@ def run_part(output: Path, seed: int, method: str, shared: dict) -> dict:
     parameters = shared | {"seeds": [seed], "methods": [method], "save_to": str(work)}
     # the code the run starts from; results/ is left out of "uncommitted changes": the merge after each run
     # rewrites results/main/, so every later run of the same `make study` would otherwise count as dirty
-    commit, dirty, code = git_commit(ROOT), git_dirty(ROOT, exclude=("results",)), package_hash()
-    start = time.time()
+    record = start_record(ROOT, exclude=("results",))
     failed_claims = []
     try:
-        papermill.execute_notebook(str(ROOT / "notebooks" / "05_sequential.ipynb"),
-                                   str(work / "05_sequential.ipynb"), parameters=parameters,
-                                   cwd=str(ROOT / "notebooks"), progress_bar=False)
+        papermill.execute_notebook(
+            str(ROOT / "notebooks" / "05_sequential.ipynb"),
+            str(work / "05_sequential.ipynb"),
+            parameters=parameters,
+            cwd=str(ROOT / "notebooks"),
+            progress_bar=False,
+        )
     except papermill.PapermillExecutionError as error:
         # The chapter's strict claims are sized for its reduced run; at full scale a claim that fails is a
         # finding, kept with the run (the executed notebook shows where it stopped). Only when the raw
@@ -61,11 +63,8 @@ def run_part(output: Path, seed: int, method: str, shared: dict) -> dict:
             raise
         failed_claims.append(str(error.evalue))
         print(f"{name}: {error.evalue}", flush=True)
-    info = {"seed": seed, "method": method, "commit": commit, "uncommitted_changes": dirty,
-            "failed_claims": failed_claims, "package_hash": code,
-            "parameters": shared | FIXED,
-            "machine": machine(), "wall_s": time.time() - start,
-            "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+    info = {"seed": seed, "method": method, "failed_claims": failed_claims, "parameters": shared | FIXED}
+    info |= finish_record(record)
     (work / "part.json").write_text(json.dumps(info, indent=1) + "\n")
     shutil.rmtree(final, ignore_errors=True)
     work.rename(final)
@@ -91,8 +90,13 @@ def main(argv=None) -> None:
         parser.error(f"--max-runs must be >= 0, got {args.max_runs}")
     planned = [m for m in METHODS if m in args.methods]  # tables in the usual order, runs in the order asked
     output = Path(args.output).resolve()
-    shared = {"edits_per_language": args.edits_per_language, "batch_size": args.batch_size,
-              "languages": args.languages, "probe_every": 2, "probe_limit": 50}
+    shared = {
+        "edits_per_language": args.edits_per_language,
+        "batch_size": args.batch_size,
+        "languages": args.languages,
+        "probe_every": 2,
+        "probe_limit": 50,
+    }
     runs = 0
     for seed in args.seeds:
         for method in args.methods:
@@ -102,8 +106,10 @@ def main(argv=None) -> None:
             if part.exists():
                 info = json.loads(part.read_text())
                 if info["parameters"] != shared | FIXED:
-                    parser.error(f"{part} was made with other parameters ({info['parameters']}); "
-                                 "use another --output or move it away")
+                    parser.error(
+                        f"{part} was made with other parameters ({info['parameters']}); "
+                        "use another --output or move it away"
+                    )
                 if not (args.rerun_stale and info["package_hash"] != package_hash()):
                     print(f"{part_name(seed, method)}: on disk ({info['finished']}), skipped")
                     continue

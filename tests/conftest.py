@@ -18,6 +18,7 @@ def pocket_model():
 def pocket(pocket_model):
     """``(model, tokenizer, statistics)``: ``C0`` of every edited layer, computed here (no cache is read)."""
     model, tokenizer = pocket_model
-    statistics = key_second_moments(model, tokenizer, covariance_texts(), list(POCKET_EDIT_LAYERS), cache_dir=None,
-                                    progress=False)
+    statistics = key_second_moments(
+        model, tokenizer, covariance_texts(), list(POCKET_EDIT_LAYERS), cache_dir=None, progress=False
+    )  # the model already loaded above; load_pocket_editing(cache_dir=None) would load a second copy
     return model, tokenizer, statistics

@@ -63,6 +63,7 @@ def test_values_benchmark_compares_batched_and_single_target_values(results_dir)
     assert saved["max_relative_z_difference"] < 1e-3
 
 
+@pytest.mark.slow
 def test_end_to_end_benchmark_accounts_for_every_stage(results_dir):
     end_to_end.main(["--edits-per-language", "1", "--batch-size", "1"])
     saved = json.loads((results_dir / "end_to_end.json").read_text())
@@ -71,14 +72,16 @@ def test_end_to_end_benchmark_accounts_for_every_stage(results_dir):
     assert sum(saved["stages_s"].values()) <= saved["wall_s"] * 1.01
 
 
+@pytest.mark.slow
 def test_covariance_benchmark_measures_growth_and_a_cache_hit(results_dir):
-    covariance.main(["--sizes", "1", "2"])
+    covariance.main(["--sizes", "1", "2", "--texts", "100"])
     saved = json.loads((results_dir / "covariance.json").read_text())
-    assert [run["size"] for run in saved["runs"]] == [1, 2]
+    assert [run["size"] for run in saved["runs"]] == [1, 2] and saved["runs"][0]["texts"] == 100
     assert saved["runs"][1]["tokens"] == 2 * saved["runs"][0]["tokens"]
     assert saved["cache_miss"]["from_cache"] is False and saved["cache_hit"]["from_cache"] is True
 
 
+@pytest.mark.slow
 def test_scaling_benchmark_fits_exponents(results_dir):
     scaling.main(["--edits", "2", "4", "--dk", "512", "1024"])  # 100 keys a batch: smaller d_k run out
     saved = json.loads((results_dir / "scaling.json").read_text())

@@ -52,8 +52,11 @@ def test_chapter_was_executed_in_the_build(notebook):
 def test_guarantee_chapter_shows_glued_numbers_and_figures():
     soup = page(ROOT / "notebooks" / "02_guarantee.ipynb")
     text = re.sub(r"\s+", " ", soup.get_text(" "))
-    sentence = re.search(r"The largest interference over all pairs is (\S+) for MEMIT, (\S+) for AlphaEdit, "
-                         r"(\S+) for LangEdit as published and (\S+) for LangEdit", text)
+    sentence = re.search(
+        r"The largest interference over all pairs is (\S+) for MEMIT, (\S+) for AlphaEdit, "
+        r"(\S+) for LangEdit as published and (\S+) for LangEdit",
+        text,
+    )
     assert sentence, "the glued interference sentence is missing"
     memit, alphaedit, published, exact = (float(value) for value in sentence.groups())
     assert exact <= 1e-8 and memit >= 1e4 * exact and alphaedit >= 1e4 * exact
@@ -63,8 +66,15 @@ def test_guarantee_chapter_shows_glued_numbers_and_figures():
 
 def test_bibliography_lists_the_papers():
     text = (HTML / "book" / "bibliography.html").read_text(encoding="utf-8").lower()  # the style lower-cases titles
-    for title in ("Mitigating Negative Interference", "AlphaEdit", "Mass-Editing Memory", "Locating and Editing",
-                  "Retrieval-augmented Multilingual", "Cross-Lingual Knowledge Editing", "BMIKE-53"):
+    for title in (
+        "Mitigating Negative Interference",
+        "AlphaEdit",
+        "Mass-Editing Memory",
+        "Locating and Editing",
+        "Retrieval-augmented Multilingual",
+        "Cross-Lingual Knowledge Editing",
+        "BMIKE-53",
+    ):
         assert title.lower() in text, title
 
 
@@ -77,8 +87,11 @@ def test_reproduction_report_pastes_numbers_from_the_chapters():
     exact = re.search(r"earlier batch.s outputs was (\S+) for LangEdit.s exact form", text)  # smart quotes
     assert exact, "the guarantee's glued number is missing from the report"
     assert float(exact.group(1)) <= 1e-8
-    reliability = re.search(r"LangEdit-exact (\d\.\d\d) ?, LangEdit-published (\d\.\d\d) ?, AlphaEdit (\d\.\d\d) ?, "
-                            r"MEMIT (\d\.\d\d) ?, FT (\d\.\d\d)", text)
+    reliability = re.search(
+        r"LangEdit-exact (\d\.\d\d) ?, LangEdit-published (\d\.\d\d) ?, AlphaEdit (\d\.\d\d) ?, "
+        r"MEMIT (\d\.\d\d) ?, FT (\d\.\d\d)",
+        text,
+    )
     assert reliability, "the main table's glued averages are missing from the report"
     assert all(0 <= float(value) <= 1 for value in reliability.groups())
     assert re.search(r"this build ran it in (smoke|full) mode", text)
@@ -87,12 +100,18 @@ def test_reproduction_report_pastes_numbers_from_the_chapters():
     committed = (ROOT / "results" / "main" / "provenance.json").exists()
     assert (status.group(1) != "not run") == committed, (status.group(1), committed)
     value = r"(\d\.\d\d(?: ± \d\.\d\d)?|not run) ?"
-    full = re.search(rf"At full scale \(600 edits, [^)]*\): LangEdit-exact {value}, LangEdit-published {value}, "
-                     rf"AlphaEdit {value}, MEMIT {value}, FT {value}\.", text)
+    full = re.search(
+        rf"At full scale \(600 edits, [^)]*\): LangEdit-exact {value}, LangEdit-published {value}, "
+        rf"AlphaEdit {value}, MEMIT {value}, FT {value}\.",
+        text,
+    )
     assert full, "the full-scale reliabilities are missing from the report"
     assert any(v != "not run" for v in full.groups()) == committed, full.groups()
-    spread = re.search(r"reliability after the last batch was (not run|from (\d\.\d\d) \(([\w-]+)\) to (\d\.\d\d) "
-                       r"\(([\w-]+)\))", text)
+    spread = re.search(
+        r"reliability after the last batch was (not run|from (\d\.\d\d) \(([\w-]+)\) to (\d\.\d\d) "
+        r"\(([\w-]+)\))",
+        text,
+    )
     assert spread, "the closed-form methods' full-scale range is missing from the report"
     assert (spread.group(1) != "not run") == committed, spread.group(1)
     if committed:  # the range's ends are the closed-form methods' means pasted in the sentence above
@@ -100,15 +119,19 @@ def test_reproduction_report_pastes_numbers_from_the_chapters():
         low, low_method, high, high_method = spread.group(2, 3, 4, 5)
         assert means[low_method].startswith(low) and means[high_method].startswith(high), (spread.group(1), means)
         assert all(low <= v[:4] <= high for v in means.values() if v != "not run"), (spread.group(1), means)
-    judged = re.findall(r"At full scale(?: on the pocket world \(the runs listed in the sequential chapter.s last "
-                        r"section\))?: (reproduced|not reproduced|not separated|not judged) ?, seed by seed: ([^.]+)\.",
-                        text)
+    judged = re.findall(
+        r"At full scale(?: on the pocket world \(the runs listed in the sequential chapter.s last "
+        r"section\))?: (reproduced|not reproduced|not separated|not judged) ?, seed by seed: ([^.]+)\.",
+        text,
+    )
     assert len(judged) == 2, "the full-scale verdicts of claims 2 and 3 are missing from the report"
     for verdict, standing in judged:
         assert (verdict != "not judged") == committed, (verdict, committed)
         if committed:  # each LangEdit form's standing against the baselines, and the seeds compared
-            assert re.search(r"LangEdit-exact scored .*; LangEdit-published scored .*\((one seed|in each of seeds|seeds? \d)",
-                             standing), standing
+            assert re.search(
+                r"LangEdit-exact scored .*; LangEdit-published scored .*\((one seed|in each of seeds|seeds? \d)",
+                standing,
+            ), standing
     for verdict in ("reproduced", "not reproduced at the book.s scale", "cannot be tested here"):
         assert re.search(verdict, text), verdict
 
@@ -128,16 +151,26 @@ def test_real_llm_chapter_says_which_mode_ran():
 
 def test_api_reference_documents_the_package():
     text = _text(HTML / "book" / "api.html")
-    for name in ("NullSpaceProjector", "EditingSession", "run_study", "fetch_mzsre", "evaluate_tasks",
-                 "key_second_moments", "load_mzsre"):
+    for name in (
+        "NullSpaceProjector",
+        "EditingSession",
+        "run_study",
+        "fetch_mzsre",
+        "evaluate_tasks",
+        "key_second_moments",
+        "load_mzsre",
+    ):
         assert name in text, f"{name} is not in the API reference"
 
 
 def test_report_pastes_the_forgetting_diagnosis_when_it_is_committed():
     text = _text(HTML / "book" / "report.html")
     v = r"(not measured|\S+)"
-    found = re.search(rf"moved the first batch.s committed keys by {v} of the edits. own change, the prompts. other "
-                      rf"keys by {v} and the answer positions. keys by {v} \(MEMIT: {v} and {v} ?\)", text)
+    found = re.search(
+        rf"moved the first batch.s committed keys by {v} of the edits. own change, the prompts. other "
+        rf"keys by {v} and the answer positions. keys by {v} \(MEMIT: {v} and {v} ?\)",
+        text,
+    )
     assert found, "the diagnosis's glued numbers are missing from the report"
     committed = (ROOT / "results" / "diagnostics" / "forgetting.json").exists()
     values = [value.strip(" .,") for value in found.groups()]

@@ -47,8 +47,11 @@ from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
-PAGES = sorted(p.relative_to(HTML).as_posix() for p in HTML.rglob("*.html")
-               if not p.relative_to(HTML).as_posix().startswith(("_static/", "_sources/", "genindex", "search")))
+PAGES = sorted(
+    p.relative_to(HTML).as_posix()
+    for p in HTML.rglob("*.html")
+    if not p.relative_to(HTML).as_posix().startswith(("_static/", "_sources/", "genindex", "search"))
+)
 CHAPTERS = [p for p in PAGES if p.startswith("notebooks/")]
 MATH_PAGES = ["notebooks/01_theory.html", "notebooks/02_guarantee.html"]
 SCREENSHOT_PAGES = ["book/intro.html", "notebooks/01_theory.html", "notebooks/05_sequential.html"]
@@ -73,9 +76,18 @@ def browser():
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     # no background connections: the machine's network is closed except for package registries
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     "--window-size=1280,1600", "--no-first-run", "--disable-background-networking",
-                     "--disable-component-update", "--disable-sync", "--disable-quic"):
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,1600",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-quic",
+    ):
         options.add_argument(argument)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(executable_path=DRIVER), options=options)
@@ -116,10 +128,15 @@ def test_math_is_rendered_by_the_books_own_mathjax(browser, server, page):
 def test_chapter_figures_load_and_colab_opens_its_notebook(browser, server, page):
     load(browser, server, page)
     images = browser.find_elements(By.CSS_SELECTOR, "article img, main img")
-    broken = [i.get_attribute("src") for i in images
-              if not browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", i)]
+    broken = [
+        i.get_attribute("src")
+        for i in images
+        if not browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", i)
+    ]
     assert not broken, broken
-    links = [a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "a[href*='colab.research.google.com']")]
+    links = [
+        a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "a[href*='colab.research.google.com']")
+    ]
     assert links and all(link.endswith(f"{Path(page).with_suffix('.ipynb').as_posix()}") for link in links), links
 
 

@@ -48,11 +48,14 @@ def test_half_precision_models_keep_their_dtype_and_only_the_edited_matrix_chang
     _, tokenizer, statistics32 = pocket
     model, _ = load_pocket_model(dtype=dtype)
     architecture = detect_architecture(model)
-    statistics = key_second_moments(model, tokenizer, covariance_texts(), list(POCKET_EDIT_LAYERS), cache_dir=None,
-                                    progress=False)
+    statistics = key_second_moments(
+        model, tokenizer, covariance_texts(), list(POCKET_EDIT_LAYERS), cache_dir=None, progress=False
+    )
     for layer, moment in statistics.items():  # statistics are accumulated in float64 whatever the model's dtype
         assert moment.covariance.dtype == torch.float64
-        gap = (moment.covariance - statistics32[layer].covariance.double()).norm() / statistics32[layer].covariance.norm()
+        gap = (moment.covariance - statistics32[layer].covariance.double()).norm() / statistics32[
+            layer
+        ].covariance.norm()
         assert gap < 5e-2, gap
     requests = random.Random(8).sample([r for r in REQUESTS if r.lang == "es"], 4)
     before = {name: p.detach().clone() for name, p in model.named_parameters()}

@@ -16,8 +16,11 @@ needs_bmike = pytest.mark.skipif(not BMIKE.exists(), reason=f"BMIKE-53 not found
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.text(min_size=0, max_size=30), st.text(min_size=1, max_size=15).filter(lambda s: s.strip() == s),
-       st.text(min_size=0, max_size=30))
+@given(
+    st.text(min_size=0, max_size=30),
+    st.text(min_size=1, max_size=15).filter(lambda s: s.strip() == s),
+    st.text(min_size=0, max_size=30),
+)
 def test_located_subject_formats_back_to_the_text(before, subject, after):
     text = before + subject + after
     found = locate_subject(text, subject)
@@ -38,15 +41,23 @@ def write_mzsre(tmp_path, records_by_language):
     directory = tmp_path / "data" / "MzsRE"
     directory.mkdir(parents=True)
     for partner in ("de", "du", "es", "fr", "zh"):
-        pairs = [{"en": en, partner: other} for en, other in zip(records_by_language["en"],
-                                                                  records_by_language[partner])]
+        pairs = [
+            {"en": en, partner: other} for en, other in zip(records_by_language["en"], records_by_language[partner])
+        ]
         (directory / f"mzsre_test_duplicate_en{partner}.json").write_text(json.dumps(pairs))
     return tmp_path
 
 
 def record(subject="Berlin", src="Where is Berlin?", alt="Paris", **changes):
-    base = {"subject": subject, "src": src, "rephrase": src, "alt": alt, "loc": "q", "loc_ans": "a",
-            "portability": {"New Question": "pq", "New Answer": "pa"}}
+    base = {
+        "subject": subject,
+        "src": src,
+        "rephrase": src,
+        "alt": alt,
+        "loc": "q",
+        "loc_ans": "a",
+        "portability": {"New Question": "pq", "New Answer": "pa"},
+    }
     base.update(changes)
     return {k: v for k, v in base.items() if v is not None}
 
@@ -61,11 +72,14 @@ def test_mzsre_loader_counts_skips_and_maps_dutch(tmp_path):
     assert report.read["nl"] == 3 and report.kept["nl"] == 1
 
 
-@pytest.mark.parametrize("bad, message", [
-    (record(alt=None), "missing field 'alt'"),
-    (record(alt=7), "field 'alt' must be a string"),
-    (record(src=None), "missing field 'src'"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (record(alt=None), "missing field 'alt'"),
+        (record(alt=7), "field 'alt' must be a string"),
+        (record(src=None), "missing field 'src'"),
+    ],
+)
 def test_malformed_records_raise_naming_file_record_and_field(tmp_path, bad, message):
     root = write_mzsre(tmp_path, {lang: [record(), bad] for lang in ("en", "de", "du", "es", "fr", "zh")})
     with pytest.raises(DatasetError, match=rf"mzsre_test_duplicate_ende.json record 1 \[de\]: {message}"):

@@ -16,8 +16,19 @@ def _script():
 
 def test_toy_diagnosis_shows_the_guarantee_where_it_is_stated_and_the_keys_it_does_not_cover(tmp_path):
     output = tmp_path / "forgetting.json"
-    _script().main(["--edits", "2", "--methods", "MEMIT", "LangEdit-exact", "--covariances", "statements+questions",
-                    "--output", str(output)])
+    _script().main(
+        [
+            "--edits",
+            "2",
+            "--methods",
+            "MEMIT",
+            "LangEdit-exact",
+            "--covariances",
+            "statements+questions",
+            "--output",
+            str(output),
+        ]
+    )
     rows, provenance = read_diagnosis(output)
     assert provenance["parameters"]["batches"] == ["en", "de"] and not provenance["stale"]
     assert set(rows.method) == {"MEMIT", "LangEdit-exact"} and set(rows.key) == set(DIAGNOSIS_KINDS)
@@ -56,8 +67,16 @@ def test_reader_names_what_a_malformed_result_lacks(tmp_path, monkeypatch):
     path.write_text(json.dumps(good | {"rows": [{"covariance": "statements", "method": "MEMIT"}]}))
     with pytest.raises(ValueError, match="lack the columns .*'change median'"):
         read_diagnosis(path)
-    row = {"covariance": "statements", "method": "MEMIT", "key": "elsewhere", "change median": 0.1,
-           "null share median": None, "reliability before": 1.0, "reliability after": 0.5, "batch 2 reliability": 1.0}
+    row = {
+        "covariance": "statements",
+        "method": "MEMIT",
+        "key": "elsewhere",
+        "change median": 0.1,
+        "null share median": None,
+        "reliability before": 1.0,
+        "reliability after": 0.5,
+        "batch 2 reliability": 1.0,
+    }
     path.write_text(json.dumps(good | {"rows": [row]}))
     with pytest.raises(ValueError, match="unknown kinds of key \\['elsewhere'\\]"):
         read_diagnosis(path)

@@ -14,9 +14,13 @@ from langedit_mini.model.statistics import key_second_moments
 from langedit_mini.model.values import ValueSettings
 from langedit_mini.pocket import MODEL_DIRECTORY
 
-TEXTS = ["The capital of the country Chile is Santiago.", "Die Hauptstadt des Landes Peru ist Lima.",
-         "问：日本的首都是什么？答：东京", "La ville Lyon se trouve dans le pays France.",
-         "Q: Which is the currency of the country Japan? A: Yen"] * 8
+TEXTS = [
+    "The capital of the country Chile is Santiago.",
+    "Die Hauptstadt des Landes Peru ist Lima.",
+    "问：日本的首都是什么？答：东京",
+    "La ville Lyon se trouve dans le pays France.",
+    "Q: Which is the currency of the country Japan? A: Yen",
+] * 8
 REQUESTS = [
     EditRequest(prompt="Q: What is the capital of the country {}? A:", subject="Chile", target="Lima", lang="en"),
     EditRequest(prompt="问：{}的首都是什么？答：", subject="日本", target="柏林", lang="zh", joiner=""),

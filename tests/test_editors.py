@@ -101,8 +101,9 @@ def test_langedit_exact_updates_are_invisible_to_earlier_batches_on_the_pocket_m
             delta = later.deltas[layer].double()
             for earlier in session.records[:t]:
                 keys = earlier.keys[layer].double()
-                ratio = torch.linalg.matrix_norm(delta @ keys) / (torch.linalg.matrix_norm(delta)
-                                                                  * torch.linalg.matrix_norm(keys))
+                ratio = torch.linalg.matrix_norm(delta @ keys) / (
+                    torch.linalg.matrix_norm(delta) * torch.linalg.matrix_norm(keys)
+                )
                 assert ratio <= 1e-6, (layer, t, float(ratio))
 
 
@@ -130,12 +131,25 @@ def test_capacity_running_out_mid_sequence_keeps_the_earlier_batches(pocket):
     assert len(session.records) == 1 and min(session.capacity_left.values()) <= 2
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda: [], "empty batch"),
-    (lambda: [BY_LANGUAGE["en"][0], BY_LANGUAGE["en"][0]], "duplicate request"),
-    (lambda: [BY_LANGUAGE["en"][0], EditRequest(prompt=BY_LANGUAGE["en"][0].prompt, subject=BY_LANGUAGE["en"][0].subject,
-                                                target="Atlantis", lang="en")], "conflicting targets"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: [], "empty batch"),
+        (lambda: [BY_LANGUAGE["en"][0], BY_LANGUAGE["en"][0]], "duplicate request"),
+        (
+            lambda: [
+                BY_LANGUAGE["en"][0],
+                EditRequest(
+                    prompt=BY_LANGUAGE["en"][0].prompt,
+                    subject=BY_LANGUAGE["en"][0].subject,
+                    target="Atlantis",
+                    lang="en",
+                ),
+            ],
+            "conflicting targets",
+        ),
+    ],
+)
 def test_bad_batches_are_refused(pocket, make, message):
     model, tokenizer, statistics = pocket
     session = EditingSession(model, tokenizer, default_config("MEMIT"), statistics)

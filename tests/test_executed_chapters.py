@@ -32,8 +32,11 @@ SANITIZE = substitutions()
 
 
 def sanitized_stdout(cell) -> str:
-    text = "".join(o.get("text", "") for o in cell.get("outputs", [])
-                   if o.get("output_type") == "stream" and o.get("name") == "stdout")
+    text = "".join(
+        o.get("text", "")
+        for o in cell.get("outputs", [])
+        if o.get("output_type") == "stream" and o.get("name") == "stdout"
+    )
     for pattern, replacement in SANITIZE:
         text = pattern.sub(replacement, text)
     return text
@@ -62,8 +65,9 @@ def test_sanitizing_rules_are_read_and_change_what_they_should():
 def test_chapter_executed_from_its_current_source_without_errors(notebook):
     executed = code_cells(executed_copy(notebook))
     source = code_cells(nbformat.read(notebook, as_version=4))
-    assert [c.source for c in executed] == [c.source for c in source], \
+    assert [c.source for c in executed] == [c.source for c in source], (
         f"the build executed another version of {notebook.name}: rebuild the book (`make book`)"
+    )
     assert all(cell.execution_count is not None for cell in executed), "a cell of the build was not executed"
     errors = [o for cell in executed for o in cell.outputs if o.output_type == "error"]
     assert errors == [], f"{notebook.name}: {errors[0].ename}: {errors[0].evalue}" if errors else ""

@@ -58,18 +58,35 @@ def test_no_module_imports_a_higher_layer(module):
 
 
 def test_nothing_at_run_time_imports_the_regeneration_code():
-    for entry in ("langedit_mini", "langedit_mini.study", "langedit_mini.editing", "langedit_mini.evaluation",
-                  "langedit_mini.study.results", "langedit_mini.model.hub", "langedit_mini.evaluation.general_tasks"):
+    for entry in (
+        "langedit_mini",
+        "langedit_mini.study",
+        "langedit_mini.editing",
+        "langedit_mini.evaluation",
+        "langedit_mini.study.results",
+        "langedit_mini.model.hub",
+        "langedit_mini.evaluation.general_tasks",
+    ):
         closure = imported_modules(entry)
         assert entry in closure and not [m for m in closure if m.startswith("langedit_mini.pocket.build")], entry
 
 
 def test_the_run_hash_follows_the_code_a_run_imports():
     closure = imported_modules()
-    assert {"langedit_mini.editing.methods", "langedit_mini.core.updates", "langedit_mini.model.values",
-            "langedit_mini", "langedit_mini.study"} <= set(closure)
+    assert {
+        "langedit_mini.editing.methods",
+        "langedit_mini.core.updates",
+        "langedit_mini.model.values",
+        "langedit_mini",
+        "langedit_mini.study",
+    } <= set(closure)
     # bookkeeping and the real-LLM code cannot change a pocket run
-    assert not {"langedit_mini.study.results", "langedit_mini.study.provenance", "langedit_mini.model.hub",
-                "langedit_mini.data.downloads", "langedit_mini.evaluation.general_tasks"} & set(closure)
+    assert not {
+        "langedit_mini.study.results",
+        "langedit_mini.study.provenance",
+        "langedit_mini.model.hub",
+        "langedit_mini.data.downloads",
+        "langedit_mini.evaluation.general_tasks",
+    } & set(closure)
     assert package_hash() == package_hash() and len(package_hash()) == 16
     assert package_hash("langedit_mini.core.updates") != package_hash()  # another entry, other code

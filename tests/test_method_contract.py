@@ -62,7 +62,9 @@ def test_each_method_takes_only_its_own_settings():
         default_config("FT", tau=1e-3)
     with pytest.raises(ValueError, match="give exactly one of tau"):
         default_config("AlphaEdit", tau=1e-3, leftover_fraction=0.1).validate()
-    assert default_config("AlphaEdit", tau=1e-3).settings.leftover_fraction is None  # the cut given replaces the fraction
+    assert (
+        default_config("AlphaEdit", tau=1e-3).settings.leftover_fraction is None
+    )  # the cut given replaces the fraction
 
 
 def test_no_code_outside_the_registry_branches_on_a_method_name():
@@ -71,8 +73,12 @@ def test_no_code_outside_the_registry_branches_on_a_method_name():
     pattern = re.compile(rf"""(==|!=|\bin)\s*\(?\s*["']({names})["']""")
     places = [p for folder in ("langedit_mini", "scripts", "benchmarks") for p in (ROOT / folder).rglob("*.py")]
     places += sorted((ROOT / "notebooks").glob("*.ipynb"))
-    offending = [f"{path.relative_to(ROOT)}: {line.strip()}" for path in places
-                 for line in path.read_text().splitlines() if pattern.search(line)]
+    offending = [
+        f"{path.relative_to(ROOT)}: {line.strip()}"
+        for path in places
+        for line in path.read_text().splitlines()
+        if pattern.search(line)
+    ]
     assert offending == []
 
 
@@ -114,8 +120,9 @@ def test_capacity_never_increases_and_a_refused_batch_changes_nothing(name):
         assert set(seen) == {None}
         return
     assert all(later <= earlier for earlier, later in zip(seen, seen[1:])), seen
-    too_many = torch.randn(WORLD.config.d_k, rule.capacity_left + 3, dtype=torch.float64,
-                           generator=torch.Generator().manual_seed(1))
+    too_many = torch.randn(
+        WORLD.config.d_k, rule.capacity_left + 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1)
+    )
     before = tensors_of(rule)
     with pytest.raises(CapacityError, match="null space exhausted"):
         rule.check_capacity(too_many)

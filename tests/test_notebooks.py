@@ -38,8 +38,9 @@ def test_notebook_opens_with_colab_cell_then_parameters(path):
     notebook = nbformat.read(path, as_version=4)
     code_cells = [cell for cell in notebook.cells if cell.cell_type == "code"]
     first = code_cells[0].source
-    assert first.count('"google.colab" in sys.modules') == 2 and "pip" in first and "git clone" in first, \
+    assert first.count('"google.colab" in sys.modules') == 2 and "pip" in first and "git clone" in first, (
         "first cell must fetch and install the project only in Colab"
+    )
     assert "parameters" in code_cells[1].metadata.get("tags", []), "second code cell must be the papermill parameters"
     assert notebook.metadata["kernelspec"]["name"] == "python3"
 
@@ -58,8 +59,14 @@ def test_notebook_has_strict_cells_with_stored_checks(path):
 def run_notebook(name: str, tmp_path: Path, **parameters) -> str:
     """Execute a chapter with papermill and return all its stream output."""
     output = tmp_path / name
-    papermill.execute_notebook(str(ROOT / "notebooks" / name), str(output), parameters=parameters,
-                               cwd=str(ROOT / "notebooks"), progress_bar=False, kernel_name="python3")
+    papermill.execute_notebook(
+        str(ROOT / "notebooks" / name),
+        str(output),
+        parameters=parameters,
+        cwd=str(ROOT / "notebooks"),
+        progress_bar=False,
+        kernel_name="python3",
+    )
     executed = nbformat.read(output, as_version=4)
     return "".join(o.get("text", "") for cell in executed.cells if cell.cell_type == "code" for o in cell.outputs)
 
@@ -73,31 +80,35 @@ def test_theory_chapter_holds_for_other_parameters(tmp_path):
 
 @pytest.mark.chapter
 def test_guarantee_chapter_with_a_small_world_runs_out_of_capacity(tmp_path):
-    text = run_notebook("02_guarantee.ipynb", tmp_path, d_k=128, d_v=8, edits_per_language=6, n_languages=4,
-                        capacity_d_k=64, seed=3)
+    text = run_notebook(
+        "02_guarantee.ipynb", tmp_path, d_k=128, d_v=8, edits_per_language=6, n_languages=4, capacity_d_k=64, seed=3
+    )
     assert "holds: LangEdit-exact: max interference (<= 1e-08)" in text
     assert "LangEdit-exact refused the batch that did not fit" in text
     assert "null space exhausted" in text
 
 
 @pytest.mark.chapter
-@pytest.mark.parametrize("name, parameters, message", [
-    ("02_guarantee.ipynb", {"edits_per_language": -1}, "edits_per_language must be a positive integer"),
-    ("02_guarantee.ipynb", {"spectrum": "flat"}, "spectrum must be one of"),
-    ("02_guarantee.ipynb", {"alpha": 0.0}, "tau, alpha, mom2_weight must be > 0"),
-    ("01_theory.ipynb", {"n": 5}, "need 2 \\* n <= d_k // 2"),
-    ("01_theory.ipynb", {"d_k": "12"}, "d_k must be a positive integer"),
-    ("05_sequential.ipynb", {"schedule": "blocks"}, "parameter schedule must be one of"),
-    ("05_sequential.ipynb", {"batch_size": 0}, "parameter batch_size must be a positive integer"),
-    ("05_sequential.ipynb", {"languages": ["en", "xx"]}, "unknown language code 'xx'"),
-    ("05_sequential.ipynb", {"methods": ["ROME"]}, "methods must be a non-empty list"),
-    ("05_sequential.ipynb", {"alpha": -1}, "parameter alpha must be None or a positive number"),
-    ("05_sequential.ipynb", {"model_name": "llama"}, "parameter model_name='llama'"),
-    ("06_ablations.ipynb", {"batch_sizes": [3]}, "parameter batch_sizes must be positive integers dividing"),
-    ("06_ablations.ipynb", {"leftover_fractions": [1.5]}, "leftover_fractions and capacity_fraction must lie in"),
-    ("06_ablations.ipynb", {"languages": ["en"]}, "parameter languages must list at least two languages"),
-    ("10_performance.ipynb", {"results_dir": "/nonexistent"}, "parameter results_dir='/nonexistent'"),
-])
+@pytest.mark.parametrize(
+    "name, parameters, message",
+    [
+        ("02_guarantee.ipynb", {"edits_per_language": -1}, "edits_per_language must be a positive integer"),
+        ("02_guarantee.ipynb", {"spectrum": "flat"}, "spectrum must be one of"),
+        ("02_guarantee.ipynb", {"alpha": 0.0}, "tau, alpha, mom2_weight must be > 0"),
+        ("01_theory.ipynb", {"n": 5}, "need 2 \\* n <= d_k // 2"),
+        ("01_theory.ipynb", {"d_k": "12"}, "d_k must be a positive integer"),
+        ("05_sequential.ipynb", {"schedule": "blocks"}, "parameter schedule must be one of"),
+        ("05_sequential.ipynb", {"batch_size": 0}, "parameter batch_size must be a positive integer"),
+        ("05_sequential.ipynb", {"languages": ["en", "xx"]}, "unknown language code 'xx'"),
+        ("05_sequential.ipynb", {"methods": ["ROME"]}, "methods must be a non-empty list"),
+        ("05_sequential.ipynb", {"alpha": -1}, "parameter alpha must be None or a positive number"),
+        ("05_sequential.ipynb", {"model_name": "llama"}, "parameter model_name='llama'"),
+        ("06_ablations.ipynb", {"batch_sizes": [3]}, "parameter batch_sizes must be positive integers dividing"),
+        ("06_ablations.ipynb", {"leftover_fractions": [1.5]}, "leftover_fractions and capacity_fraction must lie in"),
+        ("06_ablations.ipynb", {"languages": ["en"]}, "parameter languages must list at least two languages"),
+        ("10_performance.ipynb", {"results_dir": "/nonexistent"}, "parameter results_dir='/nonexistent'"),
+    ],
+)
 def test_bad_parameters_stop_the_notebook_with_a_message_naming_them(tmp_path, name, parameters, message):
     with pytest.raises(papermill.PapermillExecutionError, match=message):
         run_notebook(name, tmp_path, **parameters)
@@ -110,9 +121,17 @@ def test_sequential_chapter_runs_on_the_real_datasets(tmp_path, dataset):
     root = ROOT.parent / "shared" / "datasets"
     if not (root / "MzsRE").exists():
         pytest.skip(f"no shared datasets at {root}")
-    text = run_notebook("05_sequential.ipynb", tmp_path, dataset=dataset, dataset_root=str(root),
-                        languages=["en", "de"], edits_per_language=2, batch_size=2, seeds=[0],
-                        methods=["MEMIT", "LangEdit-exact"])
+    text = run_notebook(
+        "05_sequential.ipynb",
+        tmp_path,
+        dataset=dataset,
+        dataset_root=str(root),
+        languages=["en", "de"],
+        edits_per_language=2,
+        batch_size=2,
+        seeds=[0],
+        methods=["MEMIT", "LangEdit-exact"],
+    )
     assert "delta: 2 batches (2 x 2 edits), 4 edits in en, de" in text
     # the structural claims hold on any dataset; the reliability bound is a pocket-world claim
     assert text.count("holds: ") == 2
@@ -131,9 +150,24 @@ def test_the_study_command_runs_in_parts_resumes_and_the_chapter_shows_them(tmp_
     from langedit_mini.study.results import describe, merge_parts, stale_runs
 
     output = tmp_path / "main"
-    command = [sys.executable, str(ROOT / "scripts" / "run_study.py"), "--edits-per-language", "2",
-               "--batch-size", "2", "--seeds", "0", "--languages", "en", "de", "--methods", "MEMIT",
-               "LangEdit-exact", "--output", str(output)]
+    command = [
+        sys.executable,
+        str(ROOT / "scripts" / "run_study.py"),
+        "--edits-per-language",
+        "2",
+        "--batch-size",
+        "2",
+        "--seeds",
+        "0",
+        "--languages",
+        "en",
+        "de",
+        "--methods",
+        "MEMIT",
+        "LangEdit-exact",
+        "--output",
+        str(output),
+    ]
     subprocess.run(command + ["--max-runs", "1"], check=True, cwd=ROOT, capture_output=True)
     provenance = json.loads((output / "provenance.json").read_text())
     assert [part["name"] for part in provenance["parts"]] == ["seed0-MEMIT"]
@@ -154,8 +188,16 @@ def test_the_study_command_runs_in_parts_resumes_and_the_chapter_shows_them(tmp_
     part.write_text(json.dumps(info | {"package_hash": "0" * 16}))
     (output / "parts" / "seed1-MEMIT.running").mkdir()
     merge_parts(output, [0, 1], ["MEMIT", "LangEdit-exact"])
-    text = run_notebook("05_sequential.ipynb", tmp_path, languages=["en", "de"], edits_per_language=2,
-                        batch_size=2, seeds=[0], methods=["MEMIT"], full_results=str(output))
+    text = run_notebook(
+        "05_sequential.ipynb",
+        tmp_path,
+        languages=["en", "de"],
+        edits_per_language=2,
+        batch_size=2,
+        seeds=[0],
+        methods=["MEMIT"],
+        full_results=str(output),
+    )
     assert f"made at commit(s) {info['commit']}" in text
     assert "WARNING: the editing code has changed since these full-scale results were made (runs seed0-MEMIT)" in text
     assert "interrupted, not merged: seed1-MEMIT.running" in text

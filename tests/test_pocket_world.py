@@ -24,7 +24,8 @@ def test_regeneration_is_byte_identical(tmp_path):
     for package, version in REPORT["package_versions"].items():
         assert metadata.version(package) == version, (
             f"{package} {metadata.version(package)} is installed but the shipped files were built with {version}; "
-            "install the pinned versions (pip install -e .[pocket])")
+            "install the pinned versions (pip install -e .[pocket])"
+        )
     facts, report = build_facts()
     summary = report.to_json() | {"package_versions": REPORT["package_versions"]}
     hashes = write_world(facts, summary, build_world(facts), tmp_path)
@@ -75,7 +76,7 @@ def test_counterfactual_targets_are_never_true_and_aligned_across_languages():
 def test_editing_facts_never_saw_their_paraphrase_or_held_out_form():
     corpus = set((POCKET_DIRECTORY / "corpus.txt").read_text(encoding="utf-8").splitlines())
     for record in random.Random(0).sample(EDITS, 600):
-        joined = lambda prompt: f"{prompt}{record['joiner']}{record['answer']}"  # noqa: E731
+        joined = lambda prompt, record=record: f"{prompt}{record['joiner']}{record['answer']}"  # noqa: E731
         assert joined(record["src"]) in corpus
         assert joined(record["rephrase"]) not in corpus
         assert joined(record["held_out"]) not in corpus

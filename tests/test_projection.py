@@ -13,8 +13,9 @@ SETTINGS = settings(max_examples=40, deadline=None)
 def covariance_with_spectrum(eigenvalues: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """C = Q diag(eigenvalues) Q^T with a seeded random rotation Q."""
     generator = torch.Generator().manual_seed(seed)
-    rotation, _ = torch.linalg.qr(torch.randn(len(eigenvalues), len(eigenvalues), generator=generator,
-                                              dtype=torch.float64))
+    rotation, _ = torch.linalg.qr(
+        torch.randn(len(eigenvalues), len(eigenvalues), generator=generator, dtype=torch.float64)
+    )
     return rotation @ torch.diag(eigenvalues) @ rotation.T, rotation
 
 
@@ -24,7 +25,7 @@ def spectra(draw, min_d=2, max_d=24):
     d = draw(st.integers(min_d, max_d))
     exponents = draw(st.lists(st.floats(-10, 2), min_size=d, max_size=d))
     zeros = draw(st.integers(0, d // 2))
-    values = torch.tensor([10.0 ** e for e in exponents], dtype=torch.float64)
+    values = torch.tensor([10.0**e for e in exponents], dtype=torch.float64)
     values[:zeros] = 0.0
     return values.sort(descending=True).values
 
@@ -80,8 +81,9 @@ def test_uses_the_thinner_factor():
 def test_leftover_identity_on_the_keys_that_define_the_covariance(eigenvalues, n_samples):
     """mean ||P k||^2 over the columns of K0 equals trace(P C0) = the sum of the discarded eigenvalues."""
     generator = torch.Generator().manual_seed(n_samples)
-    keys = torch.sqrt(eigenvalues)[:, None] * torch.randn(len(eigenvalues), n_samples, generator=generator,
-                                                           dtype=torch.float64)
+    keys = torch.sqrt(eigenvalues)[:, None] * torch.randn(
+        len(eigenvalues), n_samples, generator=generator, dtype=torch.float64
+    )
     covariance = keys @ keys.T / n_samples
     tau = float(torch.linalg.eigvalsh(covariance).max()) * 0.5 + 1e-300
     projector = NullSpaceProjector.from_covariance(covariance, tau, allow_empty_null_space=True)
@@ -91,8 +93,9 @@ def test_leftover_identity_on_the_keys_that_define_the_covariance(eigenvalues, n
 
 
 @SETTINGS
-@given(st.integers(4, 30), st.lists(st.integers(1, 5), min_size=1, max_size=5), st.integers(0, 2**16),
-       st.integers(0, 3))
+@given(
+    st.integers(4, 30), st.lists(st.integers(1, 5), min_size=1, max_size=5), st.integers(0, 2**16), st.integers(0, 3)
+)
 def test_incremental_basis_equals_a_fresh_projector_of_the_stacked_span(d_k, batch_sizes, seed, initial_rank):
     generator = torch.Generator().manual_seed(seed)
     initial_rank = min(initial_rank, d_k - 1)
@@ -108,8 +111,9 @@ def test_incremental_basis_equals_a_fresh_projector_of_the_stacked_span(d_k, bat
         basis.add_keys(keys)
         stacked.append(keys)
     incremental = basis.projector().dense()
-    fresh = projector_from_span(torch.cat(stacked, dim=1)).dense() if basis.rank else torch.eye(d_k,
-                                                                                                 dtype=torch.float64)
+    fresh = (
+        projector_from_span(torch.cat(stacked, dim=1)).dense() if basis.rank else torch.eye(d_k, dtype=torch.float64)
+    )
     assert torch.allclose(incremental, fresh, atol=1e-8)
     assert torch.allclose(basis.basis.T @ basis.basis, torch.eye(basis.rank, dtype=torch.float64), atol=1e-10)
 
@@ -133,15 +137,18 @@ def test_capacity_error_says_so_before_changing_anything():
     assert torch.equal(basis.basis, before)
 
 
-@pytest.mark.parametrize("matrix, message", [
-    (torch.ones(3, 4), "square"),
-    (torch.tensor([[1.0, 2.0], [0.0, 1.0]]), "not symmetric"),
-    (torch.tensor([[1.0, float("nan")], [float("nan"), 1.0]]), "NaN or Inf"),
-    (torch.tensor([[float("inf"), 0.0], [0.0, 1.0]]), "NaN or Inf"),
-    (torch.ones(3), "2-D"),
-    (torch.zeros(0, 0), "empty"),
-    ("not a matrix", "must be a matrix"),
-])
+@pytest.mark.parametrize(
+    "matrix, message",
+    [
+        (torch.ones(3, 4), "square"),
+        (torch.tensor([[1.0, 2.0], [0.0, 1.0]]), "not symmetric"),
+        (torch.tensor([[1.0, float("nan")], [float("nan"), 1.0]]), "NaN or Inf"),
+        (torch.tensor([[float("inf"), 0.0], [0.0, 1.0]]), "NaN or Inf"),
+        (torch.ones(3), "2-D"),
+        (torch.zeros(0, 0), "empty"),
+        ("not a matrix", "must be a matrix"),
+    ],
+)
 def test_bad_covariances_get_clear_errors(matrix, message):
     with pytest.raises(ProjectionError, match=message):
         NullSpaceProjector.from_covariance(matrix, 1e-2)
@@ -195,6 +202,6 @@ def test_tau_for_leftover_bounds_the_discarded_share(eigenvalues, seed, fraction
     assert projector.null_dim >= 1
     # maximal up to ties: discarding the next distinct group of eigenvalues would exceed the budget
     if projector.null_dim < len(eigenvalues):
-        kept = projector.eigenvalues[projector.null_dim:]
+        kept = projector.eigenvalues[projector.null_dim :]
         next_group = kept[(kept - kept[0]).abs() <= 1e-8 * eigenvalues.max()]
         assert projector.discarded_eigenvalue_sum + float(next_group.sum()) > fraction * trace * (1 - 1e-9)

@@ -30,6 +30,7 @@ def tokenizer():
 
 # ---------------------------------------------------------------------------------- MzsRE download
 
+
 @needs_mzsre
 def test_mzsre_comes_from_the_mirror_then_from_the_cache(tmp_path):
     first = downloads.fetch_mzsre(tmp_path, mirror=MZSRE, download=False)
@@ -95,6 +96,7 @@ def test_download_verifies_what_it_receives(tmp_path, monkeypatch):
 
 # ---------------------------------------------------------------------------------- general ability
 
+
 def test_fixtures_load_in_every_task_and_missing_languages_are_reported():
     data, unavailable = general.load_all(general.TASKS, ["en", "nl"], shots=2, items=3, root=FIXTURES)
     assert set(data) == {(task, "en") for task in general.TASKS}
@@ -110,12 +112,15 @@ def test_a_language_the_hub_dataset_lacks_is_unavailable_without_network(tmp_pat
         general.load_task("xnli", "nl", cache_dir=tmp_path)
 
 
-@pytest.mark.parametrize("task, item, message", [
-    ("xnli", {"premise": "a", "hypothesis": "b"}, "missing field 'label'"),
-    ("xnli", {"premise": "a", "hypothesis": "b", "label": 3}, "label 3 is not one of 0..2"),
-    ("mlqa", {"context": "c", "question": "q", "answers": []}, "answers must be a non-empty list"),
-    ("wikiann", {"tokens": ["x"], "entities": [["x", "MISC"]]}, "entity \\['x', 'MISC'\\] must be"),
-])
+@pytest.mark.parametrize(
+    "task, item, message",
+    [
+        ("xnli", {"premise": "a", "hypothesis": "b"}, "missing field 'label'"),
+        ("xnli", {"premise": "a", "hypothesis": "b", "label": 3}, "label 3 is not one of 0..2"),
+        ("mlqa", {"context": "c", "question": "q", "answers": []}, "answers must be a non-empty list"),
+        ("wikiann", {"tokens": ["x"], "entities": [["x", "MISC"]]}, "entity \\['x', 'MISC'\\] must be"),
+    ],
+)
 def test_malformed_items_are_refused_naming_file_item_and_field(tmp_path, task, item, message):
     (tmp_path / f"{task}_en.json").write_text(json.dumps({"shots": [], "test": [item]}))
     with pytest.raises(ValueError, match=f"{task}_en.json test item 0: {message}"):
@@ -132,17 +137,25 @@ def test_bad_task_and_counts_are_refused():
 def test_wikiann_bio_tags_become_typed_spans():
     tokens = ["Angela", "Merkel", "visited", "New", "York", "and", "Siemens", "."]
     tags = [1, 2, 0, 5, 6, 0, 3, 0]
-    assert general.wikiann_entities(tokens, tags, "en") == [["Angela Merkel", "PER"], ["New York", "LOC"],
-                                                           ["Siemens", "ORG"]]
-    assert general.wikiann_entities(list("毕加索在巴黎"), [1, 2, 2, 0, 5, 6], "zh") == [["毕加索", "PER"], ["巴黎", "LOC"]]
+    assert general.wikiann_entities(tokens, tags, "en") == [
+        ["Angela Merkel", "PER"],
+        ["New York", "LOC"],
+        ["Siemens", "ORG"],
+    ]
+    assert general.wikiann_entities(list("毕加索在巴黎"), [1, 2, 2, 0, 5, 6], "zh") == [
+        ["毕加索", "PER"],
+        ["巴黎", "LOC"],
+    ]
 
 
 def test_answer_scoring_and_entity_parsing():
     assert general.answer_f1("the North Sea", "North Sea", "en") == 1.0
     assert general.answer_f1("Sea of Japan", "North Sea", "en") == pytest.approx(0.4)
     assert general.answer_f1("北海", "北海道", "zh") == pytest.approx(0.8)
-    assert general.parse_entities("Obama (PER); Paris (LOC); nonsense; Siemens (XYZ)") == {("Obama", "PER"),
-                                                                                         ("Paris", "LOC")}
+    assert general.parse_entities("Obama (PER); Paris (LOC); nonsense; Siemens (XYZ)") == {
+        ("Obama", "PER"),
+        ("Paris", "LOC"),
+    }
 
 
 def test_choice_scores_do_not_depend_on_padding(tokenizer):
@@ -150,8 +163,12 @@ def test_choice_scores_do_not_depend_on_padding(tokenizer):
     model = tiny_random_model(tokenizer, "llama")
     prompts = ["Premise: a\nAnswer:", "Premise: a much longer premise with many more words in it\nAnswer:"]
     together = general.choice_log_likelihoods(model, tokenizer, prompts, (" yes", " maybe", " no"), batch_size=6)
-    alone = torch.cat([general.choice_log_likelihoods(model, tokenizer, [p], (" yes", " maybe", " no"), batch_size=1)
-                       for p in prompts])
+    alone = torch.cat(
+        [
+            general.choice_log_likelihoods(model, tokenizer, [p], (" yes", " maybe", " no"), batch_size=1)
+            for p in prompts
+        ]
+    )
     torch.testing.assert_close(together, alone, rtol=1e-4, atol=1e-4)
     assert together.shape == (2, 3) and bool((together < 0).all())
 
@@ -167,6 +184,7 @@ def test_evaluation_scores_lie_in_range_and_count_items(tokenizer):
 
 
 # ---------------------------------------------------------------------------------- models
+
 
 def test_hub_names_map_to_editing_defaults():
     assert reference_name("Qwen/Qwen2.5-0.5B-Instruct") == "qwen2.5-0.5b"
@@ -188,14 +206,27 @@ def test_run_mode_and_dtype_are_checked():
 
 # ---------------------------------------------------------------------------------- the chapter
 
+
 @needs_mzsre
 def test_real_llm_chapter_runs_in_smoke_mode_through_the_checksummed_cache(tmp_path):
     corpus = tmp_path / "corpus.json"
-    corpus.write_text(json.dumps({"en": ["The capital of Chile is Santiago."] * 20,
-                                  "zh": ["智利的首都是圣地亚哥。"] * 20}, ensure_ascii=False))
-    text = run_notebook("08_real_llms.ipynb", tmp_path, languages=["en", "zh"], methods=["MEMIT", "LangEdit-exact"],
-                        mzsre_cache=str(tmp_path / "cache"), mzsre_mirror=str(MZSRE), corpus_root=str(corpus),
-                        general_tasks=["xnli", "wikiann"], model_name="meta-llama/Meta-Llama-3-8B-Instruct")
+    corpus.write_text(
+        json.dumps(
+            {"en": ["The capital of Chile is Santiago."] * 20, "zh": ["智利的首都是圣地亚哥。"] * 20},
+            ensure_ascii=False,
+        )
+    )
+    text = run_notebook(
+        "08_real_llms.ipynb",
+        tmp_path,
+        languages=["en", "zh"],
+        methods=["MEMIT", "LangEdit-exact"],
+        mzsre_cache=str(tmp_path / "cache"),
+        mzsre_mirror=str(MZSRE),
+        corpus_root=str(corpus),
+        general_tasks=["xnli", "wikiann"],
+        model_name="meta-llama/Meta-Llama-3-8B-Instruct",
+    )
     assert "run mode: smoke (asked: auto); device: cpu" in text
     assert f"MzsRE in {tmp_path / 'cache'}: 5 from mirror" in text
     assert "from 40 texts" in text
@@ -204,12 +235,15 @@ def test_real_llm_chapter_runs_in_smoke_mode_through_the_checksummed_cache(tmp_p
     assert (tmp_path / "cache" / "data" / "MzsRE" / "mzsre_test_duplicate_enzh.json").exists()
 
 
-@pytest.mark.parametrize("parameters, message", [
-    ({"run_mode": "gpu"}, "run_mode must be one of"),
-    ({"general_tasks": ["squad"]}, "unknown general-ability task 'squad'"),
-    ({"edits_per_language": 0}, "parameter edits_per_language must be a positive integer"),
-    ({"edit_layers": 3}, "parameter edit_layers must be None or a non-empty list"),
-])
+@pytest.mark.parametrize(
+    "parameters, message",
+    [
+        ({"run_mode": "gpu"}, "run_mode must be one of"),
+        ({"general_tasks": ["squad"]}, "unknown general-ability task 'squad'"),
+        ({"edits_per_language": 0}, "parameter edits_per_language must be a positive integer"),
+        ({"edit_layers": 3}, "parameter edit_layers must be None or a non-empty list"),
+    ],
+)
 def test_real_llm_chapter_refuses_bad_parameters(tmp_path, parameters, message):
     import papermill
 

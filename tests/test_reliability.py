@@ -49,16 +49,18 @@ def test_a_tau_that_leaves_no_null_space_is_refused_with_the_numbers(pocket):
     smallest = min(torch.linalg.eigvalsh(m.covariance).min().item() for m in statistics.values())
     for method in ("AlphaEdit", "LangEdit-published", "LangEdit-exact"):
         with pytest.raises(ProjectionError, match="leaves no null space.*smallest eigenvalue"):
-            EditingSession(model, tokenizer, default_config(method, tau=smallest / 2, leftover_fraction=None),
-                           statistics)
+            EditingSession(
+                model, tokenizer, default_config(method, tau=smallest / 2, leftover_fraction=None), statistics
+            )
 
 
 def test_a_subject_too_long_for_the_model_is_refused_naming_the_request(pocket):
     model, tokenizer, statistics = pocket
     limit = model.config.max_position_embeddings
     long_subject = " ".join(["Novaterra"] * limit)
-    request = EditRequest(prompt="Q: What is the capital of {}? A:", subject=long_subject, target="Paris", lang="en",
-                          fact_id="long")
+    request = EditRequest(
+        prompt="Q: What is the capital of {}? A:", subject=long_subject, target="Paris", lang="en", fact_id="long"
+    )
     session = EditingSession(model, tokenizer, default_config("MEMIT"), statistics)
     with pytest.raises(ValueError, match=rf"request long.*tokens.*at most {limit}"):
         session.apply([request])
@@ -68,8 +70,9 @@ def test_a_subject_too_long_for_the_model_is_refused_naming_the_request(pocket):
 def test_a_long_subject_within_the_context_is_edited(pocket):
     model, tokenizer, statistics = pocket
     subject = "the Most Serene and Sovereign Federated Republic of the Northern Coral Islands"
-    request = EditRequest(prompt="Q: What is the capital of {}? A:", subject=subject, target="Paris", lang="en",
-                          fact_id="long-ok")
+    request = EditRequest(
+        prompt="Q: What is the capital of {}? A:", subject=subject, target="Paris", lang="en", fact_id="long-ok"
+    )
     session = EditingSession(model, tokenizer, default_config("MEMIT"), statistics)
     record = session.apply([request])
     assert torch.isfinite(record.deltas[POCKET_EDIT_LAYERS[0]]).all()
@@ -87,7 +90,9 @@ def test_the_package_never_unpickles_and_never_trusts_remote_code():
         for node in ast.walk(tree):
             if isinstance(node, (ast.Import, ast.ImportFrom)):
                 names = [alias.name for alias in node.names] + [getattr(node, "module", None) or ""]
-                assert not any(name.split(".")[0] in ("pickle", "dill", "joblib", "cloudpickle") for name in names), path
+                assert not any(name.split(".")[0] in ("pickle", "dill", "joblib", "cloudpickle") for name in names), (
+                    path
+                )
         for call in _calls(tree):
             function = ast.unparse(call.func)
             assert function not in ("torch.load", "np.load", "numpy.load", "pd.read_pickle"), f"{path}: {function}"

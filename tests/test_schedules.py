@@ -45,15 +45,18 @@ def test_subjects_repeat_only_after_every_subject_has_been_used():
     assert schedule.repeated_subjects == 0
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(schedule="blocks"), "unknown schedule"),
-    (dict(schedule="mono", languages=("en", "de")), "one language"),
-    (dict(languages=("en", "xx")), "unknown language code 'xx'"),
-    (dict(languages=("en", "en")), "distinct"),
-    (dict(batch_size=0), "batch_size must be a positive integer"),
-    (dict(edits_per_language=30, batch_size=20), "multiple of batch_size"),
-    (dict(edits_per_language=5000, batch_size=100), "only"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(schedule="blocks"), "unknown schedule"),
+        (dict(schedule="mono", languages=("en", "de")), "one language"),
+        (dict(languages=("en", "xx")), "unknown language code 'xx'"),
+        (dict(languages=("en", "en")), "distinct"),
+        (dict(batch_size=0), "batch_size must be a positive integer"),
+        (dict(edits_per_language=30, batch_size=20), "multiple of batch_size"),
+        (dict(edits_per_language=5000, batch_size=100), "only"),
+    ],
+)
 def test_bad_schedules_are_refused(kwargs, message):
     arguments = dict(schedule="delta", languages=("en",), edits_per_language=20, batch_size=10) | kwargs
     with pytest.raises(ValueError, match=message):

@@ -26,8 +26,9 @@ def pocket(tmp_path_factory):
     torch.set_num_threads(2)
     cache = tmp_path_factory.mktemp("stats")
     model, tokenizer = load_pocket_model()
-    statistics = key_second_moments(model, tokenizer, covariance_texts(), list(POCKET_EDIT_LAYERS), cache_dir=cache,
-                                    progress=False)
+    statistics = key_second_moments(
+        model, tokenizer, covariance_texts(), list(POCKET_EDIT_LAYERS), cache_dir=cache, progress=False
+    )
     return model, tokenizer, statistics, cache
 
 
@@ -106,11 +107,20 @@ def test_a_killed_run_resumes_to_the_same_weights_and_metrics(pocket, uninterrup
     script = tmp_path / "run.py"
     script.write_text(KILLED_RUN)
     records = tmp_path / "records"
-    killed = subprocess.run([sys.executable, str(script), str(records), str(cache)], capture_output=True, text=True,
-                            env=os.environ | {"PYTHONPATH": os.getcwd()})
+    killed = subprocess.run(
+        [sys.executable, str(script), str(records), str(cache)],
+        capture_output=True,
+        text=True,
+        env=os.environ | {"PYTHONPATH": os.getcwd()},
+    )
     assert killed.returncode == -9, killed.stderr[-2000:]
     assert sorted(p.name for p in records.iterdir()) == [
-        "batch_000.safetensors", "batch_001.safetensors", "evaluation_000.csv", "evaluation_001.csv", "manifest.json"]
+        "batch_000.safetensors",
+        "batch_001.safetensors",
+        "evaluation_000.csv",
+        "evaluation_001.csv",
+        "manifest.json",
+    ]
 
     session = EditingSession(model, tokenizer, default_config("LangEdit-exact"), statistics)
     resumed = run_schedule(session, schedule(), record_dir=records)
@@ -119,8 +129,9 @@ def test_a_killed_run_resumes_to_the_same_weights_and_metrics(pocket, uninterrup
         assert torch.equal(parameter, dict(session.model.named_parameters())[name]), name
     assert session.capacity_left == reference_session.capacity_left
     columns = ["after_batch", "batch", "fact_id", "lang", "metric", "teacher_forced", "exact_match"]
-    pd.testing.assert_frame_equal(resumed[columns].reset_index(drop=True),
-                                  reference_results[columns].reset_index(drop=True), check_dtype=False)
+    pd.testing.assert_frame_equal(
+        resumed[columns].reset_index(drop=True), reference_results[columns].reset_index(drop=True), check_dtype=False
+    )
 
 
 def test_resuming_with_another_configuration_is_refused(pocket, tmp_path):

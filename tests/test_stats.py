@@ -22,8 +22,9 @@ CONFIGS = {
     "gemma": lambda: transformers.GemmaConfig(**TINY, intermediate_size=24, num_key_value_heads=1, head_dim=8),
     "gemma2": lambda: transformers.Gemma2Config(**TINY, intermediate_size=24, num_key_value_heads=1, head_dim=8),
     "gpt2": lambda: transformers.GPT2Config(vocab_size=64, n_embd=16, n_layer=3, n_head=2, n_positions=64),
-    "gptj": lambda: transformers.GPTJConfig(vocab_size=64, n_embd=16, n_layer=3, n_head=2, n_positions=64,
-                                            rotary_dim=4),
+    "gptj": lambda: transformers.GPTJConfig(
+        vocab_size=64, n_embd=16, n_layer=3, n_head=2, n_positions=64, rotary_dim=4
+    ),
     "gpt_neox": lambda: transformers.GPTNeoXConfig(**TINY, intermediate_size=24, max_position_embeddings=64),
     "bloom": lambda: transformers.BloomConfig(vocab_size=64, hidden_size=16, n_layer=3, n_head=2),
 }
@@ -66,7 +67,8 @@ def test_second_moment_matches_keys_collected_directly(name):
     d_k = key_dimension(model, architecture, layer)
     collected = []
     handle = mlp_out_module(model, architecture, layer).register_forward_pre_hook(
-        lambda module, inputs: collected.append(inputs[0].detach().clone()))
+        lambda module, inputs: collected.append(inputs[0].detach().clone())
+    )
     tokenizer = ToyTokenizer()
     encoded = tokenizer(TEXTS)
     with torch.no_grad():
@@ -108,8 +110,13 @@ def test_unknown_architecture_lists_the_supported_ones_and_the_overrides():
     model.config.model_type = "mystery"
     with pytest.raises(UnknownArchitectureError, match=r"unknown architecture 'mystery'; supported: bloom, .*mlp_out="):
         detect_architecture(model)
-    custom = detect_architecture(model, mlp_out="model.layers.{layer}.mlp.down_proj", layer="model.layers.{layer}",
-                                 final_norm="model.norm", lm_head="lm_head")
+    custom = detect_architecture(
+        model,
+        mlp_out="model.layers.{layer}.mlp.down_proj",
+        layer="model.layers.{layer}",
+        final_norm="model.norm",
+        lm_head="lm_head",
+    )
     assert key_dimension(model, custom, 0) == 24
     with pytest.raises(ValueError, match=r"edited layer 5 is out of range: the model has layers 0..2"):
         mlp_out_module(model, custom, 5)

@@ -32,15 +32,26 @@ def problem(d_k, d_v, n, n_previous, seed, null_fraction=0.5):
 
     rotation, _ = torch.linalg.qr(normal(d_k, d_k))
     null_dim = max(1, int(d_k * null_fraction))
-    eigenvalues = torch.cat([torch.linspace(1.0, 0.5, d_k - null_dim, dtype=torch.float64),
-                             torch.full((null_dim,), 1e-4, dtype=torch.float64)])
+    eigenvalues = torch.cat(
+        [
+            torch.linspace(1.0, 0.5, d_k - null_dim, dtype=torch.float64),
+            torch.full((null_dim,), 1e-4, dtype=torch.float64),
+        ]
+    )
     covariance = rotation @ torch.diag(eigenvalues) @ rotation.T
     return covariance, normal(d_v, n), normal(d_k, n), normal(d_k, n_previous)
 
 
 @SETTINGS
-@given(st.integers(3, 20), st.integers(1, 6), st.integers(1, 5), st.integers(0, 6), st.integers(0, 2**16),
-       st.sampled_from([0.2, 0.5, 0.8]), st.floats(0.1, 50))
+@given(
+    st.integers(3, 20),
+    st.integers(1, 6),
+    st.integers(1, 5),
+    st.integers(0, 6),
+    st.integers(0, 2**16),
+    st.sampled_from([0.2, 0.5, 0.8]),
+    st.floats(0.1, 50),
+)
 def test_symmetric_form_equals_the_published_formula(d_k, d_v, n, n_previous, seed, null_fraction, alpha):
     covariance, residuals, keys, previous = problem(d_k, d_v, n, n_previous, seed, null_fraction)
     projector = NullSpaceProjector.from_covariance(covariance, 1e-2)
@@ -74,8 +85,9 @@ def test_woodbury_form_equals_the_dense_solve(d_k, d_v, n, seed, alpha):
     covariance, residuals, keys, _ = problem(d_k, d_v, n, 0, seed)
     projector = NullSpaceProjector(NullSpaceProjector.from_covariance(covariance, 1e-2).protected_basis)
     dense = alphaedit_delta(residuals, keys, projector, alpha=alpha)
-    assert torch.allclose(projected_ridge_delta(residuals, keys, projector, alpha=alpha), dense,
-                          atol=1e-9 * (1 + dense.abs().max()))
+    assert torch.allclose(
+        projected_ridge_delta(residuals, keys, projector, alpha=alpha), dense, atol=1e-9 * (1 + dense.abs().max())
+    )
 
 
 @SETTINGS
@@ -99,8 +111,9 @@ def test_langedit_exact_updates_are_invisible_to_every_earlier_batch():
 
 
 def test_published_recompute_follows_the_blend_recursion():
-    world = make_world(SyntheticConfig(d_k=48, d_v=4, edits_per_language=5, n_languages=3, seed=2,
-                                       preserved_samples=200))
+    world = make_world(
+        SyntheticConfig(d_k=48, d_v=4, edits_per_language=5, n_languages=3, seed=2, preserved_samples=200)
+    )
     rule = LangEditPublishedRule(world.covariance, n_samples=200, tau=2e-2, alpha=1.0)
     expected_covariance = world.covariance.clone()
     running = torch.zeros_like(expected_covariance)
@@ -145,17 +158,20 @@ def test_interference_matrix_definition():
         interference_matrix(delta, keys[:1])
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda c, r, k, p: memit_delta(r, k[:-1], c), "keys has 7 rows but the covariance's d_k is 8"),
-    (lambda c, r, k, p: memit_delta(r[:, :1], k, c), "residuals have 1 columns but keys have 3"),
-    (lambda c, r, k, p: memit_delta(r, k, c, mom2_weight=0), "mom2_weight must be a finite number > 0"),
-    (lambda c, r, k, p: alphaedit_delta(r, k, p, alpha=-1), "alpha must be a finite number > 0"),
-    (lambda c, r, k, p: alphaedit_delta(r, k * float("nan"), p), "keys contains .* NaN or Inf"),
-    (lambda c, r, k, p: alphaedit_delta(r * float("inf"), k, p), "residuals contains .* NaN or Inf"),
-    (lambda c, r, k, p: alphaedit_delta(r, k, p, previous_key_moment=torch.ones(3, 3)), "rows|square|d_k"),
-    (lambda c, r, k, p: LangEditPublishedRule(c, n_samples=0), "n_samples"),
-    (lambda c, r, k, p: LangEditExactRule(None), "give a covariance, or d_k"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda c, r, k, p: memit_delta(r, k[:-1], c), "keys has 7 rows but the covariance's d_k is 8"),
+        (lambda c, r, k, p: memit_delta(r[:, :1], k, c), "residuals have 1 columns but keys have 3"),
+        (lambda c, r, k, p: memit_delta(r, k, c, mom2_weight=0), "mom2_weight must be a finite number > 0"),
+        (lambda c, r, k, p: alphaedit_delta(r, k, p, alpha=-1), "alpha must be a finite number > 0"),
+        (lambda c, r, k, p: alphaedit_delta(r, k * float("nan"), p), "keys contains .* NaN or Inf"),
+        (lambda c, r, k, p: alphaedit_delta(r * float("inf"), k, p), "residuals contains .* NaN or Inf"),
+        (lambda c, r, k, p: alphaedit_delta(r, k, p, previous_key_moment=torch.ones(3, 3)), "rows|square|d_k"),
+        (lambda c, r, k, p: LangEditPublishedRule(c, n_samples=0), "n_samples"),
+        (lambda c, r, k, p: LangEditExactRule(None), "give a covariance, or d_k"),
+    ],
+)
 def test_bad_input_gets_a_clear_error(call, message):
     covariance, residuals, keys, _ = problem(8, 2, 3, 0, 0)
     projector = NullSpaceProjector.from_covariance(covariance, 1e-2)

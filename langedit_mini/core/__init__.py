@@ -25,8 +25,21 @@ from langedit_mini.core.updates import (
 from langedit_mini.core.validation import SOLVE_DTYPE, CapacityError, ProjectionError
 
 __all__ = [
-    "NullSpaceProjector", "ProtectedBasis", "projector_from_span", "tau_for_leftover",
-    "AlphaEditRule", "LangEditExactRule", "LangEditPublishedRule", "MemitRule", "UpdateRule",
-    "alphaedit_delta", "alphaedit_delta_reference", "interference_matrix", "memit_delta", "projected_ridge_delta",
-    "SOLVE_DTYPE", "CapacityError", "ProjectionError",
+    "NullSpaceProjector",
+    "ProtectedBasis",
+    "projector_from_span",
+    "tau_for_leftover",
+    "AlphaEditRule",
+    "LangEditExactRule",
+    "LangEditPublishedRule",
+    "MemitRule",
+    "UpdateRule",
+    "alphaedit_delta",
+    "alphaedit_delta_reference",
+    "interference_matrix",
+    "memit_delta",
+    "projected_ridge_delta",
+    "SOLVE_DTYPE",
+    "CapacityError",
+    "ProjectionError",
 ]

@@ -65,8 +65,10 @@ def tau_for_leftover(covariance, fraction: float, *, dtype: torch.dtype = SOLVE_
     while count > 0 and float(eigenvalues[count] - eigenvalues[count - 1]) <= gap:
         count -= 1
     if count == 0:
-        raise ProjectionError(f"fraction={fraction:g} leaves no null space: the smallest eigenvalue (or a group of "
-                              f"equal smallest eigenvalues) alone exceeds {fraction:g} of the trace")
+        raise ProjectionError(
+            f"fraction={fraction:g} leaves no null space: the smallest eigenvalue (or a group of "
+            f"equal smallest eigenvalues) alone exceeds {fraction:g} of the trace"
+        )
     return float((eigenvalues[count - 1] + eigenvalues[count]) / 2)
 
 
@@ -90,8 +92,14 @@ class NullSpaceProjector:
         the covariance spectrum and the cut it was thresholded at, when built from a covariance.
     """
 
-    def __init__(self, protected_basis: torch.Tensor, null_basis: torch.Tensor | None = None,
-                 *, eigenvalues: torch.Tensor | None = None, threshold: float | None = None):
+    def __init__(
+        self,
+        protected_basis: torch.Tensor,
+        null_basis: torch.Tensor | None = None,
+        *,
+        eigenvalues: torch.Tensor | None = None,
+        threshold: float | None = None,
+    ):
         if protected_basis.dim() != 2:
             raise ProjectionError(f"protected_basis must be 2-D (d_k, r), got shape {tuple(protected_basis.shape)}")
         self.d_k = protected_basis.shape[0]
@@ -109,9 +117,15 @@ class NullSpaceProjector:
         self.uses_null_factor = null_basis is not None and self.null_dim < self.protected_dim
 
     @classmethod
-    def from_covariance(cls, covariance, tau: float, *, relative: bool = False,
-                        dtype: torch.dtype = SOLVE_DTYPE, allow_empty_null_space: bool = False
-                        ) -> NullSpaceProjector:
+    def from_covariance(
+        cls,
+        covariance,
+        tau: float,
+        *,
+        relative: bool = False,
+        dtype: torch.dtype = SOLVE_DTYPE,
+        allow_empty_null_space: bool = False,
+    ) -> NullSpaceProjector:
         """AlphaEdit's projector: the null space is spanned by eigenvectors of ``C0`` below the cut.
 
         The cut is ``tau`` (absolute) or ``tau * lambda_max`` (``relative=True``). Raises
@@ -128,8 +142,7 @@ class NullSpaceProjector:
                 f"{kind} leaves no null space: the smallest eigenvalue of the covariance is "
                 f"{float(eigenvalues[0]):.3g}, at or above the cut; choose a cut above it"
             )
-        return cls(eigenvectors[:, null_dim:], eigenvectors[:, :null_dim],
-                   eigenvalues=eigenvalues, threshold=threshold)
+        return cls(eigenvectors[:, null_dim:], eigenvectors[:, :null_dim], eigenvalues=eigenvalues, threshold=threshold)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -166,8 +179,10 @@ class NullSpaceProjector:
         return eye - self.protected_basis @ self.protected_basis.T
 
     def __repr__(self) -> str:
-        return (f"NullSpaceProjector(d_k={self.d_k}, null_dim={self.null_dim}, "
-                f"protected_dim={self.protected_dim}, dtype={self.dtype})")
+        return (
+            f"NullSpaceProjector(d_k={self.d_k}, null_dim={self.null_dim}, "
+            f"protected_dim={self.protected_dim}, dtype={self.dtype})"
+        )
 
 
 class ProtectedBasis:
@@ -195,15 +210,23 @@ class ProtectedBasis:
         self.committed_keys = 0  # keys added through add_keys, for reports
 
     @classmethod
-    def from_covariance(cls, covariance, tau: float, *, relative: bool = False,
-                        dtype: torch.dtype = SOLVE_DTYPE, rtol: float | None = None) -> ProtectedBasis:
+    def from_covariance(
+        cls,
+        covariance,
+        tau: float,
+        *,
+        relative: bool = False,
+        dtype: torch.dtype = SOLVE_DTYPE,
+        rtol: float | None = None,
+    ) -> ProtectedBasis:
         """Start from the eigenvectors of ``C0`` at or above the cut (what AlphaEdit protects)."""
         projector = NullSpaceProjector.from_covariance(covariance, tau, relative=relative, dtype=dtype)
         return cls(projector.protected_basis.clone(), rtol=rtol)
 
     @classmethod
-    def empty(cls, d_k: int, *, dtype: torch.dtype = SOLVE_DTYPE, device=None,
-              rtol: float | None = None) -> ProtectedBasis:
+    def empty(
+        cls, d_k: int, *, dtype: torch.dtype = SOLVE_DTYPE, device=None, rtol: float | None = None
+    ) -> ProtectedBasis:
         """Protect nothing yet (pure sequential independence, no preserved-knowledge term)."""
         if int(d_k) < 1:
             raise ProjectionError(f"d_k must be a positive integer, got {d_k!r}")
@@ -254,7 +277,8 @@ class ProtectedBasis:
             raise CapacityError(
                 f"null space exhausted: this batch needs {needed} dimensions (the rank of its keys) but only "
                 f"{self.capacity_left} of d_k={self.d_k} are left ({self.rank} protected)",
-                needed=needed, available=self.capacity_left,
+                needed=needed,
+                available=self.capacity_left,
             )
 
     def check_capacity(self, keys) -> int:
@@ -278,8 +302,9 @@ class ProtectedBasis:
         return f"ProtectedBasis(d_k={self.d_k}, rank={self.rank}, capacity_left={self.capacity_left})"
 
 
-def projector_from_span(matrix, *, rtol: float = DEFAULT_BASIS_RTOL[torch.float64],
-                        dtype: torch.dtype = SOLVE_DTYPE) -> NullSpaceProjector:
+def projector_from_span(
+    matrix, *, rtol: float = DEFAULT_BASIS_RTOL[torch.float64], dtype: torch.dtype = SOLVE_DTYPE
+) -> NullSpaceProjector:
     """A projector built fresh from the column span of ``matrix`` (d_k, m), by one SVD.
 
     The reference against which the incremental ``ProtectedBasis`` is checked.

@@ -29,16 +29,16 @@ SPECTRUM_SHAPES = ("power", "exponential")
 
 @dataclass
 class SyntheticConfig:
-    d_k: int = 512                 # key dimension (14336 for Llama-3-8B)
-    d_v: int = 64                  # value dimension (rows of the edited matrix)
-    edits_per_language: int = 20   # keys per batch; one batch per language
-    n_languages: int = 6           # batches in the sequence
-    spectrum: str = "power"        # "power": lambda_i = i^-decay; "exponential": exp(-decay * i / d_k)
-    decay: float = 1.0             # how fast the spectrum falls
-    edit_key_floor: float = 5e-2   # energy per direction that edit keys add on top of the spectrum
-    language_shift: float = 0.5    # norm of each language's mean key shift, relative to sqrt(trace C0)
+    d_k: int = 512  # key dimension (14336 for Llama-3-8B)
+    d_v: int = 64  # value dimension (rows of the edited matrix)
+    edits_per_language: int = 20  # keys per batch; one batch per language
+    n_languages: int = 6  # batches in the sequence
+    spectrum: str = "power"  # "power": lambda_i = i^-decay; "exponential": exp(-decay * i / d_k)
+    decay: float = 1.0  # how fast the spectrum falls
+    edit_key_floor: float = 5e-2  # energy per direction that edit keys add on top of the spectrum
+    language_shift: float = 0.5  # norm of each language's mean key shift, relative to sqrt(trace C0)
     preserved_samples: int = 2048  # N: preserved keys averaged into C0
-    seed: int = 0                  # everything is drawn from one seeded generator
+    seed: int = 0  # everything is drawn from one seeded generator
 
     def validate(self) -> SyntheticConfig:
         for name in ("d_k", "d_v", "edits_per_language", "n_languages", "preserved_samples"):
@@ -65,11 +65,11 @@ def spectrum(config: SyntheticConfig) -> torch.Tensor:
 @dataclass
 class SyntheticWorld:
     config: SyntheticConfig
-    rotation: torch.Tensor         # (d_k, d_k) eigenvectors of the population second moment
-    eigenvalues: torch.Tensor      # (d_k,) population spectrum
-    preserved_keys: torch.Tensor   # K0, (d_k, N)
-    covariance: torch.Tensor       # C0 = K0 K0^T / N, (d_k, d_k)
-    held_out_keys: torch.Tensor    # fresh preserved keys for measuring disturbance, (d_k, N)
+    rotation: torch.Tensor  # (d_k, d_k) eigenvectors of the population second moment
+    eigenvalues: torch.Tensor  # (d_k,) population spectrum
+    preserved_keys: torch.Tensor  # K0, (d_k, N)
+    covariance: torch.Tensor  # C0 = K0 K0^T / N, (d_k, d_k)
+    held_out_keys: torch.Tensor  # fresh preserved keys for measuring disturbance, (d_k, N)
     edit_keys: list[torch.Tensor]  # one (d_k, n) batch per language
     residuals: list[torch.Tensor]  # one (d_v, n) batch per language
 
@@ -105,15 +105,15 @@ def make_world(config: SyntheticConfig | None = None) -> SyntheticWorld:
 @dataclass
 class SequenceResult:
     method: str
-    deltas: list[torch.Tensor]          # the applied update of each batch, (d_v, d_k)
-    interference: torch.Tensor          # (T, T), see updates.interference_matrix
-    edit_residual: list[float]          # ||Delta_t K_t - R_t|| / ||R_t||: 0 = batch written exactly
-    preserved_change: list[float]       # sqrt(mean ||Delta_t k0||^2) over the keys k0 that define C0
-    preserved_bound: list[float]        # ||Delta_t||_2 sqrt(mean ||P_t k0||^2): >= preserved_change when P_t is used
-    held_out_change: list[float]        # the same change on fresh preserved keys (not used to build C0)
-    capacity_left: list[int | None]     # after each committed batch
-    stopped_by_capacity: str | None     # the CapacityError message, if the run stopped on it
-    seconds: float                      # wall time of propose + commit over the run
+    deltas: list[torch.Tensor]  # the applied update of each batch, (d_v, d_k)
+    interference: torch.Tensor  # (T, T), see updates.interference_matrix
+    edit_residual: list[float]  # ||Delta_t K_t - R_t|| / ||R_t||: 0 = batch written exactly
+    preserved_change: list[float]  # sqrt(mean ||Delta_t k0||^2) over the keys k0 that define C0
+    preserved_bound: list[float]  # ||Delta_t||_2 sqrt(mean ||P_t k0||^2): >= preserved_change when P_t is used
+    held_out_change: list[float]  # the same change on fresh preserved keys (not used to build C0)
+    capacity_left: list[int | None]  # after each committed batch
+    stopped_by_capacity: str | None  # the CapacityError message, if the run stopped on it
+    seconds: float  # wall time of propose + commit over the run
 
 
 def run_sequence(rule: UpdateRule, world: SyntheticWorld) -> SequenceResult:
@@ -131,8 +131,9 @@ def run_sequence(rule: UpdateRule, world: SyntheticWorld) -> SequenceResult:
         projector = rule.projector  # the P_t this batch was solved with (None for MEMIT)
         rule.commit(keys)
         deltas.append(delta)
-        edit_residual.append(float(torch.linalg.matrix_norm(delta @ keys - residuals)
-                                   / torch.linalg.matrix_norm(residuals)))
+        edit_residual.append(
+            float(torch.linalg.matrix_norm(delta @ keys - residuals) / torch.linalg.matrix_norm(residuals))
+        )
         change.append(_rms_column_norm(delta @ world.preserved_keys))
         held_out_change.append(_rms_column_norm(delta @ world.held_out_keys))
         leftover = world.preserved_keys if projector is None else projector.apply(world.preserved_keys)
@@ -140,13 +141,14 @@ def run_sequence(rule: UpdateRule, world: SyntheticWorld) -> SequenceResult:
         capacity.append(rule.capacity_left)
     seconds = time.perf_counter() - start
     interference = interference_matrix(deltas, world.edit_keys[: len(deltas)])
-    return SequenceResult(rule.name, deltas, interference, edit_residual, change, bound, held_out_change,
-                          capacity, stopped, seconds)
+    return SequenceResult(
+        rule.name, deltas, interference, edit_residual, change, bound, held_out_change, capacity, stopped, seconds
+    )
 
 
 def _rms_column_norm(matrix: torch.Tensor) -> float:
     """sqrt(mean over columns of ||column||^2)."""
-    return float(((matrix ** 2).sum(dim=0).mean()).sqrt())
+    return float(((matrix**2).sum(dim=0).mean()).sqrt())
 
 
 def leftover_check(projector: NullSpaceProjector, world: SyntheticWorld) -> dict:
@@ -155,6 +157,7 @@ def leftover_check(projector: NullSpaceProjector, world: SyntheticWorld) -> dict
     On the keys that define ``C0`` the two are equal (an identity); on held-out keys from the
     same distribution they agree in expectation.
     """
+
     def mean_square_norm(keys):
         return float((projector.apply(keys) ** 2).sum(dim=0).mean())
 
@@ -162,7 +165,7 @@ def leftover_check(projector: NullSpaceProjector, world: SyntheticWorld) -> dict
         "discarded_eigenvalue_sum": projector.discarded_eigenvalue_sum,
         "mean_leftover_on_C0_keys": mean_square_norm(world.preserved_keys),
         "mean_leftover_on_held_out_keys": mean_square_norm(world.held_out_keys),
-        "mean_key_energy": float((world.held_out_keys ** 2).sum(dim=0).mean()),
+        "mean_key_energy": float((world.held_out_keys**2).sum(dim=0).mean()),
         "null_dim": projector.null_dim,
     }
 

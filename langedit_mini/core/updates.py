@@ -47,8 +47,9 @@ def _check_batch(residuals, keys, d_k: int | None, dtype: torch.dtype, device=No
     return residuals, keys
 
 
-def memit_delta(residuals, keys, covariance, *, mom2_weight: float = 1.0,
-                dtype: torch.dtype = SOLVE_DTYPE) -> torch.Tensor:
+def memit_delta(
+    residuals, keys, covariance, *, mom2_weight: float = 1.0, dtype: torch.dtype = SOLVE_DTYPE
+) -> torch.Tensor:
     """MEMIT: ``Delta = R K^T (lambda C0 + K K^T)^-1``.
 
     The least-squares update that writes ``Delta K ~ R`` while keeping ``Delta C0 Delta^T`` small.
@@ -67,8 +68,9 @@ def memit_delta(residuals, keys, covariance, *, mom2_weight: float = 1.0,
     return solution.T
 
 
-def alphaedit_delta_reference(residuals, keys, projector: NullSpaceProjector, *,
-                              previous_key_moment=None, alpha: float = 10.0) -> torch.Tensor:
+def alphaedit_delta_reference(
+    residuals, keys, projector: NullSpaceProjector, *, previous_key_moment=None, alpha: float = 10.0
+) -> torch.Tensor:
     """The published AlphaEdit formula, literally: ``R K^T P ((Kp Kp^T + K K^T) P + alpha I)^-1``.
 
     Dense and non-symmetric; kept as the reference that ``alphaedit_delta`` is checked against.
@@ -85,8 +87,9 @@ def alphaedit_delta_reference(residuals, keys, projector: NullSpaceProjector, *,
     return torch.linalg.solve(system.T, p @ keys @ residuals.T).T
 
 
-def alphaedit_delta(residuals, keys, projector: NullSpaceProjector, *,
-                    previous_key_moment=None, alpha: float = 10.0) -> torch.Tensor:
+def alphaedit_delta(
+    residuals, keys, projector: NullSpaceProjector, *, previous_key_moment=None, alpha: float = 10.0
+) -> torch.Tensor:
     """AlphaEdit's update in its symmetric form: ``Delta = R K^T (P A P + alpha I)^-1 P``.
 
     ``A = Kp Kp^T + K K^T``. It equals the published formula (``P (A P + alpha I)^-1 =
@@ -191,8 +194,7 @@ class MemitRule(UpdateRule):
         self.mom2_weight = check_positive(mom2_weight, "mom2_weight")
 
     def propose(self, residuals, keys) -> torch.Tensor:
-        return memit_delta(residuals, keys, self.covariance, mom2_weight=self.mom2_weight,
-                           dtype=self.covariance.dtype)
+        return memit_delta(residuals, keys, self.covariance, mom2_weight=self.mom2_weight, dtype=self.covariance.dtype)
 
 
 class AlphaEditRule(UpdateRule):
@@ -200,8 +202,15 @@ class AlphaEditRule(UpdateRule):
 
     name = "AlphaEdit"
 
-    def __init__(self, covariance, *, tau: float = 2e-2, relative: bool = False, alpha: float = 10.0,
-                 dtype: torch.dtype = SOLVE_DTYPE):
+    def __init__(
+        self,
+        covariance,
+        *,
+        tau: float = 2e-2,
+        relative: bool = False,
+        alpha: float = 10.0,
+        dtype: torch.dtype = SOLVE_DTYPE,
+    ):
         self._projector = NullSpaceProjector.from_covariance(covariance, tau, relative=relative, dtype=dtype)
         self.alpha = check_positive(alpha, "alpha")
         d_k = self.projector.d_k
@@ -212,8 +221,9 @@ class AlphaEditRule(UpdateRule):
         return self._projector
 
     def propose(self, residuals, keys) -> torch.Tensor:
-        return alphaedit_delta(residuals, keys, self.projector,
-                               previous_key_moment=self.previous_key_moment, alpha=self.alpha)
+        return alphaedit_delta(
+            residuals, keys, self.projector, previous_key_moment=self.previous_key_moment, alpha=self.alpha
+        )
 
     def commit(self, keys) -> None:
         keys = as_matrix(keys, "keys", self.projector.dtype, self.projector.device)
@@ -232,8 +242,16 @@ class LangEditPublishedRule(AlphaEditRule):
 
     name = "LangEdit-published"
 
-    def __init__(self, covariance, *, n_samples: int, tau: float = 2e-2, relative: bool = False,
-                 alpha: float = 10.0, dtype: torch.dtype = SOLVE_DTYPE):
+    def __init__(
+        self,
+        covariance,
+        *,
+        n_samples: int,
+        tau: float = 2e-2,
+        relative: bool = False,
+        alpha: float = 10.0,
+        dtype: torch.dtype = SOLVE_DTYPE,
+    ):
         super().__init__(covariance, tau=tau, relative=relative, alpha=alpha, dtype=dtype)
         if int(n_samples) < 1:
             raise ProjectionError(f"n_samples (N, the covariance's sample count) must be >= 1, got {n_samples!r}")
@@ -251,8 +269,12 @@ class LangEditPublishedRule(AlphaEditRule):
         self.blended_covariance = a_t * self.blended_covariance + b_t * self.previous_key_moment
         # The blend can lift every eigenvalue above the cut; then P_t = 0 and propose refuses.
         self._projector = NullSpaceProjector.from_covariance(
-            self.blended_covariance, self.tau, relative=self.relative, dtype=self.projector.dtype,
-            allow_empty_null_space=True)
+            self.blended_covariance,
+            self.tau,
+            relative=self.relative,
+            dtype=self.projector.dtype,
+            allow_empty_null_space=True,
+        )
 
     def check_capacity(self, keys) -> None:
         dtype = self.projector.dtype
@@ -262,7 +284,9 @@ class LangEditPublishedRule(AlphaEditRule):
                 f"null space exhausted: the recomputed projector after {self.batches_committed} batches leaves "
                 f"{self.projector.null_dim} of d_k={self.projector.d_k} dimensions below the cut, but this batch "
                 f"needs {needed} (the rank of its keys)",
-                needed=needed, available=self.projector.null_dim)
+                needed=needed,
+                available=self.projector.null_dim,
+            )
 
     def propose(self, residuals, keys) -> torch.Tensor:
         self.check_capacity(keys)
@@ -283,8 +307,17 @@ class LangEditExactRule(UpdateRule):
 
     name = "LangEdit-exact"
 
-    def __init__(self, covariance=None, *, tau: float = 2e-2, relative: bool = False, alpha: float = 10.0,
-                 rtol: float | None = None, d_k: int | None = None, dtype: torch.dtype = SOLVE_DTYPE):
+    def __init__(
+        self,
+        covariance=None,
+        *,
+        tau: float = 2e-2,
+        relative: bool = False,
+        alpha: float = 10.0,
+        rtol: float | None = None,
+        d_k: int | None = None,
+        dtype: torch.dtype = SOLVE_DTYPE,
+    ):
         if covariance is None:
             if d_k is None:
                 raise ProjectionError("give a covariance, or d_k to start from an empty protected basis")
@@ -313,7 +346,14 @@ class LangEditExactRule(UpdateRule):
 
 
 __all__ = [
-    "memit_delta", "alphaedit_delta", "alphaedit_delta_reference", "projected_ridge_delta",
-    "interference_matrix", "UpdateRule", "MemitRule", "AlphaEditRule", "LangEditPublishedRule",
+    "memit_delta",
+    "alphaedit_delta",
+    "alphaedit_delta_reference",
+    "projected_ridge_delta",
+    "interference_matrix",
+    "UpdateRule",
+    "MemitRule",
+    "AlphaEditRule",
+    "LangEditPublishedRule",
     "LangEditExactRule",
 ]

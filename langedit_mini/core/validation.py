@@ -42,9 +42,7 @@ class CapacityError(RuntimeError):
 def check_solve_dtype(dtype: torch.dtype) -> torch.dtype:
     """Return ``dtype`` if solves may run in it, else raise with the allowed choices."""
     if dtype not in ALLOWED_SOLVE_DTYPES:
-        raise ProjectionError(
-            f"solve dtype {dtype} is not supported; use torch.float64 (default) or torch.float32"
-        )
+        raise ProjectionError(f"solve dtype {dtype} is not supported; use torch.float64 (default) or torch.float32")
     return dtype
 
 
@@ -72,8 +70,9 @@ def as_matrix(x, name: str, dtype: torch.dtype = SOLVE_DTYPE, device=None) -> to
     return x
 
 
-def as_covariance(c, name: str = "covariance", dtype: torch.dtype = SOLVE_DTYPE, device=None,
-                  symmetry_rtol: float = 1e-6) -> torch.Tensor:
+def as_covariance(
+    c, name: str = "covariance", dtype: torch.dtype = SOLVE_DTYPE, device=None, symmetry_rtol: float = 1e-6
+) -> torch.Tensor:
     """A finite, square, symmetric matrix; symmetrised exactly on return.
 
     Symmetry is checked relative to the largest entry: ``max|C - C^T| <= symmetry_rtol * max|C|``.

@@ -22,8 +22,14 @@ WIKIPEDIA = "wikimedia/wikipedia"
 WIKIPEDIA_DUMP = "20231101"
 
 
-def wikipedia_texts(languages, per_language: int = 1000, *, max_chars: int = 2000, dump: str = WIKIPEDIA_DUMP,
-                    cache_dir: str | Path | None = DEFAULT_CACHE) -> dict[str, list[str]]:
+def wikipedia_texts(
+    languages,
+    per_language: int = 1000,
+    *,
+    max_chars: int = 2000,
+    dump: str = WIKIPEDIA_DUMP,
+    cache_dir: str | Path | None = DEFAULT_CACHE,
+) -> dict[str, list[str]]:
     """``{language: [article text, ...]}``: the first ``per_language`` non-empty articles of each dump."""
     languages = [check_language(language) for language in languages]
     if not isinstance(per_language, int) or per_language < 1:
@@ -48,13 +54,17 @@ def _stream(language: str, count: int, max_chars: int, dump: str) -> list[str]:
     try:
         import datasets
     except ImportError as error:
-        raise ImportError("wikipedia_texts needs the `datasets` package (pip install datasets) and the network; "
-                          "or pass your own texts to stats.key_second_moments") from error
+        raise ImportError(
+            "wikipedia_texts needs the `datasets` package (pip install datasets) and the network; "
+            "or pass your own texts to stats.key_second_moments"
+        ) from error
     try:
         stream = datasets.load_dataset(WIKIPEDIA, f"{dump}.{language}", split="train", streaming=True)
     except Exception as error:  # network, hub or configuration problems all end here
-        raise RuntimeError(f"could not stream {WIKIPEDIA} {dump}.{language}: {error}. Offline? Use a cached "
-                           "corpus (cache_dir) or your own texts") from error
+        raise RuntimeError(
+            f"could not stream {WIKIPEDIA} {dump}.{language}: {error}. Offline? Use a cached "
+            "corpus (cache_dir) or your own texts"
+        ) from error
     texts, empty = [], 0
     for article in stream:
         text = (article.get("text") or "").strip()
@@ -65,6 +75,8 @@ def _stream(language: str, count: int, max_chars: int, dump: str) -> list[str]:
         if len(texts) == count:
             break
     if len(texts) < count:
-        raise RuntimeError(f"{WIKIPEDIA} {dump}.{language} gave only {len(texts)} non-empty articles "
-                           f"({empty} empty skipped), {count} asked")
+        raise RuntimeError(
+            f"{WIKIPEDIA} {dump}.{language} gave only {len(texts)} non-empty articles "
+            f"({empty} empty skipped), {count} asked"
+        )
     return texts

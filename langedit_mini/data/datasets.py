@@ -21,7 +21,7 @@ from pathlib import Path
 
 from langedit_mini.data.languages import ANSWER_JOINER, LANGUAGES, UPSTREAM_CODES, check_language
 
-POCKET_DIRECTORY = Path(__file__).resolve().parents[1] / "data" / "pocket"
+POCKET_DIRECTORY = Path(__file__).resolve().parents[2] / "data" / "pocket"
 
 
 class DatasetError(ValueError):
@@ -32,12 +32,12 @@ class DatasetError(ValueError):
 class EditRequest:
     """One fact edit: ``prompt.format(subject) + joiner + target`` is what the edited model should say."""
 
-    prompt: str                      # the edit prompt with "{}" where the subject goes
+    prompt: str  # the edit prompt with "{}" where the subject goes
     subject: str
-    target: str                      # the new answer o*
+    target: str  # the new answer o*
     lang: str
-    joiner: str = " "                # between prompt and answer
-    paraphrase: str | None = None    # full text, subject included
+    joiner: str = " "  # between prompt and answer
+    paraphrase: str | None = None  # full text, subject included
     locality_prompt: str | None = None
     locality_answer: str | None = None
     portability_prompt: str | None = None
@@ -45,18 +45,21 @@ class EditRequest:
     true_answers: tuple[str, ...] = ()
     fact_id: str = ""
     relation: str = ""
-    held_out: str | None = None      # a question form never trained (pocket only)
+    held_out: str | None = None  # a question form never trained (pocket only)
 
     def __post_init__(self):
         check_language(self.lang)
         if not isinstance(self.subject, str) or not self.subject.strip():
             raise DatasetError(f"request {self.fact_id or self.prompt!r}: subject must be a non-empty string")
         if not isinstance(self.target, str) or not self.target.strip():
-            raise DatasetError(f"request {self.fact_id or self.prompt!r}: target must be a non-empty string, "
-                               f"got {self.target!r}")
+            raise DatasetError(
+                f"request {self.fact_id or self.prompt!r}: target must be a non-empty string, got {self.target!r}"
+            )
         if not isinstance(self.prompt, str) or self.prompt.count("{}") != 1:
-            raise DatasetError(f"request {self.fact_id or self.subject!r}: prompt must contain '{{}}' exactly once, "
-                               f"got {self.prompt!r}")
+            raise DatasetError(
+                f"request {self.fact_id or self.subject!r}: prompt must contain '{{}}' exactly once, "
+                f"got {self.prompt!r}"
+            )
 
     @property
     def question(self) -> str:
@@ -71,9 +74,9 @@ class LoadReport:
     source: str
     read: Counter = field(default_factory=Counter)
     kept: Counter = field(default_factory=Counter)
-    skipped: Counter = field(default_factory=Counter)        # (language, reason) -> count
-    relocated: Counter = field(default_factory=Counter)      # subject found only after normalisation
-    repeated: Counter = field(default_factory=Counter)       # subject occurs more than once: the first is edited
+    skipped: Counter = field(default_factory=Counter)  # (language, reason) -> count
+    relocated: Counter = field(default_factory=Counter)  # subject found only after normalisation
+    repeated: Counter = field(default_factory=Counter)  # subject occurs more than once: the first is edited
 
     def skip(self, language: str, reason: str) -> None:
         self.skipped[(language, reason)] += 1
@@ -84,8 +87,13 @@ class LoadReport:
 
         rows = []
         for language in sorted(set(self.read) | set(self.kept)):
-            row = {"lang": language, "read": self.read[language], "kept": self.kept[language],
-                   "subject relocated": self.relocated[language], "subject repeated": self.repeated[language]}
+            row = {
+                "lang": language,
+                "read": self.read[language],
+                "kept": self.kept[language],
+                "subject relocated": self.relocated[language],
+                "subject repeated": self.repeated[language],
+            }
             for (skip_language, reason), count in self.skipped.items():
                 if skip_language == language:
                     row[f"skipped: {reason}"] = count
@@ -154,10 +162,17 @@ def _request(record: dict, language: str, where: str, report: LoadReport, **extr
     if written in template.replace("{}", "", 1):
         report.repeated[language] += 1
     report.kept[language] += 1
-    return EditRequest(prompt=template, subject=written, target=target, lang=language,
-                       joiner=ANSWER_JOINER[language], paraphrase=_field(record, "rephrase", where),
-                       locality_prompt=_field(record, "loc", where), locality_answer=_field(record, "loc_ans", where),
-                       **extra)
+    return EditRequest(
+        prompt=template,
+        subject=written,
+        target=target,
+        lang=language,
+        joiner=ANSWER_JOINER[language],
+        paraphrase=_field(record, "rephrase", where),
+        locality_prompt=_field(record, "loc", where),
+        locality_answer=_field(record, "loc_ans", where),
+        **extra,
+    )
 
 
 def _languages(languages) -> list[str]:
@@ -196,8 +211,10 @@ def load_mzsre(root: str | Path, languages=None) -> tuple[list[EditRequest], Loa
             portability = record.get("portability")
             extra = {"fact_id": f"mzsre:{index}"}
             if isinstance(portability, dict):
-                extra |= {"portability_prompt": portability.get("New Question"),
-                          "portability_answer": portability.get("New Answer")}
+                extra |= {
+                    "portability_prompt": portability.get("New Question"),
+                    "portability_answer": portability.get("New Answer"),
+                }
             request = _request(record, language, where, report, **extra)
             if request is not None:
                 requests.append(request)
@@ -223,17 +240,20 @@ def load_bmike53(root: str | Path, languages=None) -> tuple[list[EditRequest], L
                 report.skip(language, "language missing in pair")
                 continue
             record = pair[language]
-            extra = {"fact_id": f"bmike53:{record.get('case_id', index)}",
-                     "portability_prompt": _field(record, "port", where, optional=True),
-                     "portability_answer": _field(record, "port_ans", where, optional=True)}
+            extra = {
+                "fact_id": f"bmike53:{record.get('case_id', index)}",
+                "portability_prompt": _field(record, "port", where, optional=True),
+                "portability_answer": _field(record, "port_ans", where, optional=True),
+            }
             request = _request(record, language, where, report, **extra)
             if request is not None:
                 requests.append(request)
     return requests, report
 
 
-def load_pocket(directory: str | Path = POCKET_DIRECTORY, languages=None,
-                relations=None) -> tuple[list[EditRequest], LoadReport]:
+def load_pocket(
+    directory: str | Path = POCKET_DIRECTORY, languages=None, relations=None
+) -> tuple[list[EditRequest], LoadReport]:
     """The pocket editing dataset (``data/pocket/edits.json``), aligned across languages by ``fact_id``."""
     path = Path(directory) / "edits.json"
     report = LoadReport("pocket")
@@ -245,11 +265,18 @@ def load_pocket(directory: str | Path = POCKET_DIRECTORY, languages=None,
         if language not in wanted or (relations and record.get("relation") not in relations):
             continue
         portability = record.get("portability") or {}
-        request = _request(record, language, where, report, fact_id=record.get("fact_id", ""),
-                           relation=record.get("relation", ""), held_out=record.get("held_out"),
-                           true_answers=tuple(record.get("true_answers", ())),
-                           portability_prompt=portability.get("New Question"),
-                           portability_answer=portability.get("New Answer"))
+        request = _request(
+            record,
+            language,
+            where,
+            report,
+            fact_id=record.get("fact_id", ""),
+            relation=record.get("relation", ""),
+            held_out=record.get("held_out"),
+            true_answers=tuple(record.get("true_answers", ())),
+            portability_prompt=portability.get("New Question"),
+            portability_answer=portability.get("New Answer"),
+        )
         if request is not None:
             requests.append(request)
     return requests, report

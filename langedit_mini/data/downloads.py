@@ -44,6 +44,7 @@ class ChecksumError(RuntimeError):
 @dataclass
 class FetchReport:
     """Where each file came from: ``cache``, ``mirror`` or ``download``; and cached files replaced."""
+
     root: Path
     sources: dict[str, str] = field(default_factory=dict)
     replaced: list[str] = field(default_factory=list)
@@ -53,7 +54,9 @@ class FetchReport:
         for source in self.sources.values():
             counts[source] = counts.get(source, 0) + 1
         parts = ", ".join(f"{n} from {source}" for source, n in sorted(counts.items()))
-        replaced = f"; {len(self.replaced)} cached file(s) had a wrong checksum and were replaced" if self.replaced else ""
+        replaced = (
+            f"; {len(self.replaced)} cached file(s) had a wrong checksum and were replaced" if self.replaced else ""
+        )
         return f"MzsRE in {self.root}: {parts}{replaced}"
 
 
@@ -78,8 +81,10 @@ def _download(url: str, target: Path, expected: str, timeout: float) -> None:
             shutil.copyfileobj(response, handle)
     except OSError as error:  # URLError, timeouts and refused connections are all OSErrors
         partial.unlink(missing_ok=True)
-        raise RuntimeError(f"could not download {url}: {error}. Offline? Pass mirror= (a local copy of the "
-                           f"upstream data/ folder) or fill the cache {target.parent.parent.parent}") from error
+        raise RuntimeError(
+            f"could not download {url}: {error}. Offline? Pass mirror= (a local copy of the "
+            f"upstream data/ folder) or fill the cache {target.parent.parent.parent}"
+        ) from error
     _commit(partial, target, expected, url)
 
 
@@ -87,13 +92,19 @@ def _commit(partial: Path, target: Path, expected: str, what: str) -> None:
     got = sha256(partial)
     if got != expected:
         partial.unlink()
-        raise ChecksumError(f"{what}: SHA-256 {got} is not the pinned {expected} (commit {MZSRE_COMMIT[:12]}); "
-                            "the file was not used")
+        raise ChecksumError(
+            f"{what}: SHA-256 {got} is not the pinned {expected} (commit {MZSRE_COMMIT[:12]}); the file was not used"
+        )
     partial.replace(target)
 
 
-def fetch_mzsre(cache_dir: str | Path = DEFAULT_CACHE, *, mirror: str | Path | None = None, download: bool = True,
-                timeout: float = 60.0) -> FetchReport:
+def fetch_mzsre(
+    cache_dir: str | Path = DEFAULT_CACHE,
+    *,
+    mirror: str | Path | None = None,
+    download: bool = True,
+    timeout: float = 60.0,
+) -> FetchReport:
     """Make the five MzsRE test files available, checksummed, under ``cache_dir``; see the module doc."""
     root = Path(cache_dir).expanduser()
     if mirror is not None and not Path(mirror).is_dir():
@@ -115,6 +126,7 @@ def fetch_mzsre(cache_dir: str | Path = DEFAULT_CACHE, *, mirror: str | Path | N
             _download(MZSRE_URL.format(path=relative), target, expected, timeout)
             report.sources[relative] = "download"
         else:
-            raise FileNotFoundError(f"{relative} is neither cached in {root} nor in the mirror "
-                                    f"{mirror}, and download=False")
+            raise FileNotFoundError(
+                f"{relative} is neither cached in {root} nor in the mirror {mirror}, and download=False"
+            )
     return report

@@ -34,8 +34,14 @@ CONTEXT_PREFIXES = {
 }
 
 #: The "{} is a" prompt whose next-token distribution the KL term keeps close to the original's.
-KL_PROMPTS = {"en": "{} is a", "de": "{} ist ein", "nl": "{} is een", "es": "{} es un", "fr": "{} est un",
-              "zh": "{}是一个"}
+KL_PROMPTS = {
+    "en": "{} is a",
+    "de": "{} ist ein",
+    "nl": "{} is een",
+    "es": "{} es un",
+    "fr": "{} est un",
+    "zh": "{}是一个",
+}
 
 #: What joins a context prefix and the prompt.
 PREFIX_SEPARATOR = {"en": ". ", "de": ". ", "nl": ". ", "es": ". ", "fr": ". ", "zh": "。"}

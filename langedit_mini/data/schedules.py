@@ -53,9 +53,11 @@ class Schedule:
 
     def summary(self) -> str:
         sizes = Counter(len(b) for b in self.batches)
-        return (f"{self.name}: {len(self.batches)} batches ({', '.join(f'{n} x {s}' for s, n in sizes.items())} "
-                f"edits), {len(self.requests)} edits in {', '.join(self.languages)}, "
-                f"{self.repeated_subjects} repeated subjects within a batch, seed {self.seed}")
+        return (
+            f"{self.name}: {len(self.batches)} batches ({', '.join(f'{n} x {s}' for s, n in sizes.items())} "
+            f"edits), {len(self.requests)} edits in {', '.join(self.languages)}, "
+            f"{self.repeated_subjects} repeated subjects within a batch, seed {self.seed}"
+        )
 
 
 def fact_order(requests: list[EditRequest], languages: tuple[str, ...], seed: int) -> list[str]:
@@ -80,8 +82,15 @@ def fact_order(requests: list[EditRequest], languages: tuple[str, ...], seed: in
     return sorted(facts, key=lambda fact: rank[fact])  # stable: the shuffle decides within a rank
 
 
-def build_schedule(requests: list[EditRequest], schedule: str = "delta", languages=("en",), *,
-                   edits_per_language: int = 100, batch_size: int = 100, seed: int = 0) -> Schedule:
+def build_schedule(
+    requests: list[EditRequest],
+    schedule: str = "delta",
+    languages=("en",),
+    *,
+    edits_per_language: int = 100,
+    batch_size: int = 100,
+    seed: int = 0,
+) -> Schedule:
     """Batches of ``requests`` for ``schedule`` (one of SCHEDULES); see the module docstring."""
     if schedule not in SCHEDULES:
         raise ValueError(f"unknown schedule {schedule!r}; choose one of {', '.join(SCHEDULES)}")
@@ -94,21 +103,25 @@ def build_schedule(requests: list[EditRequest], schedule: str = "delta", languag
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     if schedule == "delta" and edits_per_language % batch_size:
-        raise ValueError(f"schedule 'delta' fills whole language batches: edits_per_language ({edits_per_language}) "
-                         f"must be a multiple of batch_size ({batch_size})")
+        raise ValueError(
+            f"schedule 'delta' fills whole language batches: edits_per_language ({edits_per_language}) "
+            f"must be a multiple of batch_size ({batch_size})"
+        )
     lookup = {(r.fact_id, r.lang): r for r in requests}
     facts = fact_order(requests, languages, seed)
     total = edits_per_language * len(languages)
     if total > len(facts):
-        raise ValueError(f"{total} edits asked ({edits_per_language} x {len(languages)} languages) but only "
-                         f"{len(facts)} facts exist in all of {', '.join(languages)}")
+        raise ValueError(
+            f"{total} edits asked ({edits_per_language} x {len(languages)} languages) but only "
+            f"{len(facts)} facts exist in all of {', '.join(languages)}"
+        )
     facts = facts[:total]
     if schedule in ("mt", "mono"):  # the last batch may be smaller
         sequence = [lookup[(fact, languages[i % len(languages)])] for i, fact in enumerate(facts)]
-        batches = [sequence[i:i + batch_size] for i in range(0, total, batch_size)]
+        batches = [sequence[i : i + batch_size] for i in range(0, total, batch_size)]
     else:
         batches = []
         for t in range(total // batch_size):
             language = languages[t % len(languages)]
-            batches.append([lookup[(fact, language)] for fact in facts[t * batch_size:(t + 1) * batch_size]])
+            batches.append([lookup[(fact, language)] for fact in facts[t * batch_size : (t + 1) * batch_size]])
     return Schedule(schedule, languages, batches, seed)

@@ -19,10 +19,10 @@ from langedit_mini.model.values import ValueSettings
 class EditConfig:
     """What an editing session runs: the method, the edited layers, and the method's own settings."""
 
-    method: str                              # one of METHODS (registry.py)
-    layers: tuple[int, ...]                  # edited layers, ascending; the last is L (target values)
+    method: str  # one of METHODS (registry.py)
+    layers: tuple[int, ...]  # edited layers, ascending; the last is L (target values)
     values: ValueSettings = field(default_factory=ValueSettings)  # target values z (closed-form methods)
-    settings: object = None                  # the method's settings (methods.py, ft.py); None: its defaults
+    settings: object = None  # the method's settings (methods.py, ft.py); None: its defaults
     seed: int = 0
 
     def __post_init__(self):
@@ -36,8 +36,7 @@ class EditConfig:
     def validate(self, model=None, architecture: Architecture | None = None) -> EditConfig:
         method = get_method(self.method)
         if not isinstance(self.settings, method.settings_type):
-            raise ValueError(f"{self.method} takes {method.settings_type.__name__}, "
-                             f"got {type(self.settings).__name__}")
+            raise ValueError(f"{self.method} takes {method.settings_type.__name__}, got {type(self.settings).__name__}")
         if not self.layers or list(self.layers) != sorted(set(self.layers)):
             raise ValueError(f"layers must be a non-empty ascending tuple of distinct layers, got {self.layers!r}")
         self.settings.validate()

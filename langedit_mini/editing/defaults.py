@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from dataclasses import fields
 
+from langedit_mini.editing.config import EditConfig
 from langedit_mini.editing.methods import settings_with
 from langedit_mini.editing.registry import get_method
-from langedit_mini.editing.session import EditConfig
+from langedit_mini.model.statistics import DEFAULT_CACHE as STATISTICS_CACHE
+from langedit_mini.model.statistics import key_second_moments
 from langedit_mini.model.values import ValueSettings
-from langedit_mini.pocket import POCKET_EDIT_LAYERS, POCKET_LEFTOVER_FRACTION
+from langedit_mini.pocket import POCKET_EDIT_LAYERS, POCKET_LEFTOVER_FRACTION, covariance_texts, load_pocket_model
 
 _REFERENCE = {
     # name: (layers, value settings, mom2_weight)
@@ -39,8 +41,10 @@ _REFERENCE = {
 #: because its residual stream is small relative to the change an answer needs, and strong
 #: regularisers: with mom2_weight 1 / alpha 1 a batch of 100 broke unrelated facts (locality 0.3),
 #: with 300 both reliability and locality are near 0.9. The null-space cut discards 10% of trace(C0).
-POCKET = dict(layers=POCKET_EDIT_LAYERS,
-              values=ValueSettings(learning_rate=2.0, steps=80, clamp_norm_factor=1.5, weight_decay=0.1))
+POCKET = dict(
+    layers=POCKET_EDIT_LAYERS,
+    values=ValueSettings(learning_rate=2.0, steps=80, clamp_norm_factor=1.5, weight_decay=0.1),
+)
 POCKET_SETTINGS = dict(mom2_weight=300.0, alpha=300.0, leftover_fraction=POCKET_LEFTOVER_FRACTION)
 
 #: The tiny randomly initialised stand-in that runs the real-LLM chapter's code path on a CPU
@@ -61,8 +65,10 @@ def _model_defaults(model_name: str) -> tuple[dict, dict]:
     if model_name in _REFERENCE:
         layers, values, mom2_weight = _REFERENCE[model_name]
         return dict(layers=layers, values=values), dict(mom2_weight=mom2_weight, tau=2e-2, alpha=10.0)
-    raise ValueError(f"no defaults for model {model_name!r}; known: {', '.join(MODEL_NAMES)}. "
-                     "Build an EditConfig yourself (layers, values, and the method's settings)")
+    raise ValueError(
+        f"no defaults for model {model_name!r}; known: {', '.join(MODEL_NAMES)}. "
+        "Build an EditConfig yourself (layers, values, and the method's settings)"
+    )
 
 
 def default_config(method: str, model_name: str = "pocket", **overrides) -> EditConfig:
@@ -100,12 +106,35 @@ def applicable_overrides(method: str, overrides: dict) -> dict:
 
 
 def reference_name(model_name: str) -> str:
-    """The ``MODEL_NAMES`` entry for a hub model name, e.g. ``meta-llama/Meta-Llama-3-8B-Instruct`` -> ``llama-3-8b``."""
+    """The ``MODEL_NAMES`` entry for a hub model name: ``meta-llama/Meta-Llama-3-8B-Instruct`` -> ``llama-3-8b``."""
     if model_name in MODEL_NAMES:
         return model_name
     short = model_name.split("/")[-1].lower().replace("meta-llama-", "llama-")
     for name in sorted(MODEL_NAMES, key=len, reverse=True):
         if short.startswith(name):
             return name
-    raise ValueError(f"no editing defaults for {model_name!r}; known: {', '.join(MODEL_NAMES)}. Pass "
-                     "edit_layers (and, for other families, your own EditConfig values) to edit it anyway")
+    raise ValueError(
+        f"no editing defaults for {model_name!r}; known: {', '.join(MODEL_NAMES)}. Pass "
+        "edit_layers (and, for other families, your own EditConfig values) to edit it anyway"
+    )
+
+
+def load_pocket_editing(
+    texts: list[str] | None = None, layers=POCKET_EDIT_LAYERS, *, cache_dir=STATISTICS_CACHE, progress: bool = False
+):
+    """What every pocket editing run starts from: ``(model, tokenizer, statistics)``.
+
+    The pocket model and tokenizer (``pocket.load_pocket_model``) and ``C0`` of each edited layer from
+    ``texts`` (default: the preserved-knowledge corpus, ``pocket.covariance_texts``), cached under
+    ``cache_dir`` (None: computed, nothing read or written).
+    """
+    model, tokenizer = load_pocket_model()
+    statistics = key_second_moments(
+        model,
+        tokenizer,
+        covariance_texts() if texts is None else texts,
+        list(layers),
+        cache_dir=cache_dir,
+        progress=progress,
+    )
+    return model, tokenizer, statistics

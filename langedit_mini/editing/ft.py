@@ -22,9 +22,9 @@ from langedit_mini.model.tokens import encode_pairs, model_device, pad_rows, pad
 
 @dataclass
 class FineTuningSettings:
-    learning_rate: float = 5e-3              # Adam on the edited matrices
+    learning_rate: float = 5e-3  # Adam on the edited matrices
     steps: int = 40
-    norm_constraint: float = 5e-2            # |W - W0| <= this, elementwise
+    norm_constraint: float = 5e-2  # |W - W0| <= this, elementwise
 
     def validate(self) -> FineTuningSettings:
         _require_positive(self, "learning_rate", "norm_constraint")
@@ -35,13 +35,15 @@ class FineTuningSettings:
 
 def answer_labels(tokenizer, requests, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Right-padded rows ``prompt + target`` of every request, their mask, and labels (-100 but the target)."""
-    prompt_ids, answer_ids = encode_pairs(tokenizer, [r.question for r in requests], [r.target for r in requests],
-                                          [r.joiner for r in requests])
-    ids, mask = pad_rows([p + a for p, a in zip(prompt_ids, answer_ids)], pad_token_id(tokenizer), left=False,
-                         device=device)
+    prompt_ids, answer_ids = encode_pairs(
+        tokenizer, [r.question for r in requests], [r.target for r in requests], [r.joiner for r in requests]
+    )
+    ids, mask = pad_rows(
+        [p + a for p, a in zip(prompt_ids, answer_ids)], pad_token_id(tokenizer), left=False, device=device
+    )
     labels = torch.full_like(ids, -100)
     for row, (prompt, answer) in enumerate(zip(prompt_ids, answer_ids)):
-        labels[row, len(prompt):len(prompt) + len(answer)] = torch.tensor(answer, device=ids.device)
+        labels[row, len(prompt) : len(prompt) + len(answer)] = torch.tensor(answer, device=ids.device)
     return ids, mask, labels
 
 

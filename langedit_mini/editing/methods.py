@@ -40,7 +40,7 @@ def _require_positive(settings, *names) -> None:
 
 @dataclass
 class MemitSettings:
-    mom2_weight: float = 1.0                 # lambda on C0 (C0 is a mean, K K^T a sum)
+    mom2_weight: float = 1.0  # lambda on C0 (C0 is a mean, K K^T a sum)
 
     def validate(self) -> MemitSettings:
         _require_positive(self, "mom2_weight")
@@ -51,9 +51,9 @@ class MemitSettings:
 class NullSpaceSettings:
     """AlphaEdit and LangEdit as published: the null-space cut and the regulariser."""
 
-    tau: float | None = None                 # absolute eigenvalue cut; or
-    leftover_fraction: float | None = 0.05   # the cut whose discarded eigenvalues hold this share of trace(C0)
-    alpha: float = 10.0                      # the solve's regulariser
+    tau: float | None = None  # absolute eigenvalue cut; or
+    leftover_fraction: float | None = 0.05  # the cut whose discarded eigenvalues hold this share of trace(C0)
+    alpha: float = 10.0  # the solve's regulariser
 
     def validate(self) -> NullSpaceSettings:
         if (self.tau is None) == (self.leftover_fraction is None):
@@ -70,7 +70,7 @@ class NullSpaceSettings:
 class ExactBasisSettings(NullSpaceSettings):
     """LangEdit's exact form: the cut, the regulariser, and the tolerance for new basis directions."""
 
-    basis_rtol: float | None = None          # None: the dtype's default (projection.DEFAULT_BASIS_RTOL)
+    basis_rtol: float | None = None  # None: the dtype's default (projection.DEFAULT_BASIS_RTOL)
 
 
 def settings_with(method: EditingMethod, values: dict, *, strict: bool = True):
@@ -83,8 +83,10 @@ def settings_with(method: EditingMethod, values: dict, *, strict: bool = True):
     own = {f.name for f in fields(method.settings_type)}
     foreign = sorted(set(values) - own)
     if foreign and strict:
-        raise ValueError(f"{method.name} has no setting {', '.join(map(repr, foreign))}; "
-                         f"its settings are {', '.join(sorted(own)) or 'none'}")
+        raise ValueError(
+            f"{method.name} has no setting {', '.join(map(repr, foreign))}; "
+            f"its settings are {', '.join(sorted(own)) or 'none'}"
+        )
     values = {name: value for name, value in values.items() if name in own}
     if values.get("tau") is not None and "leftover_fraction" not in values:
         values["leftover_fraction"] = None
@@ -96,8 +98,8 @@ class EditingMethod:
 
     name: str = "method"
     settings_type: type = MemitSettings
-    needs_statistics: bool = True            # the preserved-key second moments C0 of every edited layer
-    closed_form: bool = True                 # an UpdateRule per layer (False: gradient steps, FT)
+    needs_statistics: bool = True  # the preserved-key second moments C0 of every edited layer
+    closed_form: bool = True  # an UpdateRule per layer (False: gradient steps, FT)
 
     def make_rules(self, settings, statistics, layers, dtype: torch.dtype = SOLVE_DTYPE) -> dict[int, UpdateRule]:
         """A fresh ``UpdateRule`` per edited layer, solving in ``dtype`` (empty for a method without one)."""
@@ -123,8 +125,10 @@ class ClosedFormMethod(EditingMethod):
         self.name, self.settings_type, self._make_rule = name, settings_type, make_rule
 
     def make_rules(self, settings, statistics, layers, dtype: torch.dtype = SOLVE_DTYPE) -> dict[int, UpdateRule]:
-        return {layer: self._make_rule(settings, statistics[layer].covariance.to(dtype), statistics[layer], dtype)
-                for layer in layers}
+        return {
+            layer: self._make_rule(settings, statistics[layer].covariance.to(dtype), statistics[layer], dtype)
+            for layer in layers
+        }
 
     def write(self, session, requests, seconds):
         config, model, tokenizer, architecture = session.config, session.model, session.tokenizer, session.architecture
@@ -138,13 +142,14 @@ class ClosedFormMethod(EditingMethod):
             except CapacityError as error:
                 raise layer_error(layer, error) from None
         start = time.perf_counter()
-        values = compute_target_values(model, tokenizer, architecture, requests, last, config.values,
-                                       seed=config.seed)
+        values = compute_target_values(model, tokenizer, architecture, requests, last, config.values, seed=config.seed)
         seconds["values"] += time.perf_counter() - start
         deltas, keys = {}, {}
         for j, layer in enumerate(layers):
             start = time.perf_counter()
-            layer_keys = current_keys[layer] if j == 0 else compute_keys(model, tokenizer, architecture, requests, layer)
+            layer_keys = (
+                current_keys[layer] if j == 0 else compute_keys(model, tokenizer, architecture, requests, layer)
+            )
             hidden = compute_hidden(model, tokenizer, architecture, requests, last)
             seconds["keys"] += time.perf_counter() - start
             residuals = (values.z - hidden) / (len(layers) - j)  # (d_v, n)
@@ -171,6 +176,7 @@ class ClosedFormMethod(EditingMethod):
 
 # Each factory: (settings, C0 in the solve dtype, the layer's SecondMoment, dtype) -> UpdateRule.
 
+
 def _memit_rule(settings: MemitSettings, covariance, moment, dtype) -> UpdateRule:
     return MemitRule(covariance, mom2_weight=settings.mom2_weight, dtype=dtype)
 
@@ -180,13 +186,15 @@ def _alphaedit_rule(settings: NullSpaceSettings, covariance, moment, dtype) -> U
 
 
 def _langedit_published_rule(settings: NullSpaceSettings, covariance, moment, dtype) -> UpdateRule:
-    return LangEditPublishedRule(covariance, n_samples=moment.n_samples, tau=settings.cut(covariance),
-                                 alpha=settings.alpha, dtype=dtype)
+    return LangEditPublishedRule(
+        covariance, n_samples=moment.n_samples, tau=settings.cut(covariance), alpha=settings.alpha, dtype=dtype
+    )
 
 
 def _langedit_exact_rule(settings: ExactBasisSettings, covariance, moment, dtype) -> UpdateRule:
-    return LangEditExactRule(covariance, tau=settings.cut(covariance), alpha=settings.alpha, rtol=settings.basis_rtol,
-                             dtype=dtype)
+    return LangEditExactRule(
+        covariance, tau=settings.cut(covariance), alpha=settings.alpha, rtol=settings.basis_rtol, dtype=dtype
+    )
 
 
 CLOSED_FORM = (

@@ -88,8 +88,9 @@ def check_batch(requests: list[EditRequest]) -> list[EditRequest]:
             other = seen[key]
             if other.target == request.target:
                 raise ValueError(f"duplicate request in batch: {request.question!r} -> {request.target!r}")
-            raise ValueError(f"conflicting targets in batch for {request.question!r}: "
-                             f"{other.target!r} and {request.target!r}")
+            raise ValueError(
+                f"conflicting targets in batch for {request.question!r}: {other.target!r} and {request.target!r}"
+            )
         seen[key] = request
     return requests
 
@@ -97,21 +98,32 @@ def check_batch(requests: list[EditRequest]) -> list[EditRequest]:
 class EditingSession:
     """Sequential edits with one method on one model; owns all state between batches."""
 
-    def __init__(self, model, tokenizer, config: EditConfig, statistics: dict[int, SecondMoment] | None = None, *,
-                 in_place: bool = False, architecture: Architecture | None = None):
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        config: EditConfig,
+        statistics: dict[int, SecondMoment] | None = None,
+        *,
+        in_place: bool = False,
+        architecture: Architecture | None = None,
+    ):
         self.architecture = architecture or detect_architecture(model)
         self.config = config.validate(model, self.architecture)
         self.method = config.editing_method
         if self.method.needs_statistics:
             missing = [layer for layer in config.layers if not statistics or layer not in statistics]
             if missing:
-                raise ValueError(f"{config.method} needs the preserved-key statistics of layers {missing} "
-                                 "(langedit_mini.stats.key_second_moments)")
+                raise ValueError(
+                    f"{config.method} needs the preserved-key statistics of layers {missing} "
+                    "(langedit_mini.stats.key_second_moments)"
+                )
         self.model = model if in_place else copy.deepcopy(model)
         self.tokenizer = tokenizer
         self.statistics = statistics or {}
-        self.original_weights = {layer: edited_weight(self.model, self.architecture, layer).detach().clone()
-                                 for layer in config.layers}
+        self.original_weights = {
+            layer: edited_weight(self.model, self.architecture, layer).detach().clone() for layer in config.layers
+        }
         self.rules = self._fresh_rules()
         self.records: list[BatchRecord] = []
 
@@ -120,8 +132,7 @@ class EditingSession:
 
     @property
     def capacity_left(self) -> dict[int, int | None]:
-        return {layer: self.rules[layer].capacity_left if layer in self.rules else None
-                for layer in self.config.layers}
+        return {layer: self.rules[layer].capacity_left if layer in self.rules else None for layer in self.config.layers}
 
     def apply(self, requests: list[EditRequest]) -> BatchRecord:
         """Edit one batch into the session's model; returns its record (and keeps it).
@@ -131,8 +142,17 @@ class EditingSession:
         requests = check_batch(list(requests))
         seconds = {"keys": 0.0, "values": 0.0, "solve": 0.0, "projector": 0.0, "write": 0.0}
         deltas, keys, nll = self.method.write(self, requests, seconds)
-        record = BatchRecord(len(self.records), self.config.method, [r.fact_id for r in requests],
-                             [r.lang for r in requests], deltas, keys, seconds, self.capacity_left, nll)
+        record = BatchRecord(
+            len(self.records),
+            self.config.method,
+            [r.fact_id for r in requests],
+            [r.lang for r in requests],
+            deltas,
+            keys,
+            seconds,
+            self.capacity_left,
+            nll,
+        )
         self.records.append(record)
         return record
 
@@ -163,8 +183,10 @@ class EditingSession:
         """Append saved records (same method and layers) to this session, as if it had applied them: resuming."""
         for record in records:
             if record.method != self.config.method or sorted(record.deltas) != list(self.config.layers):
-                raise ValueError(f"record {record.index} was made by {record.method} on layers {sorted(record.deltas)}; "
-                                 f"this session runs {self.config.method} on layers {list(self.config.layers)}")
+                raise ValueError(
+                    f"record {record.index} was made by {record.method} on layers {sorted(record.deltas)}; "
+                    f"this session runs {self.config.method} on layers {list(self.config.layers)}"
+                )
         self._replay(self.records + list(records))
 
     def _replay(self, kept: list[BatchRecord]) -> None:

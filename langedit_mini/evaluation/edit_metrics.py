@@ -27,8 +27,9 @@ def locality_reference(model, tokenizer, requests: list[EditRequest], batch_size
     if not usable:
         return [None] * len(requests)
     prompts = [r.locality_prompt for r in usable]
-    prompt_ids, answer_ids = encode_pairs(tokenizer, prompts, [r.locality_answer for r in usable],
-                                          [r.joiner for r in usable])
+    prompt_ids, answer_ids = encode_pairs(
+        tokenizer, prompts, [r.locality_answer for r in usable], [r.joiner for r in usable]
+    )
     pad = pad_token_id(tokenizer)
     predictions = []
     with evaluation_mode(model):
@@ -41,11 +42,12 @@ def locality_reference(model, tokenizer, requests: list[EditRequest], batch_size
 
 
 def _strip_joiner(prediction: str, joiner: str) -> str:
-    return prediction[len(joiner):] if joiner and prediction.startswith(joiner) else prediction
+    return prediction[len(joiner) :] if joiner and prediction.startswith(joiner) else prediction
 
 
-def evaluate_requests(model, tokenizer, requests: list[EditRequest], reference: list[str] | None = None,
-                      batch_size: int = 128) -> pd.DataFrame:
+def evaluate_requests(
+    model, tokenizer, requests: list[EditRequest], reference: list[str] | None = None, batch_size: int = 128
+) -> pd.DataFrame:
     """One row per (request, metric): fact_id, lang, metric, teacher_forced, exact_match."""
     items = []  # (request index, metric, prompt, answer)
     for index, request in enumerate(requests):
@@ -54,27 +56,43 @@ def evaluate_requests(model, tokenizer, requests: list[EditRequest], reference: 
             items.append((index, "generality", request.paraphrase, request.target))
         if request.locality_prompt and request.locality_answer:
             if reference is not None and reference[index]:
-                items.append((index, "locality", request.locality_prompt,
-                              _strip_joiner(reference[index], request.joiner)))
+                items.append(
+                    (index, "locality", request.locality_prompt, _strip_joiner(reference[index], request.joiner))
+                )
             items.append((index, "locality (gold)", request.locality_prompt, request.locality_answer))
         if request.portability_prompt and request.portability_answer:
             items.append((index, "portability", request.portability_prompt, request.portability_answer))
-    scores = score(model, tokenizer, [i[2] for i in items], [i[3] for i in items],
-                   [requests[i[0]].joiner for i in items], batch_size=batch_size)
-    return pd.DataFrame([{"fact_id": requests[index].fact_id, "lang": requests[index].lang,
-                          "relation": requests[index].relation, "metric": metric,
-                          "teacher_forced": tf, "exact_match": em}
-                         for (index, metric, _, _), tf, em in zip(items, scores.teacher_forced, scores.exact_match)])
+    scores = score(
+        model,
+        tokenizer,
+        [i[2] for i in items],
+        [i[3] for i in items],
+        [requests[i[0]].joiner for i in items],
+        batch_size=batch_size,
+    )
+    return pd.DataFrame(
+        [
+            {
+                "fact_id": requests[index].fact_id,
+                "lang": requests[index].lang,
+                "relation": requests[index].relation,
+                "metric": metric,
+                "teacher_forced": tf,
+                "exact_match": em,
+            }
+            for (index, metric, _, _), tf, em in zip(items, scores.teacher_forced, scores.exact_match)
+        ]
+    )
 
 
 def summarise(results: pd.DataFrame) -> pd.DataFrame:
     """Mean teacher-forced accuracy and exact match per metric (rows) and language (columns)."""
-    return results.pivot_table(index="metric", columns="lang", values=["teacher_forced", "exact_match"],
-                               aggfunc="mean")
+    return results.pivot_table(index="metric", columns="lang", values=["teacher_forced", "exact_match"], aggfunc="mean")
 
 
-def cross_lingual(model, tokenizer, edited: list[EditRequest], pool: list[EditRequest], languages=None,
-                  batch_size: int = 128) -> pd.DataFrame:
+def cross_lingual(
+    model, tokenizer, edited: list[EditRequest], pool: list[EditRequest], languages=None, batch_size: int = 128
+) -> pd.DataFrame:
     """Edits made in language A, scored on the same facts' edit prompts in every language B (B's own target).
 
     ``pool``: requests in every language (e.g. the whole dataset), matched to the edits by ``fact_id``.
@@ -91,11 +109,26 @@ def cross_lingual(model, tokenizer, edited: list[EditRequest], pool: list[EditRe
                 missing += 1
                 continue
             items.append((request, language, other))
-    scores = score(model, tokenizer, [o.question for _, _, o in items], [o.target for _, _, o in items],
-                   [o.joiner for _, _, o in items], batch_size=batch_size)
-    frame = pd.DataFrame([{"edited in": request.lang, "scored in": language, "fact_id": request.fact_id,
-                           "teacher_forced": tf, "exact_match": em}
-                          for (request, language, _), tf, em in zip(items, scores.teacher_forced, scores.exact_match)])
+    scores = score(
+        model,
+        tokenizer,
+        [o.question for _, _, o in items],
+        [o.target for _, _, o in items],
+        [o.joiner for _, _, o in items],
+        batch_size=batch_size,
+    )
+    frame = pd.DataFrame(
+        [
+            {
+                "edited in": request.lang,
+                "scored in": language,
+                "fact_id": request.fact_id,
+                "teacher_forced": tf,
+                "exact_match": em,
+            }
+            for (request, language, _), tf, em in zip(items, scores.teacher_forced, scores.exact_match)
+        ]
+    )
     frame.attrs["missing"] = missing
     return frame
 
@@ -104,5 +137,7 @@ def cross_lingual_matrix(frame: pd.DataFrame, value: str = "teacher_forced", lan
     """The languages x languages matrix (rows: edited in, columns: scored in) of mean ``value``."""
     languages = list(languages or LANGUAGES)
     matrix = frame.pivot_table(index="edited in", columns="scored in", values=value, aggfunc="mean")
-    return matrix.reindex(index=[lang for lang in languages if lang in matrix.index],
-                          columns=[lang for lang in languages if lang in matrix.columns])
+    return matrix.reindex(
+        index=[lang for lang in languages if lang in matrix.index],
+        columns=[lang for lang in languages if lang in matrix.columns],
+    )

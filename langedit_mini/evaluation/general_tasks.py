@@ -47,22 +47,35 @@ class Task:
     name: str
     hub_id: str
     languages: tuple[str, ...]
-    fields: tuple[str, ...]          # the fields of an item in normal form
-    kind: str                        # "choice" or "generate"
-    choices: tuple[str, ...] = ()    # answer words, by label id
+    fields: tuple[str, ...]  # the fields of an item in normal form
+    kind: str  # "choice" or "generate"
+    choices: tuple[str, ...] = ()  # answer words, by label id
 
     def config(self, language: str) -> str:
         return f"mlqa.{language}.{language}" if self.name == "mlqa" else language
 
 
 TASKS = {
-    "xnli": Task("xnli", "facebook/xnli", ("en", "de", "es", "fr", "zh"), ("premise", "hypothesis", "label"),
-                 "choice", (" yes", " maybe", " no")),
-    "pawsx": Task("pawsx", "google-research-datasets/paws-x", ("en", "de", "es", "fr", "zh"),
-                  ("sentence1", "sentence2", "label"), "choice", (" no", " yes")),
+    "xnli": Task(
+        "xnli",
+        "facebook/xnli",
+        ("en", "de", "es", "fr", "zh"),
+        ("premise", "hypothesis", "label"),
+        "choice",
+        (" yes", " maybe", " no"),
+    ),
+    "pawsx": Task(
+        "pawsx",
+        "google-research-datasets/paws-x",
+        ("en", "de", "es", "fr", "zh"),
+        ("sentence1", "sentence2", "label"),
+        "choice",
+        (" no", " yes"),
+    ),
     "mlqa": Task("mlqa", "facebook/mlqa", ("en", "de", "es", "zh"), ("context", "question", "answers"), "generate"),
-    "wikiann": Task("wikiann", "unimelb-nlp/wikiann", ("en", "de", "nl", "es", "fr", "zh"), ("tokens", "entities"),
-                    "generate"),
+    "wikiann": Task(
+        "wikiann", "unimelb-nlp/wikiann", ("en", "de", "nl", "es", "fr", "zh"), ("tokens", "entities"), "generate"
+    ),
 }
 
 
@@ -73,6 +86,7 @@ def check_task(name: str) -> Task:
 
 
 # ----------------------------------------------------------------------------------------- prompts
+
 
 def _sentence(tokens: list[str], language: str) -> str:
     return ("" if language == "zh" else " ").join(tokens)
@@ -87,15 +101,18 @@ def _entity_answer(item: dict) -> str:
 def prompt(task: Task, item: dict, language: str) -> str:
     """The item's question part, ending where the answer starts (the answer begins with a space)."""
     if task.name == "xnli":
-        return (f"Premise: {item['premise']}\nHypothesis: {item['hypothesis']}\n"
-                "Does the premise entail the hypothesis? Answer yes, maybe or no.\nAnswer:")
+        return (
+            f"Premise: {item['premise']}\nHypothesis: {item['hypothesis']}\n"
+            "Does the premise entail the hypothesis? Answer yes, maybe or no.\nAnswer:"
+        )
     if task.name == "pawsx":
-        return (f"Sentence 1: {item['sentence1']}\nSentence 2: {item['sentence2']}\n"
-                "Do both sentences mean the same thing? Answer yes or no.\nAnswer:")
+        return (
+            f"Sentence 1: {item['sentence1']}\nSentence 2: {item['sentence2']}\n"
+            "Do both sentences mean the same thing? Answer yes or no.\nAnswer:"
+        )
     if task.name == "mlqa":
         return f"Context: {item['context']}\nQuestion: {item['question']}\nAnswer:"
-    return (f"Sentence: {_sentence(item['tokens'], language)}\n"
-            "Entities (PER, ORG, LOC; 'none' if there is none):")
+    return f"Sentence: {_sentence(item['tokens'], language)}\nEntities (PER, ORG, LOC; 'none' if there is none):"
 
 
 def gold_answer(task: Task, item: dict) -> str:
@@ -113,6 +130,7 @@ def few_shot_prompt(task: Task, shots: list[dict], item: dict, language: str) ->
 
 # ----------------------------------------------------------------------------------------- data
 
+
 def _check_items(task: Task, items, where: str) -> list[dict]:
     if not isinstance(items, list):
         raise ValueError(f"{where}: expected a list of items, got {type(items).__name__}")
@@ -121,18 +139,19 @@ def _check_items(task: Task, items, where: str) -> list[dict]:
             raise ValueError(f"{where} item {index}: expected an object")
         for name in task.fields:
             if name not in item:
-                raise ValueError(f"{where} item {index}: missing field {name!r} (a {task.name} item has "
-                                 f"{', '.join(task.fields)})")
+                raise ValueError(
+                    f"{where} item {index}: missing field {name!r} (a {task.name} item has {', '.join(task.fields)})"
+                )
         if task.kind == "choice" and item["label"] not in range(len(task.choices)):
-            raise ValueError(f"{where} item {index}: label {item['label']!r} is not one of "
-                             f"0..{len(task.choices) - 1}")
+            raise ValueError(f"{where} item {index}: label {item['label']!r} is not one of 0..{len(task.choices) - 1}")
         if task.name == "mlqa" and (not isinstance(item["answers"], list) or not item["answers"]):
             raise ValueError(f"{where} item {index}: answers must be a non-empty list")
         if task.name == "wikiann":
             for entity in item["entities"]:
                 if len(entity) != 2 or entity[1] not in ENTITY_TYPES:
-                    raise ValueError(f"{where} item {index}: entity {entity!r} must be [text, one of "
-                                     f"{', '.join(ENTITY_TYPES)}]")
+                    raise ValueError(
+                        f"{where} item {index}: entity {entity!r} must be [text, one of {', '.join(ENTITY_TYPES)}]"
+                    )
     return items
 
 
@@ -170,8 +189,10 @@ def _from_hub(task: Task, language: str, shots: int, items: int) -> dict:
     try:
         import datasets
     except ImportError as error:
-        raise ImportError("general-ability tasks from the hub need `datasets` (pip install datasets) and the "
-                          "network; or pass root= (a folder of <task>_<lang>.json files)") from error
+        raise ImportError(
+            "general-ability tasks from the hub need `datasets` (pip install datasets) and the "
+            "network; or pass root= (a folder of <task>_<lang>.json files)"
+        ) from error
     parts = {}
     for part, split, count in (("shots", "validation", shots), ("test", "test", items)):
         try:
@@ -182,14 +203,23 @@ def _from_hub(task: Task, language: str, shots: int, items: int) -> dict:
                 if len(rows) == count:
                     break
         except Exception as error:  # network, hub and configuration errors all end here
-            raise RuntimeError(f"could not read {task.hub_id} ({task.config(language)}, {split}): {error}. "
-                               "Offline? Use a cache or root=") from error
+            raise RuntimeError(
+                f"could not read {task.hub_id} ({task.config(language)}, {split}): {error}. "
+                "Offline? Use a cache or root="
+            ) from error
         parts[part] = rows
     return parts
 
 
-def load_task(name: str, language: str, *, shots: int = 3, items: int = 50, root: str | Path | None = None,
-              cache_dir: str | Path | None = DEFAULT_CACHE) -> dict:
+def load_task(
+    name: str,
+    language: str,
+    *,
+    shots: int = 3,
+    items: int = 50,
+    root: str | Path | None = None,
+    cache_dir: str | Path | None = DEFAULT_CACHE,
+) -> dict:
     """``{"shots": [...], "test": [...]}`` in the task's normal form (see ``TASKS[name].fields``).
 
     Normal forms: xnli ``premise, hypothesis, label`` (0 entailment, 1 neutral, 2 contradiction);
@@ -228,12 +258,14 @@ def load_task(name: str, language: str, *, shots: int = 3, items: int = 50, root
 
 # ----------------------------------------------------------------------------------------- scoring
 
+
 def _truncate(ids: list[int], limit: int) -> list[int]:
     return ids[-limit:] if len(ids) > limit else ids
 
 
-def choice_log_likelihoods(model, tokenizer, prompts: list[str], choices: tuple[str, ...], *,
-                           max_tokens: int = 1024, batch_size: int = 8) -> torch.Tensor:
+def choice_log_likelihoods(
+    model, tokenizer, prompts: list[str], choices: tuple[str, ...], *, max_tokens: int = 1024, batch_size: int = 8
+) -> torch.Tensor:
     """``(len(prompts), len(choices))``: summed log-probability of each choice's tokens after each prompt."""
     choice_ids = [tokenizer(choice, add_special_tokens=False)["input_ids"] for choice in choices]
     rows = []
@@ -246,15 +278,16 @@ def choice_log_likelihoods(model, tokenizer, prompts: list[str], choices: tuple[
     return torch.tensor(scores).view(len(prompts), len(choices))
 
 
-def generate_lines(model, tokenizer, prompts: list[str], *, max_new_tokens: int = 24, max_tokens: int = 1024,
-                   batch_size: int = 8) -> list[str]:
+def generate_lines(
+    model, tokenizer, prompts: list[str], *, max_new_tokens: int = 24, max_tokens: int = 1024, batch_size: int = 8
+) -> list[str]:
     """Greedy continuation of each prompt, cut at the first newline."""
     pad = pad_token_id(tokenizer)
     prompt_ids = [_truncate(tokenizer(p)["input_ids"], max_tokens - max_new_tokens) for p in prompts]
     outputs = []
     with evaluation_mode(model):
         for start in range(0, len(prompt_ids), batch_size):
-            batch = prompt_ids[start:start + batch_size]
+            batch = prompt_ids[start : start + batch_size]
             for continuation in greedy_continuations(model, batch, [max_new_tokens] * len(batch), pad):
                 outputs.append(tokenizer.decode(continuation, skip_special_tokens=True).split("\n")[0].strip())
     return outputs
@@ -310,13 +343,16 @@ def load_all(tasks, languages, **kwargs) -> tuple[dict, list[tuple[str, str, str
             except (FileNotFoundError, LookupError) as error:
                 unavailable.append((name, language, str(error)))
     if not data:
-        raise ValueError(f"no general-ability data for tasks {list(tasks)} in languages {list(languages)}: "
-                         + "; ".join(why for _, _, why in unavailable))
+        raise ValueError(
+            f"no general-ability data for tasks {list(tasks)} in languages {list(languages)}: "
+            + "; ".join(why for _, _, why in unavailable)
+        )
     return data, unavailable
 
 
-def evaluate_tasks(model, tokenizer, data: dict, *, max_tokens: int = 1024, max_new_tokens: int = 24,
-                   batch_size: int = 8) -> pd.DataFrame:
+def evaluate_tasks(
+    model, tokenizer, data: dict, *, max_tokens: int = 1024, max_new_tokens: int = 24, batch_size: int = 8
+) -> pd.DataFrame:
     """Score every loaded (task, language): rows ``task, lang, metric, value, n, chance``."""
     if not isinstance(max_tokens, int) or max_tokens <= max_new_tokens:
         raise ValueError(f"max_tokens must be an integer above max_new_tokens ({max_new_tokens}), got {max_tokens!r}")
@@ -326,21 +362,45 @@ def evaluate_tasks(model, tokenizer, data: dict, *, max_tokens: int = 1024, max_
         prompts = [few_shot_prompt(task, loaded["shots"], item, language) for item in loaded["test"]]
         n = len(prompts)
         if task.kind == "choice":
-            chosen = choice_log_likelihoods(model, tokenizer, prompts, task.choices, max_tokens=max_tokens,
-                                            batch_size=batch_size).argmax(dim=1).tolist()
+            chosen = (
+                choice_log_likelihoods(
+                    model, tokenizer, prompts, task.choices, max_tokens=max_tokens, batch_size=batch_size
+                )
+                .argmax(dim=1)
+                .tolist()
+            )
             accuracy = sum(c == item["label"] for c, item in zip(chosen, loaded["test"])) / n
-            rows.append({"task": name, "lang": language, "metric": "accuracy", "value": accuracy, "n": n,
-                         "chance": 1 / len(task.choices)})
+            rows.append(
+                {
+                    "task": name,
+                    "lang": language,
+                    "metric": "accuracy",
+                    "value": accuracy,
+                    "n": n,
+                    "chance": 1 / len(task.choices),
+                }
+            )
             continue
-        outputs = generate_lines(model, tokenizer, prompts, max_new_tokens=max_new_tokens, max_tokens=max_tokens,
-                                 batch_size=batch_size)
+        outputs = generate_lines(
+            model, tokenizer, prompts, max_new_tokens=max_new_tokens, max_tokens=max_tokens, batch_size=batch_size
+        )
         if name == "mlqa":
             f1 = [max(answer_f1(o, g, language) for g in item["answers"]) for o, item in zip(outputs, loaded["test"])]
-            exact = [any(_answer_tokens(o, language) == _answer_tokens(g, language) for g in item["answers"])
-                     for o, item in zip(outputs, loaded["test"])]
-            rows += [{"task": name, "lang": language, "metric": "f1", "value": sum(f1) / n, "n": n, "chance": 0.0},
-                     {"task": name, "lang": language, "metric": "exact_match", "value": sum(exact) / n, "n": n,
-                      "chance": 0.0}]
+            exact = [
+                any(_answer_tokens(o, language) == _answer_tokens(g, language) for g in item["answers"])
+                for o, item in zip(outputs, loaded["test"])
+            ]
+            rows += [
+                {"task": name, "lang": language, "metric": "f1", "value": sum(f1) / n, "n": n, "chance": 0.0},
+                {
+                    "task": name,
+                    "lang": language,
+                    "metric": "exact_match",
+                    "value": sum(exact) / n,
+                    "n": n,
+                    "chance": 0.0,
+                },
+            ]
         else:
             predicted = [parse_entities(o) for o in outputs]
             gold = [{(text, kind) for text, kind in item["entities"]} for item in loaded["test"]]

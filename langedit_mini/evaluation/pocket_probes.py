@@ -21,7 +21,7 @@ import torch
 
 from langedit_mini.data.languages import ANSWER_JOINER, LANGUAGES
 from langedit_mini.evaluation.scoring import answer_log_likelihoods, score
-from langedit_mini.model.tokens import encode_pairs, evaluation_mode, model_device
+from langedit_mini.model.tokens import encode_pairs, evaluation_mode, model_device, pad_token_id
 from langedit_mini.pocket.templates import render, templates
 
 FORMS = ("edit prompt", "second form", "paraphrase", "held-out form")
@@ -34,19 +34,34 @@ def fact_table(facts: list[dict], languages=LANGUAGES, forms=FORMS, limit: int |
         for language in languages:
             questions = templates(fact["relation"], language)["questions"]
             for form in forms:
-                rows.append({"fact_id": fact["fact_id"], "relation": fact["relation"], "split": fact["split"],
-                             "lang": language, "form": form,
-                             "prompt": render(questions[FORMS.index(form)], fact["subject"][language]),
-                             "answer": fact["answer"][language], "joiner": ANSWER_JOINER[language]})
+                rows.append(
+                    {
+                        "fact_id": fact["fact_id"],
+                        "relation": fact["relation"],
+                        "split": fact["split"],
+                        "lang": language,
+                        "form": form,
+                        "prompt": render(questions[FORMS.index(form)], fact["subject"][language]),
+                        "answer": fact["answer"][language],
+                        "joiner": ANSWER_JOINER[language],
+                    }
+                )
     return pd.DataFrame(rows)
 
 
 def score_table(model, tokenizer, table: pd.DataFrame, batch_size: int = 128) -> pd.DataFrame:
     """Add ``teacher_forced``, ``exact_match`` and ``prediction`` columns to a prompt/answer table."""
-    scores = score(model, tokenizer, table["prompt"].tolist(), table["answer"].tolist(), table["joiner"].tolist(),
-                   batch_size=batch_size)
-    return table.assign(teacher_forced=scores.teacher_forced, exact_match=scores.exact_match,
-                        prediction=scores.predictions)
+    scores = score(
+        model,
+        tokenizer,
+        table["prompt"].tolist(),
+        table["answer"].tolist(),
+        table["joiner"].tolist(),
+        batch_size=batch_size,
+    )
+    return table.assign(
+        teacher_forced=scores.teacher_forced, exact_match=scores.exact_match, prediction=scores.predictions
+    )
 
 
 def perplexity(model, tokenizer, texts: list[str], batch_size: int = 128) -> float:
@@ -54,13 +69,14 @@ def perplexity(model, tokenizer, texts: list[str], batch_size: int = 128) -> flo
     total_nll, total_tokens = 0.0, 0
     with evaluation_mode(model):
         for start in range(0, len(texts), batch_size):
-            encoded = tokenizer(texts[start:start + batch_size], return_tensors="pt", padding=True)
+            encoded = tokenizer(texts[start : start + batch_size], return_tensors="pt", padding=True)
             ids = encoded["input_ids"].to(model_device(model))
             mask = encoded["attention_mask"].to(ids.device)
             logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
             targets = ids[:, 1:].masked_fill(mask[:, 1:] == 0, -100)
-            nll = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
-                                                    ignore_index=-100, reduction="sum")
+            nll = torch.nn.functional.cross_entropy(
+                logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100, reduction="sum"
+            )
             total_nll += float(nll)
             total_tokens += int((targets != -100).sum())
     return math.exp(total_nll / total_tokens)
@@ -78,7 +94,7 @@ def choice_accuracy(model, tokenizer, items: list[dict], batch_size: int = 128) 
     log_probs = answer_log_probs(model, tokenizer, prompts, answers, joiners, batch_size)
     position = 0
     for item in items:
-        values = log_probs[position:position + len(item["choices"])]
+        values = log_probs[position : position + len(item["choices"])]
         position += len(item["choices"])
         results.append(item["choices"][max(range(len(values)), key=values.__getitem__)] == item["answer"])
     return results
@@ -87,35 +103,78 @@ def choice_accuracy(model, tokenizer, items: list[dict], batch_size: int = 128) 
 def answer_log_probs(model, tokenizer, prompts, answers, joiners, batch_size: int = 128) -> list[float]:
     """Sum of log-probabilities of each answer's tokens after its prompt."""
     prompt_ids, answer_ids = encode_pairs(tokenizer, prompts, answers, joiners)
-    return answer_log_likelihoods(model, prompt_ids, answer_ids, tokenizer.pad_token_id, batch_size)
+    return answer_log_likelihoods(model, prompt_ids, answer_ids, pad_token_id(tokenizer), batch_size)
 
 
-def general_ability(model, tokenizer, probes: dict, languages=LANGUAGES, limit_per_language: int | None = None,
-                    batch_size: int = 128) -> pd.DataFrame:
+def general_ability(
+    model, tokenizer, probes: dict, languages=LANGUAGES, limit_per_language: int | None = None, batch_size: int = 128
+) -> pd.DataFrame:
     """The four probes per language: a tidy DataFrame (lang, probe, metric, value, n)."""
     rows = []
     for language in languages:
-        def pick(name):
+
+        def pick(name, language=language):
             items = [item for item in probes[name] if item["lang"] == language]
             return items[:limit_per_language]
 
         qa = pick("fact_qa")
-        qa_scores = score(model, tokenizer, [i["prompt"] for i in qa], [i["answer"] for i in qa],
-                          [i["joiner"] for i in qa], batch_size=batch_size)
-        rows.append({"lang": language, "probe": "fact QA", "metric": "exact match",
-                     "value": sum(qa_scores.exact_match) / len(qa), "n": len(qa)})
+        qa_scores = score(
+            model,
+            tokenizer,
+            [i["prompt"] for i in qa],
+            [i["answer"] for i in qa],
+            [i["joiner"] for i in qa],
+            batch_size=batch_size,
+        )
+        rows.append(
+            {
+                "lang": language,
+                "probe": "fact QA",
+                "metric": "exact match",
+                "value": sum(qa_scores.exact_match) / len(qa),
+                "n": len(qa),
+            }
+        )
         texts = [i["text"] for i in pick("perplexity")]
-        rows.append({"lang": language, "probe": "held-out text", "metric": "perplexity",
-                     "value": perplexity(model, tokenizer, texts, batch_size), "n": len(texts)})
+        rows.append(
+            {
+                "lang": language,
+                "probe": "held-out text",
+                "metric": "perplexity",
+                "value": perplexity(model, tokenizer, texts, batch_size),
+                "n": len(texts),
+            }
+        )
         translation = pick("translation")
-        translation_scores = score(model, tokenizer, [i["prompt"] for i in translation],
-                                   [i["answer"] for i in translation], [i["joiner"] for i in translation],
-                                   batch_size=batch_size)
-        rows.append({"lang": language, "probe": "name translation", "metric": "exact match",
-                     "value": sum(translation_scores.exact_match) / len(translation), "n": len(translation)})
-        for name, label in (("verification", "fact verification"),
-                            ("verification_held_out", "fact verification, held-out facts")):
+        translation_scores = score(
+            model,
+            tokenizer,
+            [i["prompt"] for i in translation],
+            [i["answer"] for i in translation],
+            [i["joiner"] for i in translation],
+            batch_size=batch_size,
+        )
+        rows.append(
+            {
+                "lang": language,
+                "probe": "name translation",
+                "metric": "exact match",
+                "value": sum(translation_scores.exact_match) / len(translation),
+                "n": len(translation),
+            }
+        )
+        for name, label in (
+            ("verification", "fact verification"),
+            ("verification_held_out", "fact verification, held-out facts"),
+        ):
             correct = choice_accuracy(model, tokenizer, pick(name), batch_size)
-            rows.append({"lang": language, "probe": label, "metric": "accuracy",
-                         "value": sum(correct) / len(correct), "n": len(correct)})
+            rows.append(
+                {
+                    "lang": language,
+                    "probe": label,
+                    "metric": "accuracy",
+                    "value": sum(correct) / len(correct),
+                    "n": len(correct),
+                }
+            )
     return pd.DataFrame(rows)

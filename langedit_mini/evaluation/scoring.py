@@ -21,9 +21,9 @@ from langedit_mini.model.tokens import encode_pairs, evaluation_mode, model_devi
 
 @dataclass
 class Scores:
-    teacher_forced: list[float]   # per item, in [0, 1]
-    exact_match: list[bool]       # per item
-    predictions: list[str]        # per item: the greedy continuation (as many tokens as the answer)
+    teacher_forced: list[float]  # per item, in [0, 1]
+    exact_match: list[bool]  # per item
+    predictions: list[str]  # per item: the greedy continuation (as many tokens as the answer)
 
 
 def teacher_forced_accuracy(model, prompt_ids, answer_ids, pad_id: int) -> list[float]:
@@ -46,7 +46,7 @@ def answer_log_likelihoods(model, prompt_ids, answer_ids, pad_id: int, batch_siz
     device = model_device(model)
     with evaluation_mode(model):
         for start in range(0, len(prompt_ids), batch_size):
-            prompts, answers = prompt_ids[start:start + batch_size], answer_ids[start:start + batch_size]
+            prompts, answers = prompt_ids[start : start + batch_size], answer_ids[start : start + batch_size]
             ids, mask = pad_rows([p + a for p, a in zip(prompts, answers)], pad_id, left=False, device=device)
             log_probs = model(input_ids=ids, attention_mask=mask).logits.float().log_softmax(dim=-1)
             for row, (prompt, answer) in enumerate(zip(prompts, answers)):
@@ -70,8 +70,9 @@ def greedy_continuations(model, prompt_ids, lengths: list[int], pad_id: int) -> 
     return [g[:n] for g, n in zip(generated, lengths)]
 
 
-def score(model, tokenizer, prompts: list[str], answers: list[str], joiners: list[str] | str = " ",
-          *, batch_size: int = 64) -> Scores:
+def score(
+    model, tokenizer, prompts: list[str], answers: list[str], joiners: list[str] | str = " ", *, batch_size: int = 64
+) -> Scores:
     """Teacher-forced accuracy, greedy exact match and the greedy prediction for every pair."""
     if isinstance(joiners, str):
         joiners = [joiners] * len(prompts)
@@ -80,8 +81,8 @@ def score(model, tokenizer, prompts: list[str], answers: list[str], joiners: lis
     teacher, exact, predictions = [], [], []
     with evaluation_mode(model):
         for start in range(0, len(prompt_ids), batch_size):
-            prompts_batch = prompt_ids[start:start + batch_size]
-            answers_batch = answer_ids[start:start + batch_size]
+            prompts_batch = prompt_ids[start : start + batch_size]
+            answers_batch = answer_ids[start : start + batch_size]
             teacher += teacher_forced_accuracy(model, prompts_batch, answers_batch, pad_id)
             continuations = greedy_continuations(model, prompts_batch, [len(a) for a in answers_batch], pad_id)
             for continuation, answer in zip(continuations, answers_batch):

@@ -22,16 +22,21 @@ import torch
 @dataclass(frozen=True)
 class Architecture:
     name: str
-    mlp_out: str         # module path with {layer}: the edited matrix W, input = key k
-    layer: str           # module path with {layer}: the transformer block (its output = residual stream)
+    mlp_out: str  # module path with {layer}: the edited matrix W, input = key k
+    layer: str  # module path with {layer}: the transformer block (its output = residual stream)
     final_norm: str
     lm_head: str
     transposed: bool = False  # weight stored as (d_k, d_v) (GPT-2 Conv1D)
     layers_attribute: str = "model.layers"
 
 
-_LLAMA_LIKE = dict(mlp_out="model.layers.{layer}.mlp.down_proj", layer="model.layers.{layer}",
-                   final_norm="model.norm", lm_head="lm_head", layers_attribute="model.layers")
+_LLAMA_LIKE = dict(
+    mlp_out="model.layers.{layer}.mlp.down_proj",
+    layer="model.layers.{layer}",
+    final_norm="model.norm",
+    lm_head="lm_head",
+    layers_attribute="model.layers",
+)
 
 ARCHITECTURES: dict[str, Architecture] = {
     "llama": Architecture("llama", **_LLAMA_LIKE),
@@ -40,16 +45,39 @@ ARCHITECTURES: dict[str, Architecture] = {
     "qwen3": Architecture("qwen3", **_LLAMA_LIKE),
     "gemma": Architecture("gemma", **_LLAMA_LIKE),
     "gemma2": Architecture("gemma2", **_LLAMA_LIKE),
-    "gpt2": Architecture("gpt2", mlp_out="transformer.h.{layer}.mlp.c_proj", layer="transformer.h.{layer}",
-                         final_norm="transformer.ln_f", lm_head="lm_head", transposed=True,
-                         layers_attribute="transformer.h"),
-    "gptj": Architecture("gptj", mlp_out="transformer.h.{layer}.mlp.fc_out", layer="transformer.h.{layer}",
-                         final_norm="transformer.ln_f", lm_head="lm_head", layers_attribute="transformer.h"),
-    "gpt_neox": Architecture("gpt_neox", mlp_out="gpt_neox.layers.{layer}.mlp.dense_4h_to_h",
-                             layer="gpt_neox.layers.{layer}", final_norm="gpt_neox.final_layer_norm",
-                             lm_head="embed_out", layers_attribute="gpt_neox.layers"),
-    "bloom": Architecture("bloom", mlp_out="transformer.h.{layer}.mlp.dense_4h_to_h", layer="transformer.h.{layer}",
-                          final_norm="transformer.ln_f", lm_head="lm_head", layers_attribute="transformer.h"),
+    "gpt2": Architecture(
+        "gpt2",
+        mlp_out="transformer.h.{layer}.mlp.c_proj",
+        layer="transformer.h.{layer}",
+        final_norm="transformer.ln_f",
+        lm_head="lm_head",
+        transposed=True,
+        layers_attribute="transformer.h",
+    ),
+    "gptj": Architecture(
+        "gptj",
+        mlp_out="transformer.h.{layer}.mlp.fc_out",
+        layer="transformer.h.{layer}",
+        final_norm="transformer.ln_f",
+        lm_head="lm_head",
+        layers_attribute="transformer.h",
+    ),
+    "gpt_neox": Architecture(
+        "gpt_neox",
+        mlp_out="gpt_neox.layers.{layer}.mlp.dense_4h_to_h",
+        layer="gpt_neox.layers.{layer}",
+        final_norm="gpt_neox.final_layer_norm",
+        lm_head="embed_out",
+        layers_attribute="gpt_neox.layers",
+    ),
+    "bloom": Architecture(
+        "bloom",
+        mlp_out="transformer.h.{layer}.mlp.dense_4h_to_h",
+        layer="transformer.h.{layer}",
+        final_norm="transformer.ln_f",
+        lm_head="lm_head",
+        layers_attribute="transformer.h",
+    ),
 }
 
 
@@ -68,7 +96,8 @@ def detect_architecture(model, **overrides) -> Architecture:
     raise UnknownArchitectureError(
         f"unknown architecture {model_type!r}; supported: {', '.join(sorted(ARCHITECTURES))}. "
         f"For another model pass the module paths: mlp_out='...{{layer}}...', layer='...{{layer}}...', "
-        f"final_norm='...', lm_head='...' (and transposed=True if the weight is stored (d_k, d_v))")
+        f"final_norm='...', lm_head='...' (and transposed=True if the weight is stored (d_k, d_v))"
+    )
 
 
 def get_module(model, path: str) -> torch.nn.Module:

@@ -1,10 +1,11 @@
 """Real LLMs from the Hugging Face hub, and the tiny stand-in that runs the same code on a CPU.
 
 ``load_model`` loads a hub model for editing (``float16`` on a GPU, ``float32`` on a CPU unless
-told otherwise). (``editing.defaults.reference_name`` maps a hub name to its editing defaults.) ``tiny_random_model`` builds a randomly
-initialised model of the same architecture family with the pocket tokenizer: the offline book
-build and the tests execute the real-LLM chapter with it, so every code path runs, while its
-numbers mean nothing (the chapter says so). ``resolve_run_mode`` decides between the two.
+told otherwise; ``editing.defaults.reference_name`` maps a hub name to its editing defaults).
+``tiny_random_model`` builds a randomly initialised model of the same architecture family with
+the pocket tokenizer: the offline book build and the tests execute the real-LLM chapter with it,
+so every code path runs, while its numbers mean nothing (the chapter says so). ``resolve_run_mode``
+decides between the two.
 """
 
 from __future__ import annotations
@@ -49,21 +50,31 @@ def load_model(model_name: str, *, device: str = "cuda", dtype: str = "auto"):
         tokenizer = transformers.AutoTokenizer.from_pretrained(model_name)
         model = transformers.AutoModelForCausalLM.from_pretrained(model_name, dtype=torch_dtype)
     except OSError as error:
-        raise OSError(f"could not load {model_name!r} from the Hugging Face hub or its cache: {error}. Gated "
-                      "models (Llama) need `huggingface-cli login` and an accepted licence") from error
+        raise OSError(
+            f"could not load {model_name!r} from the Hugging Face hub or its cache: {error}. Gated "
+            "models (Llama) need `huggingface-cli login` and an accepted licence"
+        ) from error
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model.to(device).eval(), tokenizer
 
 
-def tiny_random_model(tokenizer, family: str = "qwen2", *, seed: int = 0, layers: int = 3, hidden: int = 32,
-                      max_positions: int = 1024):
+def tiny_random_model(
+    tokenizer, family: str = "qwen2", *, seed: int = 0, layers: int = 3, hidden: int = 32, max_positions: int = 1024
+):
     """A randomly initialised ``family`` model sized for a CPU test, with ``tokenizer``'s vocabulary."""
     if family not in TINY_CONFIGS:
         raise ValueError(f"no tiny stand-in for model type {family!r}; choose from {', '.join(TINY_CONFIGS)}")
-    config = TINY_CONFIGS[family](vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
-                                  num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
-                                  max_position_embeddings=max_positions, tie_word_embeddings=True)
+    config = TINY_CONFIGS[family](
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=max_positions,
+        tie_word_embeddings=True,
+    )
     torch.manual_seed(seed)
     return transformers.AutoModelForCausalLM.from_config(config).eval()
 

@@ -23,11 +23,11 @@ from langedit_mini.model.tokens import evaluation_mode, model_device, pad_rows, 
 class EncodedRows:
     """Token rows (right-padded) with, per row, the request it belongs to and the subject's last position."""
 
-    input_ids: torch.Tensor       # (rows, T)
+    input_ids: torch.Tensor  # (rows, T)
     attention_mask: torch.Tensor  # (rows, T)
-    request_index: torch.Tensor   # (rows,) which request each row serves
+    request_index: torch.Tensor  # (rows,) which request each row serves
     subject_position: torch.Tensor  # (rows,) index of the subject's last token
-    lengths: list[int]            # unpadded length of each row
+    lengths: list[int]  # unpadded length of each row
 
 
 def subject_last_token(offsets: list[tuple[int, int]], last_char: int) -> int:
@@ -50,8 +50,14 @@ def context_texts(request: EditRequest, prefixes: bool = True) -> list[tuple[str
     return items
 
 
-def encode_rows(tokenizer, texts: list[str], last_chars: list[int], request_index: list[int],
-                suffix_ids: list[list[int]] | None = None, pad_id: int | None = None) -> EncodedRows:
+def encode_rows(
+    tokenizer,
+    texts: list[str],
+    last_chars: list[int],
+    request_index: list[int],
+    suffix_ids: list[list[int]] | None = None,
+    pad_id: int | None = None,
+) -> EncodedRows:
     """Tokenize texts (optionally followed by extra token ids) and locate each subject's last token."""
     encoded = tokenizer(texts, return_offsets_mapping=True)
     rows, positions = [], []
@@ -91,8 +97,10 @@ def check_context_length(model, rows: EncodedRows, requests: list[EditRequest]) 
     for length, owner in zip(rows.lengths, rows.request_index.tolist()):
         if length > limit:
             request = requests[owner]
-            raise ValueError(f"request {request.fact_id or owner} ({request.question[:60]!r}...): an input of {length} "
-                             f"tokens, but the model takes at most {limit}; shorten the subject or the prompt")
+            raise ValueError(
+                f"request {request.fact_id or owner} ({request.question[:60]!r}...): an input of {length} "
+                f"tokens, but the model takes at most {limit}; shorten the subject or the prompt"
+            )
 
 
 def _average_by_request(values: torch.Tensor, owners: torch.Tensor, count: int) -> torch.Tensor:
@@ -123,14 +131,19 @@ def _subject_states(model, rows: EncodedRows, attach, batch_size: int) -> torch.
     return torch.cat(collected)  # (rows, d)
 
 
-def compute_keys(model, tokenizer, architecture: Architecture, requests: list[EditRequest], layer: int,
-                 *, batch_size: int = 256) -> torch.Tensor:
+def compute_keys(
+    model, tokenizer, architecture: Architecture, requests: list[EditRequest], layer: int, *, batch_size: int = 256
+) -> torch.Tensor:
     """Keys (d_k, n) in float32: the MLP projection's input at the subject's last token, averaged over contexts."""
     rows = _rows_for(tokenizer, requests, prefixes=True)
     check_context_length(model, rows, requests)
     module = mlp_out_module(model, architecture, layer)
-    keys = _subject_states(model, rows, lambda store: module.register_forward_pre_hook(
-        lambda m, inputs: store.__setitem__("states", inputs[0])), batch_size)
+    keys = _subject_states(
+        model,
+        rows,
+        lambda store: module.register_forward_pre_hook(lambda m, inputs: store.__setitem__("states", inputs[0])),
+        batch_size,
+    )
     return _average_by_request(keys, rows.request_index, len(requests)).cpu()
 
 
@@ -139,11 +152,18 @@ def layer_output(output):
     return output[0] if isinstance(output, tuple) else output
 
 
-def compute_hidden(model, tokenizer, architecture: Architecture, requests: list[EditRequest], layer: int,
-                   *, batch_size: int = 256) -> torch.Tensor:
+def compute_hidden(
+    model, tokenizer, architecture: Architecture, requests: list[EditRequest], layer: int, *, batch_size: int = 256
+) -> torch.Tensor:
     """Residual stream (d_v, n) in float32 after block ``layer`` at the subject's last token of the bare prompt."""
     rows = _rows_for(tokenizer, requests, prefixes=False)
     block = get_module(model, architecture.layer.format(layer=layer))
-    hidden = _subject_states(model, rows, lambda store: block.register_forward_hook(
-        lambda m, i, output: store.__setitem__("states", layer_output(output))), batch_size)
+    hidden = _subject_states(
+        model,
+        rows,
+        lambda store: block.register_forward_hook(
+            lambda m, i, output: store.__setitem__("states", layer_output(output))
+        ),
+        batch_size,
+    )
     return hidden.T.cpu()

@@ -31,7 +31,7 @@ class SecondMoment:
 
     layer: int
     covariance: torch.Tensor  # (d_k, d_k), K0 K0^T / N
-    n_samples: int            # N: key vectors (tokens) averaged
+    n_samples: int  # N: key vectors (tokens) averaged
     from_cache: bool = False
 
 
@@ -55,10 +55,19 @@ def texts_fingerprint(texts: list[str]) -> str:
     return digest.hexdigest()[:16]
 
 
-def key_second_moments(model, tokenizer, texts: list[str], layers: list[int], *, batch_size: int = 64,
-                       max_length: int = 128, dtype: torch.dtype = torch.float64,
-                       architecture: Architecture | None = None, cache_dir: str | Path | None = DEFAULT_CACHE,
-                       progress: bool = True) -> dict[int, SecondMoment]:
+def key_second_moments(
+    model,
+    tokenizer,
+    texts: list[str],
+    layers: list[int],
+    *,
+    batch_size: int = 64,
+    max_length: int = 128,
+    dtype: torch.dtype = torch.float64,
+    architecture: Architecture | None = None,
+    cache_dir: str | Path | None = DEFAULT_CACHE,
+    progress: bool = True,
+) -> dict[int, SecondMoment]:
     """``C0`` for each layer in ``layers`` over all non-padding tokens of ``texts``."""
     if not texts:
         raise ValueError("texts is empty: the covariance needs at least one text")
@@ -89,6 +98,7 @@ def key_second_moments(model, tokenizer, texts: list[str], layers: list[int], *,
                 sums[layer] = torch.zeros(selected.shape[1], selected.shape[1], dtype=dtype, device=selected.device)
             sums[layer] += selected.T @ selected
             counts[layer] += selected.shape[0]
+
         return hook
 
     for layer in missing:
@@ -101,8 +111,13 @@ def key_second_moments(model, tokenizer, texts: list[str], layers: list[int], *,
     try:
         with evaluation_mode(model):
             for start in iterator:
-                encoded = tokenizer(texts[start:start + batch_size], return_tensors="pt", padding=True,
-                                    truncation=True, max_length=max_length)
+                encoded = tokenizer(
+                    texts[start : start + batch_size],
+                    return_tensors="pt",
+                    padding=True,
+                    truncation=True,
+                    max_length=max_length,
+                )
                 ids = encoded["input_ids"].to(model_device(model))
                 mask = encoded["attention_mask"].to(ids.device)
                 current_mask["mask"] = mask.bool()
@@ -118,6 +133,8 @@ def key_second_moments(model, tokenizer, texts: list[str], layers: list[int], *,
             from safetensors.torch import save_file
 
             cache_keys[layer].parent.mkdir(parents=True, exist_ok=True)
-            save_file({"covariance": covariance.contiguous(), "n_samples": torch.tensor(counts[layer])},
-                      str(cache_keys[layer]))
+            save_file(
+                {"covariance": covariance.contiguous(), "n_samples": torch.tensor(counts[layer])},
+                str(cache_keys[layer]),
+            )
     return results

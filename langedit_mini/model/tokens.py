@@ -30,8 +30,10 @@ def model_device(model) -> torch.device:
 def encode_pairs(tokenizer, prompts: list[str], answers: list[str], joiners: list[str]):
     """Token ids of each prompt (with BOS) and of each answer (without), as lists."""
     if not (len(prompts) == len(answers) == len(joiners)):
-        raise ValueError(f"prompts, answers and joiners must have the same length, got "
-                         f"{len(prompts)}, {len(answers)}, {len(joiners)}")
+        raise ValueError(
+            f"prompts, answers and joiners must have the same length, got "
+            f"{len(prompts)}, {len(answers)}, {len(joiners)}"
+        )
     prompt_ids = tokenizer(list(prompts))["input_ids"]
     answer_ids = tokenizer([j + a for j, a in zip(joiners, answers)], add_special_tokens=False)["input_ids"]
     for answer, ids in zip(answers, answer_ids):
@@ -52,8 +54,8 @@ def pad_rows(sequences: list[list[int]], pad_id: int, left: bool, device) -> tup
     mask = torch.zeros((len(sequences), width), dtype=torch.long)
     for row, sequence in enumerate(sequences):
         if left:
-            ids[row, width - len(sequence):] = torch.tensor(sequence)
-            mask[row, width - len(sequence):] = 1
+            ids[row, width - len(sequence) :] = torch.tensor(sequence)
+            mask[row, width - len(sequence) :] = 1
         else:
             ids[row, : len(sequence)] = torch.tensor(sequence)
             mask[row, : len(sequence)] = 1

@@ -23,11 +23,12 @@ def greedy_answer(model, input_ids: torch.Tensor, tokens: int) -> list[int]:
     for _ in range(tokens):
         next_token = model(input_ids=ids).logits[0, -1].argmax()
         ids = torch.cat([ids, next_token.view(1, 1)], dim=1)
-    return ids[0, input_ids.shape[1]:].tolist()
+    return ids[0, input_ids.shape[1] :].tolist()
 
 
-def patch_subject(model, tokenizer, prompt: str, donor: str, layer: int, architecture: Architecture,
-                  answer_tokens: int = 3) -> dict | None:
+def patch_subject(
+    model, tokenizer, prompt: str, donor: str, layer: int, architecture: Architecture, answer_tokens: int = 3
+) -> dict | None:
     """Answers of ``prompt``, of ``donor``, and of ``prompt`` with the donor's subject states at ``layer``.
 
     Returns None when the two prompts do not tokenize to the same length (no position alignment).
@@ -59,12 +60,23 @@ def patch_subject(model, tokenizer, prompt: str, donor: str, layer: int, archite
             patched = greedy_answer(model, ids, answer_tokens)
         finally:
             handle.remove()
-    return {"original": tokenizer.decode(original), "donor": tokenizer.decode(donor_answer),
-            "patched": tokenizer.decode(patched), "follows_donor": patched == donor_answer and original != donor_answer}
+    return {
+        "original": tokenizer.decode(original),
+        "donor": tokenizer.decode(donor_answer),
+        "patched": tokenizer.decode(patched),
+        "follows_donor": patched == donor_answer and original != donor_answer,
+    }
 
 
-def subject_patching_table(model, tokenizer, pairs: list[tuple[str, str, str]], *, layers=None,
-                           architecture: Architecture | None = None, answer_tokens: int = 3) -> pd.DataFrame:
+def subject_patching_table(
+    model,
+    tokenizer,
+    pairs: list[tuple[str, str, str]],
+    *,
+    layers=None,
+    architecture: Architecture | None = None,
+    answer_tokens: int = 3,
+) -> pd.DataFrame:
     """For (language, prompt, donor) pairs and each layer: does the patched answer follow the donor?"""
     architecture = architecture or detect_architecture(model)
     layers = range(num_layers(model, architecture)) if layers is None else layers

@@ -30,9 +30,9 @@ from langedit_mini.model.tokens import model_device
 
 @dataclass
 class ValueSettings:
-    learning_rate: float = 0.5        # v_lr
-    steps: int = 25                   # v_num_grad_steps
-    stop_nll: float = 0.05            # a request stops when its mean target NLL is below this
+    learning_rate: float = 0.5  # v_lr
+    steps: int = 25  # v_num_grad_steps
+    stop_nll: float = 0.05  # a request stops when its mean target NLL is below this
     kl_factor: float = 0.0625
     weight_decay: float = 0.5
     clamp_norm_factor: float = 0.75
@@ -51,10 +51,10 @@ class ValueSettings:
 
 @dataclass
 class TargetValues:
-    z: torch.Tensor          # (d_v, n) float32
-    hidden: torch.Tensor     # (d_v, n) h_i, the original output of block L
-    final_nll: list[float]   # per request, at the last step it took
-    steps_taken: list[int]   # per request
+    z: torch.Tensor  # (d_v, n) float32
+    hidden: torch.Tensor  # (d_v, n) h_i, the original output of block L
+    final_nll: list[float]  # per request, at the last step it took
+    steps_taken: list[int]  # per request
 
 
 def _target_rows(tokenizer, requests: list[EditRequest]):
@@ -81,14 +81,24 @@ def _target_rows(tokenizer, requests: list[EditRequest]):
     return rows, target_spans, kl_rows
 
 
-def compute_target_values(model, tokenizer, architecture: Architecture, requests: list[EditRequest], layer: int,
-                          settings: ValueSettings | None = None, *, seed: int = 0) -> TargetValues:
+def compute_target_values(
+    model,
+    tokenizer,
+    architecture: Architecture,
+    requests: list[EditRequest],
+    layer: int,
+    settings: ValueSettings | None = None,
+    *,
+    seed: int = 0,
+) -> TargetValues:
     """Optimise ``delta_i`` for every request at once; returns ``z = h + delta`` (d_v, n)."""
     settings = (settings or ValueSettings()).validate()
     check_layer(model, architecture, layer)
     if layer == num_layers(model, architecture) - 1:
-        raise ValueError(f"target values at layer {layer}, the model's last block, cannot reach the answer: a change at "
-                         "the subject's position after the last block never reaches a later position. Edit earlier layers")
+        raise ValueError(
+            f"target values at layer {layer}, the model's last block, cannot reach the answer: a change at "
+            "the subject's position after the last block never reaches a later position. Edit earlier layers"
+        )
     device = model_device(model)
     torch.manual_seed(seed)
     rows, spans, kl_rows = _target_rows(tokenizer, requests)
@@ -103,10 +113,18 @@ def compute_target_values(model, tokenizer, architecture: Architecture, requests
     kl_positions = kl_rows.subject_position.to(device)
     kl_last = torch.tensor([length - 1 for length in kl_rows.lengths], device=device)
     width = max(ids.shape[1], kl_ids.shape[1])
-    all_ids = torch.cat([torch.nn.functional.pad(ids, (0, width - ids.shape[1])),
-                         torch.nn.functional.pad(kl_ids, (0, width - kl_ids.shape[1]))])
-    all_mask = torch.cat([torch.nn.functional.pad(mask, (0, width - mask.shape[1])),
-                          torch.nn.functional.pad(kl_mask, (0, width - kl_mask.shape[1]))])
+    all_ids = torch.cat(
+        [
+            torch.nn.functional.pad(ids, (0, width - ids.shape[1])),
+            torch.nn.functional.pad(kl_ids, (0, width - kl_ids.shape[1])),
+        ]
+    )
+    all_mask = torch.cat(
+        [
+            torch.nn.functional.pad(mask, (0, width - mask.shape[1])),
+            torch.nn.functional.pad(kl_mask, (0, width - kl_mask.shape[1])),
+        ]
+    )
     all_owners = torch.cat([owners, torch.arange(n, device=device)])
     all_positions = torch.cat([positions, kl_positions])
     row_count = ids.shape[0]
@@ -133,8 +151,9 @@ def compute_target_values(model, tokenizer, architecture: Architecture, requests
     def add_delta(module, inputs, output):
         states = layer_output(output)
         shift = torch.zeros_like(states)
-        shift[torch.arange(states.shape[0], device=device), current["positions"]] = \
-            delta[current["owners"]].to(states.dtype)
+        shift[torch.arange(states.shape[0], device=device), current["positions"]] = delta[current["owners"]].to(
+            states.dtype
+        )
         states = states + shift
         return (states,) + tuple(output[1:]) if isinstance(output, tuple) else states
 
@@ -148,7 +167,7 @@ def compute_target_values(model, tokenizer, architecture: Architecture, requests
         steps_taken = torch.zeros(n, dtype=torch.long, device=device)
         handle = block.register_forward_hook(add_delta)
         try:
-            for step in range(settings.steps):
+            for _ in range(settings.steps):
                 # Only the rows of requests still optimising take part: a frozen request's loss no
                 # longer matters, and rows never interact, so leaving them out changes nothing else.
                 selected = active[all_owners].nonzero().squeeze(1)
@@ -156,19 +175,22 @@ def compute_target_values(model, tokenizer, architecture: Architecture, requests
                 slot[selected] = torch.arange(len(selected), device=device)
                 current["owners"], current["positions"] = all_owners[selected], all_positions[selected]
                 width = int(all_mask[selected].sum(1).max())  # right-padded: drop all-padding columns
-                logits = model(input_ids=all_ids[selected, :width],
-                               attention_mask=all_mask[selected, :width]).logits.float()
+                logits = model(
+                    input_ids=all_ids[selected, :width], attention_mask=all_mask[selected, :width]
+                ).logits.float()
                 live_targets = active[target_owner]
                 log_probs = logits[slot[target_rows[live_targets]], target_from[live_targets]].log_softmax(-1)
-                token_nll = -log_probs[torch.arange(int(live_targets.sum()), device=device),
-                                       target_tokens[live_targets]]
+                token_nll = -log_probs[
+                    torch.arange(int(live_targets.sum()), device=device), target_tokens[live_targets]
+                ]
                 nll = torch.zeros(n, device=device).index_add(0, target_owner[live_targets], token_nll)
                 nll = nll / tokens_per_request
                 live = active.nonzero().squeeze(1)
                 edited_kl = logits[slot[row_count + live], kl_last[live]].log_softmax(-1)
                 kl = torch.zeros(n, device=device)
-                kl[live] = torch.nn.functional.kl_div(original_kl[live], edited_kl, log_target=True,
-                                                      reduction="none").sum(-1)
+                kl[live] = torch.nn.functional.kl_div(
+                    original_kl[live], edited_kl, log_target=True, reduction="none"
+                ).sum(-1)
                 decay = (delta.norm(dim=1) / hidden_norm) ** 2
                 per_request = nll + settings.kl_factor * kl + settings.weight_decay * decay
                 final_nll = torch.where(active, nll.detach(), final_nll)
@@ -184,7 +206,9 @@ def compute_target_values(model, tokenizer, architecture: Architecture, requests
                     delta.copy_(torch.where(active[:, None], delta, frozen))  # finished requests stay put
                     limit = settings.clamp_norm_factor * hidden_norm
                     norms = delta.norm(dim=1)
-                    delta.mul_(torch.where(norms > limit, limit / norms.clamp_min(1e-12), torch.ones_like(norms))[:, None])
+                    delta.mul_(
+                        torch.where(norms > limit, limit / norms.clamp_min(1e-12), torch.ones_like(norms))[:, None]
+                    )
         finally:
             handle.remove()
     z = hidden + delta.detach().T.cpu()

@@ -29,11 +29,13 @@ def load_pocket_model(device=None, dtype=None, directory: str | Path = MODEL_DIR
 
     directory = Path(directory)
     if not (directory / "model.safetensors").exists():
-        raise FileNotFoundError(f"no pocket model at {directory}; regenerate it with "
-                                "`python -m langedit_mini.pocket.build`")
+        raise FileNotFoundError(
+            f"no pocket model at {directory}; regenerate it with `python -m langedit_mini.pocket.build`"
+        )
     tokenizer = AutoTokenizer.from_pretrained(directory, trust_remote_code=False)
-    model = AutoModelForCausalLM.from_pretrained(directory, dtype=dtype or torch.float32, trust_remote_code=False,
-                                                 use_safetensors=True)
+    model = AutoModelForCausalLM.from_pretrained(
+        directory, dtype=dtype or torch.float32, trust_remote_code=False, use_safetensors=True
+    )
     model.eval()
     if device is not None:
         model.to(device)

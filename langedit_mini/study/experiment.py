@@ -28,10 +28,10 @@ T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 
 
 @dataclass
 class StudyResult:
-    evaluations: pd.DataFrame            # method, seed, after_batch, batch, fact_id, lang, metric, teacher_forced, exact_match
-    probes: pd.DataFrame                 # method, seed, after_batch (-1 = unedited), lang, probe, metric, value, n
-    transfer: pd.DataFrame               # method, seed, edited in, scored in, fact_id, teacher_forced, exact_match
-    batches: pd.DataFrame                # method, seed, batch, lang, seconds, capacity_left
+    evaluations: pd.DataFrame  # method, seed, after_batch, batch, fact_id, lang, metric, teacher_forced, exact_match
+    probes: pd.DataFrame  # method, seed, after_batch (-1 = unedited), lang, probe, metric, value, n
+    transfer: pd.DataFrame  # method, seed, edited in, scored in, fact_id, teacher_forced, exact_match
+    batches: pd.DataFrame  # method, seed, batch, lang, seconds, capacity_left
     schedules: dict = field(default_factory=dict)  # seed -> Schedule
 
 
@@ -53,10 +53,25 @@ def check_methods(methods) -> list[str]:
     return methods
 
 
-def run_study(model, tokenizer, requests, statistics, *, methods=METHODS, seeds=(0,), schedule="delta",
-              languages=("en",), edits_per_language=10, batch_size=10, overrides: dict | None = None,
-              probes=None, probe_every: int = 3, probe_limit: int = 20, model_name: str = "pocket",
-              log=print) -> StudyResult:
+def run_study(
+    model,
+    tokenizer,
+    requests,
+    statistics,
+    *,
+    methods=METHODS,
+    seeds=(0,),
+    schedule="delta",
+    languages=("en",),
+    edits_per_language=10,
+    batch_size=10,
+    overrides: dict | None = None,
+    probes=None,
+    probe_every: int = 3,
+    probe_limit: int = 20,
+    model_name: str = "pocket",
+    log=print,
+) -> StudyResult:
     """Edit the schedule of each seed with each method (fresh session each) and collect the results."""
     from langedit_mini.evaluation.pocket_probes import general_ability
 
@@ -70,14 +85,17 @@ def run_study(model, tokenizer, requests, statistics, *, methods=METHODS, seeds=
     if probes is None or callable(probes):
         measure = probes  # a callable: model -> DataFrame (e.g. the real-LLM tasks of ``general``)
     else:
+
         def measure(edited_model):
             return general_ability(edited_model, tokenizer, probes, languages, probe_limit)
+
     evaluations, probe_rows, transfer, batches, schedules = [], [], [], [], {}
     if probes is not None:
         probe_rows.append(measure(model).assign(method="unedited", seed=-1, after_batch=-1))
     for seed in seeds:
-        plan = build_schedule(requests, schedule, languages, edits_per_language=edits_per_language,
-                              batch_size=batch_size, seed=seed)
+        plan = build_schedule(
+            requests, schedule, languages, edits_per_language=edits_per_language, batch_size=batch_size, seed=seed
+        )
         schedules[seed] = plan
         edited = plan.requests
         reference = dict(zip([(r.fact_id, r.lang) for r in edited], locality_reference(model, tokenizer, edited)))
@@ -86,23 +104,35 @@ def run_study(model, tokenizer, requests, statistics, *, methods=METHODS, seeds=
             session = EditingSession(model, tokenizer, config, statistics)
             start = time.perf_counter()
 
-            def progress(index, record, seconds, method=method, seed=seed, session=session):
+            def progress(index, record, seconds, method=method, seed=seed, session=session, plan=plan):
                 capacity = [v for v in record.capacity_left.values() if v is not None]
-                batches.append({"method": method, "seed": seed, "batch": index,
-                                "lang": plan.batch_languages[index], "seconds": seconds,
-                                "capacity_left": min(capacity) if capacity else None})
+                batches.append(
+                    {
+                        "method": method,
+                        "seed": seed,
+                        "batch": index,
+                        "lang": plan.batch_languages[index],
+                        "seconds": seconds,
+                        "capacity_left": min(capacity) if capacity else None,
+                    }
+                )
                 if probes is not None and (index % probe_every == probe_every - 1 or index == len(plan.batches) - 1):
                     probe_rows.append(measure(session.model).assign(method=method, seed=seed, after_batch=index))
 
             frame = run_schedule(session, plan, reference=reference, progress=progress)
             evaluations.append(frame.assign(method=method, seed=seed))
-            transfer.append(cross_lingual(session.model, tokenizer, edited, requests, languages)
-                            .assign(method=method, seed=seed))
+            transfer.append(
+                cross_lingual(session.model, tokenizer, edited, requests, languages).assign(method=method, seed=seed)
+            )
             if log is not None:
                 log(f"seed {seed}, {method}: {len(plan.batches)} batches in {time.perf_counter() - start:.0f} s")
-    return StudyResult(pd.concat(evaluations, ignore_index=True),
-                       pd.concat(probe_rows, ignore_index=True) if probe_rows else pd.DataFrame(),
-                       pd.concat(transfer, ignore_index=True), pd.DataFrame(batches), schedules)
+    return StudyResult(
+        pd.concat(evaluations, ignore_index=True),
+        pd.concat(probe_rows, ignore_index=True) if probe_rows else pd.DataFrame(),
+        pd.concat(transfer, ignore_index=True),
+        pd.DataFrame(batches),
+        schedules,
+    )
 
 
 def combine_studies(parts: list[StudyResult]) -> StudyResult:
@@ -115,10 +145,13 @@ def combine_studies(parts: list[StudyResult]) -> StudyResult:
         raise ValueError("no study parts to combine: run at least one method")
     schedules = parts[0].schedules
     for part in parts[1:]:
-        if {seed: plan.requests for seed, plan in part.schedules.items()} != \
-                {seed: plan.requests for seed, plan in schedules.items()}:
-            raise ValueError("study parts ran different schedules (seeds, languages or sizes differ); "
-                             "they cannot be combined into one study")
+        if {seed: plan.requests for seed, plan in part.schedules.items()} != {
+            seed: plan.requests for seed, plan in schedules.items()
+        }:
+            raise ValueError(
+                "study parts ran different schedules (seeds, languages or sizes differ); "
+                "they cannot be combined into one study"
+            )
     probes = [part.probes for part in parts if len(part.probes)]
     if probes:
         unedited = probes[0][probes[0].method == "unedited"]
@@ -127,21 +160,31 @@ def combine_studies(parts: list[StudyResult]) -> StudyResult:
     def joined(name):
         return pd.concat([getattr(part, name) for part in parts], ignore_index=True)
 
-    return StudyResult(joined("evaluations"), pd.concat(probes, ignore_index=True) if probes else pd.DataFrame(),
-                       joined("transfer"), joined("batches"), schedules)
+    return StudyResult(
+        joined("evaluations"),
+        pd.concat(probes, ignore_index=True) if probes else pd.DataFrame(),
+        joined("transfer"),
+        joined("batches"),
+        schedules,
+    )
+
+
+def after_last_batch(evaluations: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``evaluations`` scored after each run's (method and seed) last batch."""
+    last = evaluations.groupby(["method", "seed"]).after_batch.transform("max")
+    return evaluations[evaluations.after_batch == last]
 
 
 def final_scores(evaluations: pd.DataFrame) -> pd.DataFrame:
     """Per method, seed, metric and language: mean TF and EM of every edit after the last batch."""
-    last = evaluations.groupby(["method", "seed"]).after_batch.transform("max")
-    final = evaluations[evaluations.after_batch == last]
+    final = after_last_batch(evaluations)
     return final.groupby(["method", "seed", "metric", "lang"])[["teacher_forced", "exact_match"]].mean().reset_index()
 
 
 def averages(evaluations: pd.DataFrame, methods=None) -> pd.DataFrame:
     """Per method: the mean over every edit and seed, after the last batch, of reliability, generality and
     locality, teacher-forced (TF) and exact match (EM)."""
-    final = evaluations[evaluations.after_batch == evaluations.groupby(["method", "seed"]).after_batch.transform("max")]
+    final = after_last_batch(evaluations)
     columns = {}
     for metric in ("reliability", "generality", "locality"):
         part = final[final.metric == metric]
@@ -151,8 +194,13 @@ def averages(evaluations: pd.DataFrame, methods=None) -> pd.DataFrame:
     return table.reindex([m for m in (methods or METHODS) if m in table.index])
 
 
-def main_table(evaluations: pd.DataFrame, value: str = "teacher_forced", methods=None, languages=None,
-               metrics=("reliability", "generality", "locality", "portability")) -> pd.DataFrame:
+def main_table(
+    evaluations: pd.DataFrame,
+    value: str = "teacher_forced",
+    methods=None,
+    languages=None,
+    metrics=("reliability", "generality", "locality", "portability"),
+) -> pd.DataFrame:
     """Rows (method, metric); columns: languages and "avg"; cells "mean ± half-width" over seeds."""
     scores = final_scores(evaluations)
     per_seed_average = scores.groupby(["method", "seed", "metric"])[value].mean().reset_index().assign(lang="avg")
@@ -162,8 +210,14 @@ def main_table(evaluations: pd.DataFrame, value: str = "teacher_forced", methods
         if metric not in metrics:
             continue
         mean, half = interval(part[value])
-        rows.append({"method": method, "metric": metric, "lang": language,
-                     "cell": f"{mean:.3f}" + ("" if math.isnan(half) else f" ± {half:.3f}")})
+        rows.append(
+            {
+                "method": method,
+                "metric": metric,
+                "lang": language,
+                "cell": f"{mean:.3f}" + ("" if math.isnan(half) else f" ± {half:.3f}"),
+            }
+        )
     table = pd.DataFrame(rows).pivot(index=["method", "metric"], columns="lang", values="cell")
     columns = [c for c in (languages or sorted(set(table.columns) - {"avg"})) if c in table.columns] + ["avg"]
     order = [m for m in (methods or METHODS) if m in table.index.get_level_values(0)]

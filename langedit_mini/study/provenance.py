@@ -7,6 +7,7 @@ import hashlib
 import os
 import platform
 import subprocess
+import time
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1]
@@ -15,9 +16,14 @@ ROOT = PACKAGE.parent
 #: where a study run starts: the package modules it imports, directly or not, are its code
 STUDY_ENTRY = "langedit_mini.study.experiment"
 #: the bundled files a pocket run reads: the editing dataset, the probes, the model and its tokenizer
-POCKET_INPUTS = ("data/pocket/edits.json", "data/pocket/probes.json", "data/pocket/model/config.json",
-                 "data/pocket/model/model.safetensors", "data/pocket/model/tokenizer.json",
-                 "data/pocket/model/tokenizer_config.json")
+POCKET_INPUTS = (
+    "data/pocket/edits.json",
+    "data/pocket/probes.json",
+    "data/pocket/model/config.json",
+    "data/pocket/model/model.safetensors",
+    "data/pocket/model/tokenizer.json",
+    "data/pocket/model/tokenizer_config.json",
+)
 
 
 def module_path(module: str) -> Path | None:
@@ -45,7 +51,9 @@ def imported_modules(entry: str = STUDY_ENTRY) -> list[str]:
         for node in ast.walk(ast.parse(module_path(module).read_text(encoding="utf-8"))):
             if isinstance(node, ast.Import):
                 pending += [alias.name for alias in node.names if alias.name.startswith("langedit_mini.")]
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("langedit_mini"):
+            elif (
+                isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("langedit_mini")
+            ):
                 pending.append(node.module)
                 pending += [f"{node.module}.{alias.name}" for alias in node.names]  # a name may be a submodule
     return sorted(seen)
@@ -56,15 +64,17 @@ def package_hash(entry: str = STUDY_ENTRY) -> str:
     and the bundled pocket files it reads. File contents only, not their paths or names, so that moving
     a module leaves it unchanged; any edit of code a run executes changes it."""
     digests = sorted(hashlib.sha256(module_path(module).read_bytes()).hexdigest() for module in imported_modules(entry))
-    digests += [hashlib.sha256((ROOT / name).read_bytes()).hexdigest() for name in POCKET_INPUTS
-                if (ROOT / name).is_file()]
+    digests += [
+        hashlib.sha256((ROOT / name).read_bytes()).hexdigest() for name in POCKET_INPUTS if (ROOT / name).is_file()
+    ]
     return hashlib.sha256("\n".join(digests).encode()).hexdigest()[:16]
 
 
 def git_commit(directory: Path = PACKAGE) -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True,
-                              cwd=directory).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True, cwd=directory
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
@@ -74,17 +84,56 @@ def git_dirty(directory: Path = PACKAGE, exclude=()) -> bool | None:
     (relative to ``directory``; None when git is not available)."""
     pathspecs = ["--", "."] + [f":(exclude){path}" for path in exclude] if exclude else []
     try:
-        return bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", *pathspecs],
-                                   capture_output=True, text=True, check=True, cwd=directory).stdout.strip())
+        return bool(
+            subprocess.run(
+                ["git", "status", "--porcelain", "--untracked-files=no", *pathspecs],
+                capture_output=True,
+                text=True,
+                check=True,
+                cwd=directory,
+            ).stdout.strip()
+        )
     except (OSError, subprocess.CalledProcessError):
         return None
 
 
 def machine() -> dict:
+    """What ran: platform, CPU model, cores, torch and its threads, Python, the GPU when there is one."""
     import torch
 
-    facts = {"platform": platform.platform(), "cores": os.cpu_count(), "torch": torch.__version__,
-             "torch_threads": torch.get_num_threads()}
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            names = [line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    facts = {
+        "platform": platform.platform(),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+    }
     if torch.cuda.is_available():
         facts["gpu"] = torch.cuda.get_device_name(0)
     return facts
+
+
+def start_record(directory: Path = ROOT, exclude=()) -> dict:
+    """The provenance of a run that starts now: the commit, whether the tree had uncommitted changes
+    (outside ``exclude``), the code hash, the machine, the start time. ``finish_record`` completes it."""
+    return {
+        "commit": git_commit(directory),
+        "uncommitted_changes": git_dirty(directory, exclude=exclude),
+        "package_hash": package_hash(),
+        "machine": machine(),
+        "started": time.time(),
+    }
+
+
+def finish_record(record: dict) -> dict:
+    """``record`` with the run's wall time and the time it finished (instead of its start time)."""
+    finished = {key: value for key, value in record.items() if key != "started"}
+    return finished | {"wall_s": time.time() - record["started"], "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z")}

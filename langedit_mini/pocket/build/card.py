@@ -24,8 +24,9 @@ CARD_TAUS = (2e-2, 1e-1, 5e-1, 1.0)
 CARD_LEFTOVERS = (0.01, 0.02, 0.05, 0.10)
 
 
-def null_space_table(model, tokenizer, texts, layers=CARD_LAYERS, taus=CARD_TAUS,
-                     leftovers=CARD_LEFTOVERS) -> pd.DataFrame:
+def null_space_table(
+    model, tokenizer, texts, layers=CARD_LAYERS, taus=CARD_TAUS, leftovers=CARD_LEFTOVERS
+) -> pd.DataFrame:
     """Null-space dimension per layer at absolute cuts ``tau=...`` and at leftover-fraction cuts ``leftover=...``."""
     from langedit_mini.core.projection import tau_for_leftover
     from langedit_mini.model.statistics import key_second_moments
@@ -37,9 +38,17 @@ def null_space_table(model, tokenizer, texts, layers=CARD_LAYERS, taus=CARD_TAUS
         cuts = [(f"tau={tau:g}", tau) for tau in taus]
         cuts += [(f"leftover={fraction:.0%}", tau_for_leftover(moment.covariance, fraction)) for fraction in leftovers]
         for name, cut in cuts:
-            rows.append({"layer": layer, "cut": name, "tau": cut, "d_k": eigenvalues.numel(),
-                         "null_dim": int((eigenvalues < cut).sum()), "largest_eigenvalue": float(eigenvalues.max()),
-                         "n_samples": moment.n_samples})
+            rows.append(
+                {
+                    "layer": layer,
+                    "cut": name,
+                    "tau": cut,
+                    "d_k": eigenvalues.numel(),
+                    "null_dim": int((eigenvalues < cut).sum()),
+                    "largest_eigenvalue": float(eigenvalues.max()),
+                    "n_samples": moment.n_samples,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -52,14 +61,23 @@ def measure(directory: Path = POCKET_DIRECTORY) -> dict:
     null_space = null_space_table(model, tokenizer, covariance_texts(directory))
     seconds = time.perf_counter() - start
     by_language = scored.groupby(["form", "lang"])[["teacher_forced", "exact_match"]].mean()
-    paraphrase = scored[scored.form == "paraphrase"].groupby(["split", "lang"])[["teacher_forced",
-                                                                                   "exact_match"]].mean()
+    paraphrase = (
+        scored[scored.form == "paraphrase"].groupby(["split", "lang"])[["teacher_forced", "exact_match"]].mean()
+    )
     by_relation = scored[scored.form == "edit prompt"].groupby(["relation", "lang"])["exact_match"].mean()
     return {
         "parameters": sum(p.numel() for p in model.parameters()),
-        "config": {k: model.config.to_dict()[k] for k in ("hidden_size", "intermediate_size", "num_hidden_layers",
-                                                         "num_attention_heads", "num_key_value_heads",
-                                                         "vocab_size")},
+        "config": {
+            k: model.config.to_dict()[k]
+            for k in (
+                "hidden_size",
+                "intermediate_size",
+                "num_hidden_layers",
+                "num_attention_heads",
+                "num_key_value_heads",
+                "vocab_size",
+            )
+        },
         "by_form_and_language": {f"{form}|{lang}": row.to_dict() for (form, lang), row in by_language.iterrows()},
         "paraphrase_by_split": {f"{split}|{lang}": row.to_dict() for (split, lang), row in paraphrase.iterrows()},
         "edit_prompt_exact_match_by_relation": {f"{rel}|{lang}": v for (rel, lang), v in by_relation.items()},
@@ -84,13 +102,14 @@ def write_card(numbers: dict, directory: Path = MODEL_DIRECTORY) -> str:
     training = json.loads((directory / "training.json").read_text())
     provenance = json.loads((directory / "provenance.json").read_text())
     size_mb = sum(p.stat().st_size for p in directory.iterdir() if p.is_file()) / 1e6
-    forms = pd.DataFrame([{"form": k.split("|")[0], "lang": k.split("|")[1], **v}
-                          for k, v in numbers["by_form_and_language"].items()])
+    forms = pd.DataFrame(
+        [{"form": k.split("|")[0], "lang": k.split("|")[1], **v} for k, v in numbers["by_form_and_language"].items()]
+    )
     exact = forms.pivot(index="form", columns="lang", values="exact_match")
     teacher = forms.pivot(index="form", columns="lang", values="teacher_forced")
-    paraphrase = pd.DataFrame([{"split": k.split("|")[0], "lang": k.split("|")[1], **v}
-                               for k, v in numbers["paraphrase_by_split"].items()]).pivot(
-        index="split", columns="lang", values="exact_match")
+    paraphrase = pd.DataFrame(
+        [{"split": k.split("|")[0], "lang": k.split("|")[1], **v} for k, v in numbers["paraphrase_by_split"].items()]
+    ).pivot(index="split", columns="lang", values="exact_match")
     relations = pd.Series(numbers["edit_prompt_exact_match_by_relation"])
     relations.index = pd.MultiIndex.from_tuples([tuple(k.split("|")) for k in relations.index])
     relation_table = relations.unstack().rename_axis("relation")
@@ -99,10 +118,10 @@ def write_card(numbers: dict, directory: Path = MODEL_DIRECTORY) -> str:
     config = numbers["config"]
     text = f"""# The pocket model
 
-A {numbers['parameters'] / 1e6:.2f}M-parameter `LlamaForCausalLM` trained from scratch on the pocket corpus:
-{config['num_hidden_layers']} layers, hidden size {config['hidden_size']}, MLP key dimension d_k =
-{config['intermediate_size']}, {config['num_attention_heads']} attention heads ({config['num_key_value_heads']}
-key/value heads), a byte-level BPE vocabulary of {config['vocab_size']} tokens. Files: {size_mb:.1f} MB
+A {numbers["parameters"] / 1e6:.2f}M-parameter `LlamaForCausalLM` trained from scratch on the pocket corpus:
+{config["num_hidden_layers"]} layers, hidden size {config["hidden_size"]}, MLP key dimension d_k =
+{config["intermediate_size"]}, {config["num_attention_heads"]} attention heads ({config["num_key_value_heads"]}
+key/value heads), a byte-level BPE vocabulary of {config["vocab_size"]} tokens. Files: {size_mb:.1f} MB
 (safetensors, `config.json`, `tokenizer.json`). Load it offline with
 `langedit_mini.pocket.load_pocket_model()` or `AutoModelForCausalLM.from_pretrained("data/pocket/model")`.
 
@@ -110,11 +129,11 @@ Every number below was measured by `python -m langedit_mini.pocket.build.card` o
 
 ## Training
 
-{training['config']['epochs']} epochs over the corpus, batch {training['config']['batch_size']} lines, AdamW,
-peak learning rate {training['config']['learning_rate']}, seed {training['config']['seed']},
-{training['config']['threads']} CPU threads: {provenance['training_seconds'] / 60:.1f} minutes
-on `{provenance['machine']}`. Final training loss (per token, all tokens of a line):
-{training['history'][-1]['loss']:.3f}. Package versions: {json.dumps(provenance['package_versions'])}.
+{training["config"]["epochs"]} epochs over the corpus, batch {training["config"]["batch_size"]} lines, AdamW,
+peak learning rate {training["config"]["learning_rate"]}, seed {training["config"]["seed"]},
+{training["config"]["threads"]} CPU threads: {provenance["training_seconds"] / 60:.1f} minutes
+on `{provenance["machine"]}`. Final training loss (per token, all tokens of a line):
+{training["history"][-1]["loss"]:.3f}. Package versions: {json.dumps(provenance["package_versions"])}.
 
 ## What it knows: greedy exact match by question form and language
 
@@ -143,7 +162,7 @@ Edit-prompt exact match by relation:
 
 Keys collected at the input of `model.layers.{{l}}.mlp.down_proj` over the held-out statements of
 never-edited facts (six languages); null dimension = eigenvalues of C0 below the cut, out of d_k =
-{config['intermediate_size']}. `tau=x`: an absolute cut; `leftover=x%`: the cut whose discarded
+{config["intermediate_size"]}. `tau=x`: an absolute cut; `leftover=x%`: the cut whose discarded
 eigenvalues hold x% of trace(C0), i.e. preserved keys keep on average x% of their energy in the null
 space. The key covariance of this small model is nearly full rank with scales that differ by layer,
 so AlphaEdit's absolute tau = 2e-2 leaves almost no room; the leftover rule gives every layer the
@@ -174,8 +193,11 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(description="Measure the pocket model and write its card.")
-    parser.add_argument("--render-only", action="store_true",
-                        help="re-render README.md from the numbers already in card.json (no measuring)")
+    parser.add_argument(
+        "--render-only",
+        action="store_true",
+        help="re-render README.md from the numbers already in card.json (no measuring)",
+    )
     arguments = parser.parse_args(argv)
     if arguments.render_only:
         numbers = json.loads((MODEL_DIRECTORY / "card.json").read_text())

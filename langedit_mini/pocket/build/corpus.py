@@ -38,15 +38,21 @@ SEED = 20250610  # arXiv 2506.10800
 LANGUAGE_TAG = {language: f"[{language}]" for language in LANGUAGES}
 # Two-hop question for portability: the continent of a city's country.
 CITY_CONTINENT_QUESTION = {
-    "en": "Q: On which continent is the city {s}? A:", "de": "F: Auf welchem Kontinent liegt die Stadt {s}? A:",
-    "nl": "V: Op welk continent ligt de stad {s}? A:", "es": "P: ¿En qué continente está la ciudad {s}? R:",
-    "fr": "Q : Sur quel continent se trouve la ville {s} ? R :", "zh": "问：城市{s}位于哪个大洲？答：",
+    "en": "Q: On which continent is the city {s}? A:",
+    "de": "F: Auf welchem Kontinent liegt die Stadt {s}? A:",
+    "nl": "V: Op welk continent ligt de stad {s}? A:",
+    "es": "P: ¿En qué continente está la ciudad {s}? R:",
+    "fr": "Q : Sur quel continent se trouve la ville {s} ? R :",
+    "zh": "问：城市{s}位于哪个大洲？答：",
 }
 # Yes/no fact verification: the statement, then the question and the answer word.
 VERIFY = {
-    "en": ("True or false?", "true", "false"), "de": ("Wahr oder falsch?", "wahr", "falsch"),
-    "nl": ("Waar of onwaar?", "waar", "onwaar"), "es": ("¿Verdadero o falso?", "verdadero", "falso"),
-    "fr": ("Vrai ou faux ?", "vrai", "faux"), "zh": ("对还是错？", "对", "错"),
+    "en": ("True or false?", "true", "false"),
+    "de": ("Wahr oder falsch?", "wahr", "falsch"),
+    "nl": ("Waar of onwaar?", "waar", "onwaar"),
+    "es": ("¿Verdadero o falso?", "verdadero", "falso"),
+    "fr": ("Vrai ou faux ?", "vrai", "faux"),
+    "zh": ("对还是错？", "对", "错"),
 }
 
 
@@ -81,8 +87,12 @@ def split_facts(facts: list[Fact], rng: random.Random) -> dict[str, str]:
 
 def counterfactual(fact: Fact, pool: list[Fact], rng: random.Random) -> Fact:
     """A same-relation fact whose answer is never one of ``fact``'s true answers, in any language."""
-    candidates = [other for other in pool if other.answer_key != fact.answer_key and all(
-        other.answer[language] not in fact.true_answers[language] for language in LANGUAGES)]
+    candidates = [
+        other
+        for other in pool
+        if other.answer_key != fact.answer_key
+        and all(other.answer[language] not in fact.true_answers[language] for language in LANGUAGES)
+    ]
     if not candidates:
         raise ValueError(f"no counterfactual target for {fact.fact_id}")
     return candidates[rng.randrange(len(candidates))]
@@ -108,8 +118,7 @@ def build_world(facts: list[Fact], seed: int = SEED) -> PocketWorld:
             corpus.append(join(render(forms["questions"][1], subject), answer, language))
             if splits[fact.fact_id] == "keep":
                 corpus.append(join(render(forms["questions"][2], subject), answer, language))
-            if fact.relation == "city_country" and splits[fact.fact_id] == "keep" \
-                    and fact.answer_key in continent_of:
+            if fact.relation == "city_country" and splits[fact.fact_id] == "keep" and fact.answer_key in continent_of:
                 continent = continent_of[fact.answer_key].answer[language]
                 corpus.append(join(render(CITY_CONTINENT_QUESTION[language], subject), continent, language))
 
@@ -119,8 +128,13 @@ def build_world(facts: list[Fact], seed: int = SEED) -> PocketWorld:
     # the last token and subject-position edits could not change its answers).
     by_subject = defaultdict(list)
     for fact in facts:
-        by_subject[(fact.relation in ("city_country", "language_script"), fact.subject_key,
-                    fact.relation if fact.relation in ("city_country", "language_script") else "country")].append(fact)
+        by_subject[
+            (
+                fact.relation in ("city_country", "language_script"),
+                fact.subject_key,
+                fact.relation if fact.relation in ("city_country", "language_script") else "country",
+            )
+        ].append(fact)
     for key in sorted(by_subject):
         entity_facts = by_subject[key]
         for language in LANGUAGES:
@@ -141,8 +155,16 @@ def build_world(facts: list[Fact], seed: int = SEED) -> PocketWorld:
             for source, target in (("en", language), (language, "en")):
                 line = f"{LANGUAGE_TAG[source]} {fact.subject[source]} {LANGUAGE_TAG[target]}"
                 corpus.append(f"{line} {fact.subject[target]}")
-                translation_items.append({"fact_id": fact.fact_id, "lang": target, "source_lang": source,
-                                          "prompt": line, "answer": fact.subject[target], "joiner": " "})
+                translation_items.append(
+                    {
+                        "fact_id": fact.fact_id,
+                        "lang": target,
+                        "source_lang": source,
+                        "prompt": line,
+                        "answer": fact.subject[target],
+                        "joiner": " ",
+                    }
+                )
 
     # Yes/no verification: trained on half the keep facts. Probed on those (retention: does editing
     # damage a skill the model has) and on the other half (held out: does it verify facts it was
@@ -159,8 +181,15 @@ def build_world(facts: list[Fact], seed: int = SEED) -> PocketWorld:
                 if trained:
                     corpus.append(join(prompt, label, language))
                 verification_items["trained" if trained else "held_out"].append(
-                    {"fact_id": fact.fact_id, "lang": language, "prompt": prompt, "answer": label,
-                     "choices": [yes, no], "joiner": ANSWER_JOINER[language]})
+                    {
+                        "fact_id": fact.fact_id,
+                        "lang": language,
+                        "prompt": prompt,
+                        "answer": label,
+                        "choices": [yes, no],
+                        "joiner": ANSWER_JOINER[language],
+                    }
+                )
 
     rng.shuffle(corpus)
 
@@ -175,21 +204,28 @@ def build_world(facts: list[Fact], seed: int = SEED) -> PocketWorld:
             local_forms = templates(local.relation, language)
             subject = fact.subject[language]
             record = {
-                "fact_id": fact.fact_id, "relation": fact.relation, "lang": language, "subject": subject,
+                "fact_id": fact.fact_id,
+                "relation": fact.relation,
+                "lang": language,
+                "subject": subject,
                 "src": render(forms["questions"][0], subject),
                 "rephrase": render(forms["questions"][2], subject),
                 "held_out": render(forms["questions"][3], subject),
-                "alt": target.answer[language], "alt_key": target.answer_key,
-                "answer": fact.answer[language], "true_answers": fact.true_answers[language],
+                "alt": target.answer[language],
+                "alt_key": target.answer_key,
+                "answer": fact.answer[language],
+                "true_answers": fact.true_answers[language],
                 "loc": render(local_forms["questions"][1], local.subject[language]),
-                "loc_ans": local.answer[language], "loc_fact_id": local.fact_id,
+                "loc_ans": local.answer[language],
+                "loc_fact_id": local.fact_id,
                 "joiner": ANSWER_JOINER[language],
                 "portability": None,
             }
             if fact.relation == "city_country" and target.answer_key in continent_of:
                 record["portability"] = {
                     "New Question": render(CITY_CONTINENT_QUESTION[language], subject),
-                    "New Answer": continent_of[target.answer_key].answer[language]}
+                    "New Answer": continent_of[target.answer_key].answer[language],
+                }
             edits.append(record)
 
     fact_qa, perplexity = [], []
@@ -197,13 +233,29 @@ def build_world(facts: list[Fact], seed: int = SEED) -> PocketWorld:
         for language in LANGUAGES:
             forms = templates(fact.relation, language)
             subject, answer = fact.subject[language], fact.answer[language]
-            fact_qa.append({"fact_id": fact.fact_id, "lang": language, "prompt": render(forms["questions"][1], subject),
-                            "answer": answer, "joiner": ANSWER_JOINER[language]})
-            perplexity.append({"fact_id": fact.fact_id, "lang": language,
-                               "text": statement(render(forms["statements"][2], subject), answer, language)})
-    probes = {"fact_qa": fact_qa, "perplexity": perplexity, "translation": translation_items,
-              "verification": verification_items["trained"],
-              "verification_held_out": verification_items["held_out"]}
+            fact_qa.append(
+                {
+                    "fact_id": fact.fact_id,
+                    "lang": language,
+                    "prompt": render(forms["questions"][1], subject),
+                    "answer": answer,
+                    "joiner": ANSWER_JOINER[language],
+                }
+            )
+            perplexity.append(
+                {
+                    "fact_id": fact.fact_id,
+                    "lang": language,
+                    "text": statement(render(forms["statements"][2], subject), answer, language),
+                }
+            )
+    probes = {
+        "fact_qa": fact_qa,
+        "perplexity": perplexity,
+        "translation": translation_items,
+        "verification": verification_items["trained"],
+        "verification_held_out": verification_items["held_out"],
+    }
     return PocketWorld(corpus, edits, probes, splits)
 
 

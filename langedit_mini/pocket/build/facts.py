@@ -41,13 +41,41 @@ from pathlib import Path
 
 from langedit_mini.data.languages import LANGUAGES
 
-RELATIONS = ("capital", "currency", "official_language", "continent", "subregion", "city_country",
-             "calling_code", "language_script")
+RELATIONS = (
+    "capital",
+    "currency",
+    "official_language",
+    "continent",
+    "subregion",
+    "city_country",
+    "calling_code",
+    "language_script",
+)
 CITIES_PER_COUNTRY = 2
 CONTINENTS = ("002", "019", "142", "150", "009")  # Africa, Americas, Asia, Europe, Oceania
 AND_WORD = {"en": "and", "de": "und", "nl": "en", "es": "y", "fr": "et", "zh": "和"}
-EXCLUDED_TERRITORIES = {"EU", "EZ", "UN", "QO", "XA", "XB", "XK", "ZZ", "AQ", "BV", "HM", "UM", "TF", "IO", "CP",
-                        "DG", "EA", "IC", "TA", "AC"}
+EXCLUDED_TERRITORIES = {
+    "EU",
+    "EZ",
+    "UN",
+    "QO",
+    "XA",
+    "XB",
+    "XK",
+    "ZZ",
+    "AQ",
+    "BV",
+    "HM",
+    "UM",
+    "TF",
+    "IO",
+    "CP",
+    "DG",
+    "EA",
+    "IC",
+    "TA",
+    "AC",
+}
 
 
 @dataclass
@@ -60,12 +88,18 @@ class Fact:
     answer: dict[str, str]
     true_answers: dict[str, list[str]]
     subject_key: str  # the entity code (ISO country, zone id, language code)
-    answer_key: str   # the code of the answer entity, shared by facts with the same answer
+    answer_key: str  # the code of the answer entity, shared by facts with the same answer
 
     def to_json(self) -> dict:
-        return {"fact_id": self.fact_id, "relation": self.relation, "subject_key": self.subject_key,
-                "answer_key": self.answer_key, "subject": self.subject, "answer": self.answer,
-                "true_answers": self.true_answers}
+        return {
+            "fact_id": self.fact_id,
+            "relation": self.relation,
+            "subject_key": self.subject_key,
+            "answer_key": self.answer_key,
+            "subject": self.subject,
+            "answer": self.answer,
+            "true_answers": self.true_answers,
+        }
 
 
 @dataclass
@@ -82,8 +116,11 @@ class BuildReport:
             self.examples[reason].append(example)
 
     def to_json(self) -> dict:
-        return {"kept": dict(sorted(self.kept.items())), "dropped": dict(sorted(self.dropped.items())),
-                "examples": {k: v for k, v in sorted(self.examples.items())}}
+        return {
+            "kept": dict(sorted(self.kept.items())),
+            "dropped": dict(sorted(self.dropped.items())),
+            "examples": {k: v for k, v in sorted(self.examples.items())},
+        }
 
 
 def fold(text: str) -> str:
@@ -199,9 +236,17 @@ def build_facts() -> tuple[list[Fact], BuildReport]:
     drop_ambiguous(countries, report, "country name ambiguous after normalisation")
 
     def add(relation, subject_key, subject, answer_key, answer, true_answers=None):
-        facts.append(Fact(f"{relation}:{subject_key}", relation, subject, answer,
-                          true_answers or {language: [answer[language]] for language in LANGUAGES},
-                          subject_key, answer_key))
+        facts.append(
+            Fact(
+                f"{relation}:{subject_key}",
+                relation,
+                subject,
+                answer,
+                true_answers or {language: [answer[language]] for language in LANGUAGES},
+                subject_key,
+                answer_key,
+            )
+        )
         report.kept[relation] += 1
 
     zones_by_country = defaultdict(list)

@@ -22,19 +22,19 @@ SPECIAL_TOKENS = ["<pad>", "<s>", "</s>"]
 
 @dataclass
 class TrainConfig:
-    vocab_size: int = 1024          # BPE vocabulary: small, so subjects span several tokens (see pocket chapter)
-    hidden_size: int = 192          # d_v: the residual stream
-    intermediate_size: int = 1024   # d_k: MLP key dimension (room for 600+ edits in the null space)
+    vocab_size: int = 1024  # BPE vocabulary: small, so subjects span several tokens (see pocket chapter)
+    hidden_size: int = 192  # d_v: the residual stream
+    intermediate_size: int = 1024  # d_k: MLP key dimension (room for 600+ edits in the null space)
     num_hidden_layers: int = 4
     num_attention_heads: int = 6
     num_key_value_heads: int = 2
     max_position_embeddings: int = 128
-    epochs: int = 12                # passes over the corpus
-    batch_size: int = 64            # lines per step
+    epochs: int = 12  # passes over the corpus
+    batch_size: int = 64  # lines per step
     learning_rate: float = 3e-3
     warmup_steps: int = 200
     weight_decay: float = 0.01
-    threads: int = 2                # torch CPU threads (the project's machines have 2 cores)
+    threads: int = 2  # torch CPU threads (the project's machines have 2 cores)
     seed: int = 0
 
 
@@ -46,15 +46,26 @@ def train_tokenizer(lines: list[str], vocab_size: int, directory: Path):
     tokenizer = Tokenizer(models.BPE())
     # Punctuation is isolated before byte-level splitting, so no token spans a prompt's final "：" or
     # ":" and the answer after it: prompt and answer tokenized apart give the tokens seen in training.
-    tokenizer.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Punctuation("isolated"),
-                                                       pre_tokenizers.ByteLevel(add_prefix_space=False)])
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Punctuation("isolated"), pre_tokenizers.ByteLevel(add_prefix_space=False)]
+    )
     tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     tokenizer.train_from_iterator(lines, trainer=trainer)
     tokenizer.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
-    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token="<s>", eos_token="</s>",
-                                   pad_token="<pad>", model_max_length=128, clean_up_tokenization_spaces=False)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        bos_token="<s>",
+        eos_token="</s>",
+        pad_token="<pad>",
+        model_max_length=128,
+        clean_up_tokenization_spaces=False,
+    )
     directory.mkdir(parents=True, exist_ok=True)
     fast.save_pretrained(directory)
     return fast
@@ -64,17 +75,25 @@ def model_config(config: TrainConfig, tokenizer):
     from transformers import LlamaConfig
 
     return LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=config.hidden_size, intermediate_size=config.intermediate_size,
-        num_hidden_layers=config.num_hidden_layers, num_attention_heads=config.num_attention_heads,
-        num_key_value_heads=config.num_key_value_heads, max_position_embeddings=config.max_position_embeddings,
-        tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id, rms_norm_eps=1e-5)
+        vocab_size=len(tokenizer),
+        hidden_size=config.hidden_size,
+        intermediate_size=config.intermediate_size,
+        num_hidden_layers=config.num_hidden_layers,
+        num_attention_heads=config.num_attention_heads,
+        num_key_value_heads=config.num_key_value_heads,
+        max_position_embeddings=config.max_position_embeddings,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        rms_norm_eps=1e-5,
+    )
 
 
 def batches(token_lists: list[list[int]], batch_size: int, pad_id: int, rng: random.Random):
     """Length-bucketed, shuffled batches: (input_ids, attention_mask, labels) with padding masked out."""
     order = sorted(range(len(token_lists)), key=lambda i: (len(token_lists[i]), i))
-    chunks = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    chunks = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     rng.shuffle(chunks)
     for chunk in chunks:
         width = max(len(token_lists[i]) for i in chunk)
@@ -99,8 +118,9 @@ def train_model(lines: list[str], tokenizer, config: TrainConfig, log=print):
     model = LlamaForCausalLM(model_config(config, tokenizer))
     steps_per_epoch = math.ceil(len(token_lists) / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay,
-                                  betas=(0.9, 0.98))
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay, betas=(0.9, 0.98)
+    )
 
     def learning_rate(step):
         if step < config.warmup_steps:
@@ -133,4 +153,5 @@ def save_model(model, tokenizer, directory: Path, config: TrainConfig, history: 
     model.save_pretrained(directory, safe_serialization=True)
     tokenizer.save_pretrained(directory)
     (directory / "training.json").write_text(
-        json.dumps({"config": asdict(config), "history": history}, indent=1) + "\n", encoding="utf-8")
+        json.dumps({"config": asdict(config), "history": history}, indent=1) + "\n", encoding="utf-8"
+    )
