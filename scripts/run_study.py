@@ -1,7 +1,8 @@
-"""The full-scale study with one command (``make study``): papermill runs the sequential chapter once per
-seed and method at the full parameters, keeps each executed notebook and its raw results with their
-provenance (commit, package hash, parameters, machine, wall time) under ``results/main/parts/``, and
-merges the finished runs into the tables and ``provenance.json`` of ``results/main/``.
+"""The full-scale study with one command (``make study``): each seed and method is one direct call of the
+study code (``study.results.run_part``: ``run_study`` at the full parameters), which writes the run's raw
+results and its record (commit, package hash, parameters, machine, wall time, claims) under
+``results/main/parts/``; then the finished runs are merged into the tables and ``provenance.json`` of
+``results/main/``.
 
     python scripts/run_study.py [--edits-per-language 100] [--batch-size 100] [--seeds 0 1 2]
                                 [--languages en de ...] [--methods MEMIT LangEdit-exact ...]
@@ -11,64 +12,27 @@ A run already on disk is skipped, so an interrupted study resumes where it stopp
 over several sessions (``--max-runs`` bounds one session's share). ``--rerun-stale`` reruns the runs
 made by other editing code than the current one. Runs go seed by seed, methods in the order given
 (put first what matters most when time is short); the tables list methods in the usual order.
-Languages and methods default to the chapter's (all six, all five); the test suite runs this script
-with two of each and two edits.
+Languages and methods default to all six and all five; the test suite runs this script with two of
+each and two edits.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import shutil
 from pathlib import Path
 
-import papermill
+import torch
 
+from langedit_mini.data.datasets import load_pocket
 from langedit_mini.data.languages import LANGUAGES
 from langedit_mini.editing import METHODS
-from langedit_mini.study.provenance import finish_record, package_hash, start_record
-from langedit_mini.study.results import RAW, describe, merge_parts, part_name
+from langedit_mini.editing.defaults import load_pocket_editing
+from langedit_mini.pocket import load_probes
+from langedit_mini.study.provenance import package_hash
+from langedit_mini.study.results import FIXED, describe, merge_parts, part_name, run_part
 
 ROOT = Path(__file__).resolve().parents[1]
-#: the chapter's parameters a full-scale run leaves at their defaults (recorded with each run)
-FIXED = {"dataset": "pocket", "schedule": "delta", "tau": None, "alpha": None}
-
-
-def run_part(output: Path, seed: int, method: str, shared: dict) -> dict:
-    """One seed and method: the chapter into ``parts/<name>.running``, renamed when it has finished."""
-    name = part_name(seed, method)
-    final = output / "parts" / name
-    work = output / "parts" / f"{name}.running"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    parameters = shared | {"seeds": [seed], "methods": [method], "save_to": str(work)}
-    # the code the run starts from; results/ is left out of "uncommitted changes": the merge after each run
-    # rewrites results/main/, so every later run of the same `make study` would otherwise count as dirty
-    record = start_record(ROOT, exclude=("results",))
-    failed_claims = []
-    try:
-        papermill.execute_notebook(
-            str(ROOT / "notebooks" / "05_sequential.ipynb"),
-            str(work / "05_sequential.ipynb"),
-            parameters=parameters,
-            cwd=str(ROOT / "notebooks"),
-            progress_bar=False,
-        )
-    except papermill.PapermillExecutionError as error:
-        # The chapter's strict claims are sized for its reduced run; at full scale a claim that fails is a
-        # finding, kept with the run (the executed notebook shows where it stopped). Only when the raw
-        # results were already written; any other error stops the study.
-        written = all((work / f"{table}.csv.gz").exists() for table in RAW)
-        if not (error.ename == "AssertionError" and str(error.evalue).startswith("claim failed") and written):
-            raise
-        failed_claims.append(str(error.evalue))
-        print(f"{name}: {error.evalue}", flush=True)
-    info = {"seed": seed, "method": method, "failed_claims": failed_claims, "parameters": shared | FIXED}
-    info |= finish_record(record)
-    (work / "part.json").write_text(json.dumps(info, indent=1) + "\n")
-    shutil.rmtree(final, ignore_errors=True)
-    work.rename(final)
-    return info
 
 
 def main(argv=None) -> None:
@@ -97,7 +61,8 @@ def main(argv=None) -> None:
         "probe_every": 2,
         "probe_limit": 50,
     }
-    runs = 0
+    runs, setup = 0, None
+    requests, _ = load_pocket(languages=args.languages)
     for seed in args.seeds:
         for method in args.methods:
             if args.merge_only or (args.max_runs is not None and runs >= args.max_runs):
@@ -114,7 +79,12 @@ def main(argv=None) -> None:
                     print(f"{part_name(seed, method)}: on disk ({info['finished']}), skipped")
                     continue
             print(f"{part_name(seed, method)}: running", flush=True)
-            info = run_part(output, seed, method, shared)
+            if setup is None:  # loaded once, when there is something to run
+                torch.manual_seed(0)
+                setup = load_pocket_editing()
+            info = run_part(output, seed, method, shared, setup, requests, load_probes())
+            for failure in info["failed_claims"]:  # at full scale a finding, kept with the run
+                print(f"{part_name(seed, method)}: {failure}", flush=True)
             runs += 1
             print(f"{part_name(seed, method)}: {info['wall_s'] / 60:.1f} min", flush=True)
             merge_parts(output, args.seeds, planned, args.languages)  # progress is visible after every run

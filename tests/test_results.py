@@ -1,15 +1,18 @@
-"""The full-scale study's bookkeeping (scripts/run_study.py, langedit_mini.results) without running a chapter:
-a run whose chapter stops at a failed strict claim is kept as a finding; any other error keeps nothing."""
+"""The full-scale study's bookkeeping (``study.results``) without running a study: a run whose claim does not
+hold is kept with the claim as a finding; any other error keeps nothing; the summary the chapter shows."""
 
 import importlib.util
 import json
 from pathlib import Path
 
 import pandas as pd
-import papermill
 import pytest
 
-from langedit_mini.study.results import RAW, describe, merge_parts
+import langedit_mini.study.experiment as experiment
+from langedit_mini.data.datasets import load_pocket
+from langedit_mini.data.schedules import build_schedule
+from langedit_mini.study.experiment import StudyResult
+from langedit_mini.study.results import describe, full_scale_summary, merge_parts, read_raw, run_part
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,98 +25,102 @@ def load_script(name: str):
     return module
 
 
-def _script():
-    return load_script("run_study")
+def _fake_run_study(reliability=(0.25, 0.5), error=None):
+    """Stands in for ``experiment.run_study``: one batch of two English edits scored ``reliability``, or ``error``."""
+    requests, _ = load_pocket(languages=["en"])
+    plan = build_schedule(requests, "delta", ["en"], edits_per_language=2, batch_size=2, seed=0)
 
+    def run_study(model, tokenizer, requests, statistics, *, methods, seeds, **kwargs):
+        if error is not None:
+            raise error
+        method, seed = methods[0], seeds[0]
+        evaluations = pd.DataFrame(
+            {
+                "method": method,
+                "seed": seed,
+                "after_batch": 0,
+                "batch": 0,
+                "fact_id": ["a", "b", "a", "b"],
+                "lang": "en",
+                "metric": ["reliability", "reliability", "locality", "locality"],
+                "teacher_forced": [*reliability, 1.0, 1.0],
+                "exact_match": [0.0, 1.0, 1.0, 1.0],
+            }
+        )
+        probes = pd.DataFrame(
+            {
+                "method": ["unedited", method],
+                "seed": [-1, seed],
+                "after_batch": [-1, 0],
+                "lang": "en",
+                "probe": "fact QA",
+                "metric": "exact match",
+                "value": [0.9, 0.8],
+                "n": 10,
+            }
+        )
+        transfer = pd.DataFrame({"method": [method], "seed": [seed], "teacher_forced": [0.5]})
+        batches = pd.DataFrame(
+            {"method": [method], "seed": [seed], "batch": [0], "seconds": [1.0], "capacity_left": [9]}
+        )
+        return StudyResult(evaluations, probes, transfer, batches, {seed: plan})
 
-def _fake_chapter(error_name, error_value, write=True):
-    """Stands in for papermill: writes the raw tables a chapter would, then stops with an error."""
-
-    def execute(notebook, output, parameters, **kwargs):
-        method, seed = parameters["methods"][0], parameters["seeds"][0]
-        folder = Path(parameters["save_to"])
-        frames = {
-            "evaluations": pd.DataFrame(
-                {
-                    "method": method,
-                    "seed": seed,
-                    "after_batch": 0,
-                    "batch": 0,
-                    "fact_id": ["a", "b"],
-                    "lang": "en",
-                    "metric": "reliability",
-                    "teacher_forced": [0.25, 0.5],
-                    "exact_match": [0.0, 1.0],
-                }
-            ),
-            "probes": pd.DataFrame(
-                {
-                    "method": ["unedited", method],
-                    "seed": [-1, seed],
-                    "after_batch": [-1, 0],
-                    "lang": "en",
-                    "probe": "fact QA",
-                    "metric": "exact match",
-                    "value": [0.9, 0.8],
-                    "n": 10,
-                }
-            ),
-            "transfer": pd.DataFrame({"method": [method], "seed": [seed], "teacher_forced": [0.5]}),
-            "batches": pd.DataFrame({"method": [method], "seed": [seed], "batch": [0], "seconds": [1.0]}),
-        }
-        if write:
-            for name in RAW:
-                frames[name].to_csv(folder / f"{name}.csv.gz", index=False)
-        Path(output).write_text("{}")
-        if error_name:
-            raise papermill.PapermillExecutionError(
-                cell_index=20, exec_count=14, source="require(...)", ename=error_name, evalue=error_value, traceback=[]
-            )
-
-    return execute
+    return run_study
 
 
 SHARED = {"edits_per_language": 2, "batch_size": 2, "languages": ["en"], "probe_every": 2, "probe_limit": 50}
 
 
+def run_fake_part(tmp_path, monkeypatch, method, **fake):
+    monkeypatch.setattr(experiment, "run_study", _fake_run_study(**fake))
+    return run_part(tmp_path, 0, method, SHARED, (None, None, None), [], None)
+
+
 def test_a_failed_claim_at_full_scale_is_kept_as_a_finding(tmp_path, monkeypatch):
-    script = _script()
-    monkeypatch.setattr(
-        script.papermill,
-        "execute_notebook",
-        _fake_chapter("AssertionError", "claim failed: every method writes its edits: 0.3"),
-    )
-    info = script.run_part(tmp_path, 0, "LangEdit-exact", SHARED)
-    assert info["failed_claims"] == ["claim failed: every method writes its edits: 0.3"]
+    info = run_fake_part(tmp_path, monkeypatch, "LangEdit-exact")
+    writes = [claim for claim in info["claims"] if claim["claim"].startswith("every method writes its edits")]
+    assert len(info["claims"]) == 3 and writes[0]["value"] == pytest.approx(0.375) and not writes[0]["holds"]
+    assert info["failed_claims"] == [
+        "claim failed: every method writes its edits (smallest mean reliability, teacher-forced): "
+        "measured 3.750e-01, expected >= 5.0e-01"
+    ]
     assert json.loads((tmp_path / "parts" / "seed0-LangEdit-exact" / "part.json").read_text()) == info
-    monkeypatch.setattr(script.papermill, "execute_notebook", _fake_chapter(None, None))
-    script.run_part(tmp_path, 0, "MEMIT", SHARED)
+    assert not (tmp_path / "parts" / "seed0-LangEdit-exact" / "05_sequential.ipynb").exists()  # no notebook kept
+    run_fake_part(tmp_path, monkeypatch, "MEMIT", reliability=(0.5, 1.0))
     provenance = merge_parts(tmp_path, [0, 1], ["MEMIT", "LangEdit-exact"])
     assert provenance["missing"] == ["seed1-MEMIT", "seed1-LangEdit-exact"]
     text = describe(provenance)
     assert (
         "seed0-LangEdit-exact: at full scale this check of the chapter did not hold, kept as a finding: every "
-        "method writes its edits: 0.3" in text
+        "method writes its edits" in text
     )
     assert "claim failed" not in text  # the book's check for a failing chapter must not trip on a kept finding
-    probes = pd.read_csv(tmp_path / "probes.csv.gz")
+    assert not (tmp_path / "probes.csv.gz").exists()  # raw tables stay in the parts, not copied beside them
+    probes = read_raw(tmp_path, "probes")
     assert (probes.method == "unedited").sum() == 1  # the unedited model is measured once, not once per run
     averages = pd.read_csv(tmp_path / "averages.csv", index_col=0)
     assert list(averages.index) == ["MEMIT", "LangEdit-exact"]
-    assert averages.loc["MEMIT", "reliability (TF)"] == pytest.approx(0.375)
+    assert averages.loc["MEMIT", "reliability (TF)"] == pytest.approx(0.75)
+    summary = full_scale_summary(tmp_path, ["MEMIT", "LangEdit-exact"])
+    assert summary["glue"]["full_writes_failed"] == "LangEdit-exact (1 of 1 runs)"
+    assert summary["glue"]["full_status"] == "2 of 4 runs, 1 of 2 seeds"
+    assert summary["glue"]["full_rel_MEMIT"] == "0.75" and summary["glue"]["full_rel_LangEdit_exact"] == "0.38"
+    assert summary["comparisons"]["rel"]["verdict"] == "not judged"  # AlphaEdit and LangEdit-published never ran
 
 
-@pytest.mark.parametrize(
-    "error, value, write",
-    [("ValueError", "parameter languages must be ...", True), ("AssertionError", "claim failed: x", False)],
-)
-def test_any_other_stop_keeps_no_run(tmp_path, monkeypatch, error, value, write):
-    """A crash, or a failed claim before the raw results were written, leaves no finished run behind."""
-    script = _script()
-    monkeypatch.setattr(script.papermill, "execute_notebook", _fake_chapter(error, value, write))
-    with pytest.raises(papermill.PapermillExecutionError):
-        script.run_part(tmp_path, 0, "MEMIT", SHARED)
-    assert not (tmp_path / "parts" / "seed0-MEMIT").exists()
+def test_without_a_study_the_summary_says_not_run(tmp_path):
+    summary = full_scale_summary(tmp_path, ["MEMIT"])
+    assert summary["provenance"] is None and summary["glue"]["full_status"] == "not run"
+    assert summary["glue"]["full_rel_verdict"] == "not judged" and summary["glue"]["full_rel_MEMIT"] == "not run"
+    with pytest.raises(ValueError, match="unknown raw table 'scores'"):
+        read_raw(tmp_path, "scores")
+
+
+def test_any_other_stop_keeps_no_run(tmp_path, monkeypatch):
+    """A crash leaves no finished run behind: the interrupted folder is reported, never merged."""
+    with pytest.raises(ValueError, match="parameter languages"):
+        run_fake_part(tmp_path, monkeypatch, "MEMIT", error=ValueError("parameter languages must be ..."))
+    assert not (tmp_path / "parts" / "seed0-MEMIT").exists() and (tmp_path / "parts" / "seed0-MEMIT.running").exists()
     with pytest.raises(FileNotFoundError, match="no finished part"):
         merge_parts(tmp_path, [0], ["MEMIT"])
 
@@ -122,9 +129,7 @@ def test_staleness_is_checked_when_shown_not_when_merged(tmp_path, monkeypatch):
     """Editing code changed after the merge: the chapter's description warns without a new merge."""
     import langedit_mini.study.results as results
 
-    script = _script()
-    monkeypatch.setattr(script.papermill, "execute_notebook", _fake_chapter(None, None))
-    script.run_part(tmp_path, 0, "MEMIT", SHARED)
+    run_fake_part(tmp_path, monkeypatch, "MEMIT")
     provenance = merge_parts(tmp_path, [0], ["MEMIT"])
     assert provenance["complete"] and "WARNING" not in describe(provenance)
     monkeypatch.setattr(results, "package_hash", lambda: "f" * 16)

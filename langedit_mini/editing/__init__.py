@@ -10,13 +10,14 @@ defaults   default_config: the reference values and the pocket model's tuned one
 
 from langedit_mini.editing.config import EditConfig
 from langedit_mini.editing.defaults import default_config
-from langedit_mini.editing.registry import CLOSED_FORM_METHODS, METHODS, closed_form, get_method
+from langedit_mini.editing.registry import CLOSED_FORM_METHODS, METHODS, NULL_SPACE_METHODS, closed_form, get_method
 from langedit_mini.editing.session import BatchRecord, EditingSession, apply_records, check_batch
 
 __all__ = [
     "EditConfig",
     "default_config",
     "CLOSED_FORM_METHODS",
+    "NULL_SPACE_METHODS",
     "METHODS",
     "closed_form",
     "get_method",

@@ -100,6 +100,7 @@ class EditingMethod:
     settings_type: type = MemitSettings
     needs_statistics: bool = True  # the preserved-key second moments C0 of every edited layer
     closed_form: bool = True  # an UpdateRule per layer (False: gradient steps, FT)
+    null_space: bool = False  # its update is projected onto the null space of what is protected
 
     def make_rules(self, settings, statistics, layers, dtype: torch.dtype = SOLVE_DTYPE) -> dict[int, UpdateRule]:
         """A fresh ``UpdateRule`` per edited layer, solving in ``dtype`` (empty for a method without one)."""
@@ -123,6 +124,7 @@ class ClosedFormMethod(EditingMethod):
 
     def __init__(self, name: str, settings_type: type, make_rule):
         self.name, self.settings_type, self._make_rule = name, settings_type, make_rule
+        self.null_space = issubclass(settings_type, NullSpaceSettings)
 
     def make_rules(self, settings, statistics, layers, dtype: torch.dtype = SOLVE_DTYPE) -> dict[int, UpdateRule]:
         return {

@@ -17,6 +17,9 @@ METHODS = tuple(REGISTRY)
 #: the methods with a closed-form update per layer (every method but the gradient baseline)
 CLOSED_FORM_METHODS = tuple(name for name, method in REGISTRY.items() if method.closed_form)
 
+#: the methods whose update is projected onto a null space (AlphaEdit, both LangEdit forms)
+NULL_SPACE_METHODS = tuple(name for name, method in REGISTRY.items() if method.null_space)
+
 
 def get_method(name: str) -> EditingMethod:
     """The registered method called ``name``; a ValueError lists the known ones otherwise."""

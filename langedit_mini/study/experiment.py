@@ -20,6 +20,7 @@ from langedit_mini.editing.defaults import applicable_overrides, default_config
 from langedit_mini.editing.registry import METHODS
 from langedit_mini.editing.session import EditingSession
 from langedit_mini.evaluation.edit_metrics import cross_lingual, locality_reference
+from langedit_mini.study.claims import Claim
 from langedit_mini.study.sequential import run_schedule
 
 #: two-sided 95% Student t quantiles by degrees of freedom (1..10); 1.96 beyond
@@ -167,6 +168,42 @@ def combine_studies(parts: list[StudyResult]) -> StudyResult:
         joined("batches"),
         schedules,
     )
+
+
+#: the smallest mean reliability (teacher-forced) after the last batch at which a method counts as writing its edits
+WRITES_EDITS = 0.5
+
+
+def study_claims(study: StudyResult) -> dict[str, Claim]:
+    """What a sequential study must show, as data (``scored``, ``capacity``, ``writes``).
+
+    ``scored``: every edit made so far is scored after every batch (missing scores, <= 0);
+    ``capacity``: LangEdit's exact form never ran out of null space (smallest capacity left, >= 1;
+    1 when it was not run); ``writes``: every method writes its edits (smallest mean teacher-forced
+    reliability after the last batch, >= ``WRITES_EDITS``), a claim about the pocket world, whose facts
+    the pocket model knows.
+    """
+    reliability = study.evaluations[study.evaluations.metric == "reliability"]
+    scored = reliability.groupby(["method", "seed", "after_batch"]).size()
+    missing = 0
+    for (_, seed, after), count in scored.items():
+        batches = study.schedules[seed].batches
+        missing += abs(count - sum(len(batch) for batch in batches[: after + 1]))
+    smallest = study.batches.groupby(["method", "seed"]).capacity_left.min()
+    exact = smallest.xs("LangEdit-exact").min() if "LangEdit-exact" in smallest.index.get_level_values(0) else 1
+    final = after_last_batch(reliability)
+    return {
+        "scored": Claim("every edit so far is scored after every batch (missing scores)", missing, 0),
+        "capacity": Claim(
+            "LangEdit-exact never ran out of null space (smallest capacity left)", exact, 1, at_least=True
+        ),
+        "writes": Claim(
+            "every method writes its edits (smallest mean reliability, teacher-forced)",
+            final.groupby("method").teacher_forced.mean().min(),
+            WRITES_EDITS,
+            at_least=True,
+        ),
+    }
 
 
 def after_last_batch(evaluations: pd.DataFrame) -> pd.DataFrame:

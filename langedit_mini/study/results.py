@@ -1,23 +1,25 @@
 """The full-scale study on disk: one folder per (seed, method) run, and their merge.
 
-At full scale one run of the sequential chapter (one seed, one method, 600 edits) takes a quarter of
-an hour or more on 2 cores, and the whole study (3 seeds x 5 methods) several hours. So ``make study``
-runs it as *parts*: each (seed, method) pair is one papermill execution of the chapter into
-``results/main/parts/seed<s>-<method>/`` (executed notebook, raw results as CSV, ``part.json`` with
-commit, package hash, parameters, machine and wall time). A part already on disk is not run again, so
-the study can be spread over several sessions; a folder without ``part.json`` is an interrupted part
-and is reported, never merged.
+At full scale one run (one seed, one method, 600 edits) takes a quarter of an hour or more on 2 cores,
+and the whole study (3 seeds x 5 methods) several hours. So ``make study`` runs it as *parts*: each
+(seed, method) pair is one call of ``run_part``, which runs ``experiment.run_study`` and writes into
+``results/main/parts/seed<s>-<method>/`` the raw results as CSV and ``part.json`` (commit, package hash,
+parameters, machine, wall time, and the study's claims with their numbers). A part already on disk is
+not run again, so the study can be spread over several sessions; a folder without ``part.json`` is an
+interrupted part and is reported, never merged.
 
-``merge_parts`` combines the finished parts into the tables at ``results/main/`` and a
-``provenance.json`` that lists every part with its provenance (including its package hash) and the
-planned parts still missing; ``stale_runs`` compares those hashes with the installed code when the
-results are shown, so a later code change is noticed without a new merge.
+``merge_parts`` combines the finished parts into the tables at ``results/main/`` (main tables and
+averages; the raw tables stay in the parts, ``read_raw`` joins them) and a ``provenance.json`` that
+lists every part with its provenance and the planned parts still missing; ``stale_runs`` compares the
+parts' package hashes with the installed code when the results are shown, so a later code change is
+noticed without a new merge.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -46,13 +48,87 @@ def part_name(seed: int, method: str) -> str:
 
 
 def write_raw(folder: str | Path, study) -> Path:
-    """Write one run's raw result tables (the chapter does this; ``run_study.py`` then adds ``part.json``,
-    whose presence marks the part finished)."""
+    """Write one run's raw result tables (``run_part`` then adds ``part.json``, whose presence marks the
+    part finished)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     for name in RAW:
         getattr(study, name).to_csv(folder / f"{name}.csv.gz", index=False)
     return folder
+
+
+#: what a full-scale run fixes (recorded with each run): the pocket dataset, the delta schedule, the
+#: model's default null-space cut and regulariser
+FIXED = {"dataset": "pocket", "schedule": "delta", "tau": None, "alpha": None}
+
+
+def run_part(output: str | Path, seed: int, method: str, shared: dict, setup: tuple, requests, probes) -> dict:
+    """One seed and method of the full-scale study into ``output/parts/<name>``; returns its ``part.json``.
+
+    ``setup`` is ``(model, tokenizer, statistics)`` (``editing.defaults.load_pocket_editing``), ``shared``
+    the parameters every part shares (``edits_per_language``, ``batch_size``, ``languages``,
+    ``probe_every``, ``probe_limit``). The run is written into ``<name>.running`` and renamed when it has
+    finished, so an interrupted run is never taken for a finished one. A claim of ``study_claims`` that
+    does not hold is kept with the run as a finding (at full scale that is a result, not a broken run).
+    """
+    from langedit_mini.study.experiment import run_study, study_claims
+    from langedit_mini.study.provenance import finish_record, start_record
+
+    output = Path(output)
+    name = part_name(seed, method)
+    final, work = output / "parts" / name, output / "parts" / f"{name}.running"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    # results/ is left out of "uncommitted changes": the merge after each run rewrites results/main/,
+    # so every later run of the same `make study` would otherwise count as dirty
+    record = start_record(exclude=("results",))
+    model, tokenizer, statistics = setup
+    study = run_study(
+        model,
+        tokenizer,
+        requests,
+        statistics,
+        methods=[method],
+        seeds=[seed],
+        schedule=FIXED["schedule"],
+        languages=shared["languages"],
+        edits_per_language=shared["edits_per_language"],
+        batch_size=shared["batch_size"],
+        probes=probes,
+        probe_every=shared["probe_every"],
+        probe_limit=shared["probe_limit"],
+        log=None,
+    )
+    write_raw(work, study)
+    claims = list(study_claims(study).values())
+    info = {
+        "seed": seed,
+        "method": method,
+        "claims": [claim.as_dict() for claim in claims],
+        "failed_claims": [claim.failure for claim in claims if not claim.holds],
+        "parameters": dict(shared) | FIXED,
+    } | finish_record(record)
+    (work / "part.json").write_text(json.dumps(info, indent=1) + "\n")
+    shutil.rmtree(final, ignore_errors=True)
+    work.rename(final)
+    return info
+
+
+def read_raw(folder: str | Path, name: str) -> pd.DataFrame:
+    """One raw table (``RAW``) of every finished part under ``folder``, joined; the unedited model's
+    probes, which every part measured, are kept once."""
+    if name not in RAW:
+        raise ValueError(f"unknown raw table {name!r}; the raw tables are {', '.join(RAW)}")
+    finished, _ = read_parts(folder)
+    if not finished:
+        raise FileNotFoundError(f"no finished part under {Path(folder) / 'parts'}")
+    frames = []
+    for index, (path, _info) in enumerate(finished):
+        frame = pd.read_csv(path / f"{name}.csv.gz")
+        if name == "probes" and index > 0 and len(frame):
+            frame = frame[frame.method != "unedited"]
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
 
 
 def read_parts(folder: str | Path) -> tuple[list[tuple[Path, dict]], list[str]]:
@@ -89,28 +165,17 @@ def merge_parts(folder: str | Path, seeds, methods, languages=None) -> dict:
                     f"{reference_path.name} with {reference['parameters'].get(key)!r}: they are not "
                     "one study; move one of them away or rerun it"
                 )
-    frames = {name: [] for name in RAW}
-    for index, (path, _info) in enumerate(finished):
-        for name in RAW:
-            frame = pd.read_csv(path / f"{name}.csv.gz")
-            if name == "probes" and index > 0 and len(frame):
-                frame = frame[frame.method != "unedited"]  # every part probes the same unedited model first
-            frames[name].append(frame)
-    merged = {name: pd.concat(parts, ignore_index=True) for name, parts in frames.items()}
+    evaluations = read_raw(folder, "evaluations")
     done = {(info["seed"], info["method"]) for _, info in finished}
     planned = [(seed, method) for seed in seeds for method in methods]
     present = {method for _, method in done}
     methods_present = [m for m in methods if m in present] + sorted(present - set(methods))
     languages = languages or reference["parameters"].get("languages")
-    main_table(merged["evaluations"], "teacher_forced", methods_present, languages).to_csv(
+    main_table(evaluations, "teacher_forced", methods_present, languages).to_csv(
         folder / "main_table_teacher_forced.csv"
     )
-    main_table(merged["evaluations"], "exact_match", methods_present, languages).to_csv(
-        folder / "main_table_exact_match.csv"
-    )
-    averages(merged["evaluations"], methods_present).to_csv(folder / "averages.csv")
-    for name, frame in merged.items():
-        frame.to_csv(folder / f"{name}.csv.gz", index=False)
+    main_table(evaluations, "exact_match", methods_present, languages).to_csv(folder / "main_table_exact_match.csv")
+    averages(evaluations, methods_present).to_csv(folder / "averages.csv")
     parameters = {key: reference["parameters"].get(key) for key in SHARED}
     provenance = {
         "parameters": parameters,
@@ -268,6 +333,66 @@ def score_range(scores: pd.DataFrame, methods) -> str:
     return f"from {means[low]:.2f} ({low}) to {means[high]:.2f} ({high})"
 
 
+#: the LangEdit forms judged at full scale, and the baselines each claim compares them with (reliability:
+#: the closed-form baselines; locality: FT too)
+LANGEDIT_FORMS = ("LangEdit-exact", "LangEdit-published")
+BASELINES = {"rel": ("MEMIT", "AlphaEdit"), "loc": ("MEMIT", "AlphaEdit", "FT")}
+METRICS = {"rel": "reliability", "loc": "locality"}
+
+
+def glue_key(method: str) -> str:
+    """A method's name as it appears in a glue key (``LangEdit-exact`` -> ``LangEdit_exact``)."""
+    return method.replace("-", "_")
+
+
+def full_scale_summary(folder: str | Path, methods) -> dict:
+    """What the sequential chapter and the report say about the full-scale study under ``folder``.
+
+    Returns ``provenance`` (None when there is no study), ``comparisons`` (per short metric name,
+    ``compare_methods``' verdict and standing) and ``glue``: the status line ("15 of 15 runs, 3 of 3
+    seeds", and ", code changed since" when stale), each of ``methods``' mean and interval over seeds
+    (``full_rel_<method>``, ``full_loc_<method>``), the closed-form methods' range of reliability, the
+    verdicts and standings, and the methods whose runs did not write their edits (mean reliability after
+    the last batch below ``experiment.WRITES_EDITS``, with how many of their runs).
+    """
+    from langedit_mini.editing.registry import closed_form
+    from langedit_mini.study.experiment import WRITES_EDITS
+
+    folder, methods = Path(folder), list(methods)
+    glued = {"full_status": "not run", "full_closed_range": "not run", "full_writes_failed": "no method"}
+    glued |= {f"full_{short}_{glue_key(m)}": "not run" for short in METRICS for m in methods}
+    comparisons = {short: {"verdict": "not judged", "standing": "no full-scale results"} for short in METRICS}
+    for short, comparison in comparisons.items():
+        glued |= {f"full_{short}_verdict": comparison["verdict"], f"full_{short}_standing": comparison["standing"]}
+    summary = {"provenance": None, "comparisons": comparisons, "glue": glued}
+    if not (folder / "provenance.json").exists():
+        return summary
+    provenance = json.loads((folder / "provenance.json").read_text())
+    planned, parts = provenance["planned"], provenance["parts"]
+    glued["full_status"] = (
+        f"{len(parts)} of {len(planned['seeds']) * len(planned['methods'])} runs, "
+        f"{len({part['seed'] for part in parts})} of {len(planned['seeds'])} seeds"
+        + (", code changed since" if stale_runs(provenance) else "")
+    )
+    evaluations = read_raw(folder, "evaluations")
+    scores = {short: seed_scores(evaluations, metric) for short, metric in METRICS.items()}
+    for short in METRICS:
+        for method in methods:
+            glued[f"full_{short}_{glue_key(method)}"] = mean_and_interval(scores[short], method)
+        comparisons[short] = compare_methods(scores[short], list(LANGEDIT_FORMS), list(BASELINES[short]))
+        glued[f"full_{short}_verdict"] = comparisons[short]["verdict"]
+        glued[f"full_{short}_standing"] = comparisons[short]["standing"]
+    glued["full_closed_range"] = score_range(scores["rel"], closed_form(methods))
+    reliability = scores["rel"]
+    failed = [p["method"] for p in parts if reliability.loc[p["seed"], p["method"]] < WRITES_EDITS]
+    runs = {m: sum(p["method"] == m for p in parts) for m in failed}
+    glued["full_writes_failed"] = (
+        ", ".join(f"{m} ({failed.count(m)} of {runs[m]} runs)" for m in dict.fromkeys(failed)) or "no method"
+    )
+    summary["provenance"] = provenance
+    return summary
+
+
 #: the kinds of key ``scripts/diagnose_forgetting.py`` measures, in the order its tables show them
 DIAGNOSIS_KINDS = ("committed key", "bare subject key", "other prompt keys", "answer-position keys")
 #: its two preserved-knowledge corpora: the book's statements, and those plus question prompts
@@ -323,3 +448,97 @@ def diagnosis_tables(rows: pd.DataFrame) -> dict[str, pd.DataFrame]:
         ["reliability before", "reliability after", "batch 2 reliability"]
     ]
     return {"change": change, "null share": share, "reliability": reliability}
+
+
+#: the glued numbers of the diagnosis: (glue name, table, covariance, method, column, format)
+_DIAGNOSIS_NUMBERS = (
+    ("diag_exact_committed", "change", "statements", "LangEdit-exact", "committed key", ".1e"),
+    ("diag_exact_bare", "change", "statements", "LangEdit-exact", "bare subject key", ".3f"),
+    ("diag_exact_prompt", "change", "statements", "LangEdit-exact", "other prompt keys", ".3f"),
+    ("diag_exact_answer", "change", "statements", "LangEdit-exact", "answer-position keys", ".3f"),
+    ("diag_memit_prompt", "change", "statements", "MEMIT", "other prompt keys", ".3f"),
+    ("diag_memit_answer", "change", "statements", "MEMIT", "answer-position keys", ".3f"),
+    ("diag_alpha_share", "null share", "statements", "AlphaEdit", "committed key", ".2f"),
+    ("diag_share_statements", "null share", "statements", "LangEdit-exact", "other prompt keys", ".2f"),
+    ("diag_share_questions", "null share", "statements+questions", "LangEdit-exact", "other prompt keys", ".2f"),
+    ("diag_before", "reliability", "statements", "LangEdit-exact", "reliability before", ".3f"),
+    ("diag_after_statements", "reliability", "statements", "LangEdit-exact", "reliability after", ".3f"),
+    ("diag_after_questions", "reliability", "statements+questions", "LangEdit-exact", "reliability after", ".3f"),
+    ("diag_memit_before", "reliability", "statements", "MEMIT", "reliability before", ".3f"),
+    ("diag_memit_after", "reliability", "statements", "MEMIT", "reliability after", ".3f"),
+    ("diag_answer_statements", "change", "statements", "LangEdit-exact", "answer-position keys", ".3f"),
+    ("diag_answer_questions", "change", "statements+questions", "LangEdit-exact", "answer-position keys", ".3f"),
+    ("diag_written_statements", "reliability", "statements", "LangEdit-exact", "batch 2 reliability", ".3f"),
+    ("diag_written_questions", "reliability", "statements+questions", "LangEdit-exact", "batch 2 reliability", ".3f"),
+)
+DIAGNOSIS_GLUE = ("diag_status", "diag_verdict", "diag_questions_verdict") + tuple(row[0] for row in _DIAGNOSIS_NUMBERS)
+
+
+def _table_value(table: pd.DataFrame, covariance: str, method: str, column: str) -> float | None:
+    try:
+        return float(table.loc[(covariance, method), column])
+    except KeyError:
+        return None
+
+
+def diagnosis_findings(path: str | Path) -> dict:
+    """What the ablations chapter and the report say about the forgetting diagnosis at ``path``.
+
+    Returns ``tables`` (``diagnosis_tables``; None without a result), ``provenance``, and ``glue``: the
+    status line, every number the prose quotes ("not measured" where the result lacks it) and two verdict
+    sentences computed from the numbers: where the guarantee holds and where forgetting enters, and whether
+    question prompts in the preserved corpus reduce the first batch's forgetting.
+    """
+    glued = dict.fromkeys(DIAGNOSIS_GLUE, "not measured")
+    path = Path(path)
+    if not path.exists():
+        return {"tables": None, "provenance": None, "glue": glued}
+    rows, provenance = read_diagnosis(path)
+    settings = provenance["parameters"]
+    glued["diag_status"] = (
+        f"scripts/diagnose_forgetting.py at commit {provenance['commit']} "
+        f"({provenance['finished']}, {provenance['wall_s'] / 60:.0f} min): "
+        f"{settings['edits_per_batch']} edits per batch, batches {' then '.join(settings['batches'])}, "
+        f"seed {settings['seed']}"
+    )
+    tables = diagnosis_tables(rows)
+    for name, table, covariance, method, column, form in _DIAGNOSIS_NUMBERS:
+        value = _table_value(tables[table], covariance, method, column)
+        glued[name] = "not measured" if value is None else format(value, form)
+    change, reliability = tables["change"], tables["reliability"]
+    exact_open = _table_value(change, "statements", "LangEdit-exact", "other prompt keys")
+    memit_open = _table_value(change, "statements", "MEMIT", "other prompt keys")
+    exact_closed = _table_value(change, "statements", "LangEdit-exact", "committed key")
+    if None in (exact_open, memit_open, exact_closed):
+        verdict = "LangEdit-exact and MEMIT were not both measured with the statements corpus"
+    elif exact_closed < 1e-6 and exact_open >= 0.5 * memit_open:
+        verdict = (
+            "the guarantee holds where it is stated (the committed keys do not move), but the keys that "
+            "scoring reads at the prompt's other tokens move about as much as under MEMIT, or more"
+        )
+    elif exact_closed < 1e-6:
+        verdict = (
+            "the guarantee holds where it is stated, and the prompt's other keys move less than under MEMIT: "
+            "forgetting enters elsewhere"
+        )
+    else:
+        verdict = "the committed keys themselves moved: the guarantee did not hold in this run"
+    glued["diag_verdict"] = verdict
+    after = [
+        _table_value(reliability, corpus, "LangEdit-exact", "reliability after") for corpus in DIAGNOSIS_COVARIANCES
+    ]
+    if None in after:
+        questions = "LangEdit-exact was not measured with both corpora"
+    elif after[1] - after[0] < 0.02:
+        questions = (
+            "so the question prompts, though they shield the prompt's keys better, do not reduce the "
+            "first batch's forgetting here: the answer positions' keys, which they barely shield, "
+            "move as much as before"
+        )
+    else:
+        questions = (
+            f"so the question prompts reduce the first batch's forgetting by {after[1] - after[0]:.3f}: "
+            "part of the forgetting enters through the prompt's keys"
+        )
+    glued["diag_questions_verdict"] = questions
+    return {"tables": tables, "provenance": provenance, "glue": glued}
