@@ -5,7 +5,7 @@ import json
 
 import pandas as pd
 import pytest
-from test_results import load_script
+from test_results import ROOT, load_script
 
 from langedit_mini.study.results import DIAGNOSIS_KINDS, diagnosis_tables, read_diagnosis
 
@@ -88,3 +88,17 @@ def test_reader_names_what_a_malformed_result_lacks(tmp_path, monkeypatch):
     assert not read_diagnosis(path)[1]["stale"]
     monkeypatch.setattr(results, "package_hash", lambda: "f" * 16)
     assert read_diagnosis(path)[1]["stale"]  # editing code changed since the diagnosis was made
+
+
+def test_the_findings_quote_the_committed_numbers_and_compute_their_verdicts(tmp_path):
+    from langedit_mini.study.results import DIAGNOSIS_GLUE, diagnosis_findings
+
+    absent = diagnosis_findings(tmp_path / "none.json")
+    assert absent["tables"] is None and set(absent["glue"]) == set(DIAGNOSIS_GLUE)
+    assert set(absent["glue"].values()) == {"not measured"}
+    committed = diagnosis_findings(ROOT / "results" / "diagnostics" / "forgetting.json")
+    glued, change = committed["glue"], committed["tables"]["change"]
+    assert glued["diag_exact_prompt"] == f"{change.loc[('statements', 'LangEdit-exact'), 'other prompt keys']:.3f}"
+    assert float(glued["diag_exact_committed"]) < 1e-6  # the guarantee, on the committed keys
+    assert glued["diag_verdict"].startswith("the guarantee holds where it is stated")
+    assert "not measured" not in glued.values() and glued["diag_status"].startswith("scripts/diagnose_forgetting.py")

@@ -249,3 +249,19 @@ def test_real_llm_chapter_refuses_bad_parameters(tmp_path, parameters, message):
 
     with pytest.raises(papermill.PapermillExecutionError, match=message):
         run_notebook("08_real_llms.ipynb", tmp_path, **parameters)
+
+
+def test_the_smoke_plan_names_every_stand_in_and_the_full_plan_keeps_what_was_asked(tmp_path):
+    from langedit_mini.model.hub import run_plan
+
+    asked = dict(edits_per_language=10, batch_size=10, max_tokens=1024)
+    full = run_plan("full", "Qwen/Qwen2.5-0.5B-Instruct", **asked)
+    assert full["used"] == full["asked"] and full["edits_per_language"] == 10 and full["max_tokens"] == 1024
+    (tmp_path / "MzsRE").mkdir()
+    smoke = run_plan("smoke", "Qwen/Qwen2.5-0.5B-Instruct", local_mzsre=tmp_path / "MzsRE", **asked)
+    assert smoke["used"]["model"] == "tiny random qwen2 (pocket tokenizer)"
+    assert smoke["used"]["MzsRE"] == f"local mirror {tmp_path / 'MzsRE'}" and smoke["used"]["corpus"] == "pocket corpus"
+    assert (smoke["edits_per_language"], smoke["batch_size"], smoke["max_tokens"]) == (2, 2, 512)
+    assert run_plan("smoke", "x/llama", local_mzsre=tmp_path / "none", **asked)["mzsre_mirror"] is None
+    with pytest.raises(ValueError, match="mode must be 'full' or 'smoke'"):
+        run_plan("auto", "x", **asked)

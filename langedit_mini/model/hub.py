@@ -86,3 +86,65 @@ def model_family(model_name: str) -> str:
         if family in lowered:
             return family
     return "llama"
+
+
+def run_plan(
+    mode: str,
+    model_name: str,
+    *,
+    mzsre_mirror=None,
+    corpus_root=None,
+    general_root=None,
+    edits_per_language: int,
+    batch_size: int,
+    max_tokens: int,
+    local_mzsre="../../shared/datasets/MzsRE",
+    fixtures="../data/fixtures/general",
+) -> dict:
+    """What the real-LLM chapter runs in ``mode`` (``resolve_run_mode``), and what it was asked to run.
+
+    In ``full`` mode everything is as asked. In ``smoke`` mode each part is replaced by a stand-in that
+    works offline on a CPU, and the plan names it: the tiny random model of the same family (pocket
+    tokenizer), a local MzsRE mirror when ``local_mzsre`` exists (else the pocket edits), the pocket corpus
+    for the statistics, the hand-written task fixtures, prompts of at most 512 tokens, and at most two
+    edits per language in batches of at most two (a random model learns nothing from more; a few run every
+    step of the schedule). Returns ``asked`` and ``used`` (what to show) and the values to run with.
+    """
+    if mode not in ("full", "smoke"):
+        raise ValueError(f"mode must be 'full' or 'smoke' (resolve_run_mode decides), got {mode!r}")
+    used = {
+        "model": model_name,
+        "MzsRE": mzsre_mirror or "download",
+        "corpus": corpus_root or "Wikipedia",
+        "general tasks": general_root or "hub",
+        "edits per language": f"{edits_per_language} (batches of {batch_size})",
+    }
+    plan = {
+        "asked": dict(used),
+        "mzsre_mirror": mzsre_mirror,
+        "general_root": general_root,
+        "edits_per_language": edits_per_language,
+        "batch_size": batch_size,
+        "max_tokens": max_tokens,
+    }
+    if mode == "smoke":
+        used["model"] = f"tiny random {model_family(model_name)} (pocket tokenizer)"
+        if mzsre_mirror is None:
+            from pathlib import Path
+
+            plan["mzsre_mirror"] = str(local_mzsre) if Path(local_mzsre).is_dir() else None
+            used["MzsRE"] = (
+                f"local mirror {plan['mzsre_mirror']}"
+                if plan["mzsre_mirror"]
+                else "pocket edits (no local MzsRE mirror)"
+            )
+        if corpus_root is None:
+            used["corpus"] = "pocket corpus"
+        if general_root is None:
+            plan["general_root"] = str(fixtures)
+            used["general tasks"] = f"hand-written fixtures ({fixtures})"
+        plan["max_tokens"] = min(max_tokens, 512)
+        plan["edits_per_language"], plan["batch_size"] = min(edits_per_language, 2), min(batch_size, 2)
+        used["edits per language"] = f"{plan['edits_per_language']} (batches of {plan['batch_size']})"
+    plan["used"] = used
+    return plan

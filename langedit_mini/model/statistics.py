@@ -68,27 +68,70 @@ def key_second_moments(
     cache_dir: str | Path | None = DEFAULT_CACHE,
     progress: bool = True,
 ) -> dict[int, SecondMoment]:
-    """``C0`` for each layer in ``layers`` over all non-padding tokens of ``texts``."""
+    """``C0`` for each layer in ``layers`` over all non-padding tokens of ``texts``.
+
+    Layers found in ``cache_dir`` are read from it; the others are computed in one pass over ``texts``
+    (``second_moment_pass``) and stored there. ``cache_dir=None``: nothing is read or written.
+    """
     if not texts:
         raise ValueError("texts is empty: the covariance needs at least one text")
     architecture = architecture or detect_architecture(model)
-    cache_keys = {}
-    results = {}
+    paths = {}
     if cache_dir is not None:
         base = f"{model_fingerprint(model)}-{texts_fingerprint(texts)}-{len(texts)}-{max_length}-{str(dtype)[6:]}"
-        for layer in layers:
-            path = Path(cache_dir) / f"{base}-layer{layer}.safetensors"
-            cache_keys[layer] = path
-            if path.exists():
-                from safetensors.torch import load_file
-
-                stored = load_file(path)
-                results[layer] = SecondMoment(layer, stored["covariance"], int(stored["n_samples"]), True)
+        paths = {layer: Path(cache_dir) / f"{base}-layer{layer}.safetensors" for layer in layers}
+    results = {layer: _read_cached(layer, paths[layer]) for layer in paths if paths[layer].exists()}
     missing = [layer for layer in layers if layer not in results]
     if not missing:
         return results
+    computed = second_moment_pass(
+        model,
+        tokenizer,
+        texts,
+        missing,
+        batch_size=batch_size,
+        max_length=max_length,
+        dtype=dtype,
+        architecture=architecture,
+        progress=progress,
+    )
+    for layer, moment in computed.items():
+        results[layer] = moment
+        if layer in paths:
+            _write_cached(moment, paths[layer])
+    return results
 
-    sums, counts, hooks, current_mask = {}, {layer: 0 for layer in missing}, [], {}
+
+def _read_cached(layer: int, path: Path) -> SecondMoment:
+    from safetensors.torch import load_file
+
+    stored = load_file(path)
+    return SecondMoment(layer, stored["covariance"], int(stored["n_samples"]), True)
+
+
+def _write_cached(moment: SecondMoment, path: Path) -> None:
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({"covariance": moment.covariance.contiguous(), "n_samples": torch.tensor(moment.n_samples)}, str(path))
+
+
+def second_moment_pass(
+    model,
+    tokenizer,
+    texts: list[str],
+    layers: list[int],
+    *,
+    batch_size: int = 64,
+    max_length: int = 128,
+    dtype: torch.dtype = torch.float64,
+    architecture: Architecture | None = None,
+    progress: bool = True,
+) -> dict[int, SecondMoment]:
+    """One forward pass over ``texts`` in batches: ``K0 K0^T / N`` at each layer's edited matrix input,
+    summed in ``dtype`` over every non-padding token (hooks removed on return; the model is unchanged)."""
+    architecture = architecture or detect_architecture(model)
+    sums, counts, hooks, current_mask = {}, {layer: 0 for layer in layers}, [], {}
 
     def make_hook(layer):
         def hook(module, inputs):
@@ -101,13 +144,13 @@ def key_second_moments(
 
         return hook
 
-    for layer in missing:
+    for layer in layers:
         hooks.append(mlp_out_module(model, architecture, layer).register_forward_pre_hook(make_hook(layer)))
     iterator = range(0, len(texts), batch_size)
     if progress:
         from tqdm.auto import tqdm
 
-        iterator = tqdm(iterator, desc=f"key statistics, layers {missing}", leave=False)
+        iterator = tqdm(iterator, desc=f"key statistics, layers {layers}", leave=False)
     try:
         with evaluation_mode(model):
             for start in iterator:
@@ -125,16 +168,8 @@ def key_second_moments(
     finally:
         for handle in hooks:
             handle.remove()
-    for layer in missing:
+    moments = {}
+    for layer in layers:
         covariance = (sums[layer] / counts[layer]).cpu()
-        covariance = (covariance + covariance.T) / 2
-        results[layer] = SecondMoment(layer, covariance, counts[layer])
-        if cache_dir is not None:
-            from safetensors.torch import save_file
-
-            cache_keys[layer].parent.mkdir(parents=True, exist_ok=True)
-            save_file(
-                {"covariance": covariance.contiguous(), "n_samples": torch.tensor(counts[layer])},
-                str(cache_keys[layer]),
-            )
-    return results
+        moments[layer] = SecondMoment(layer, (covariance + covariance.T) / 2, counts[layer])
+    return moments

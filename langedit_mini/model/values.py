@@ -24,7 +24,14 @@ import torch
 from langedit_mini.data.datasets import EditRequest
 from langedit_mini.data.languages import KL_PROMPTS
 from langedit_mini.model.architecture import Architecture, check_layer, get_module, num_layers, optimising_only
-from langedit_mini.model.keys import check_context_length, compute_hidden, context_texts, encode_rows, layer_output
+from langedit_mini.model.keys import (
+    EncodedRows,
+    check_context_length,
+    compute_hidden,
+    context_texts,
+    encode_rows,
+    layer_output,
+)
 from langedit_mini.model.tokens import model_device
 
 
@@ -81,6 +88,60 @@ def _target_rows(tokenizer, requests: list[EditRequest]):
     return rows, target_spans, kl_rows
 
 
+@dataclass
+class _OptimisationRows:
+    """Every row one optimisation step runs, on the model's device: the prompts with their target tokens,
+    then one KL row per request, padded to one width."""
+
+    ids: torch.Tensor  # (rows + n, T)
+    mask: torch.Tensor  # (rows + n, T)
+    owners: torch.Tensor  # (rows + n,) the request of each row
+    positions: torch.Tensor  # (rows + n,) the subject's last token of each row
+    prompt_rows: int  # rows before the KL rows
+    kl_ids: torch.Tensor  # (n, T_kl) the KL rows alone, for the unedited distribution
+    kl_mask: torch.Tensor
+    kl_last: torch.Tensor  # (n,) the KL row's last position
+    target_rows: torch.Tensor  # (targets,) per target token: its row,
+    target_from: torch.Tensor  # the position that predicts it,
+    target_tokens: torch.Tensor  # its id,
+    target_owner: torch.Tensor  # and its request
+    tokens_per_request: torch.Tensor  # (n,) float
+
+
+def _optimisation_rows(rows: EncodedRows, spans, kl_rows: EncodedRows, n: int, device) -> _OptimisationRows:
+    ids, mask = rows.input_ids.to(device), rows.attention_mask.to(device)
+    kl_ids, kl_mask = kl_rows.input_ids.to(device), kl_rows.attention_mask.to(device)
+    width = max(ids.shape[1], kl_ids.shape[1])
+
+    def padded(tensor):
+        return torch.nn.functional.pad(tensor, (0, width - tensor.shape[1]))
+
+    # Target tokens and where they are predicted from (the position before each target token).
+    target_rows, target_from, target_tokens, target_owner = [], [], [], []
+    for row, (start, end) in enumerate(spans):
+        for position in range(start, end):
+            target_rows.append(row)
+            target_from.append(position - 1)
+            target_tokens.append(int(rows.input_ids[row, position]))
+            target_owner.append(int(rows.request_index[row]))
+    target_owner = torch.tensor(target_owner, device=device)
+    return _OptimisationRows(
+        ids=torch.cat([padded(ids), padded(kl_ids)]),
+        mask=torch.cat([padded(mask), padded(kl_mask)]),
+        owners=torch.cat([rows.request_index.to(device), torch.arange(n, device=device)]),
+        positions=torch.cat([rows.subject_position.to(device), kl_rows.subject_position.to(device)]),
+        prompt_rows=ids.shape[0],
+        kl_ids=kl_ids,
+        kl_mask=kl_mask,
+        kl_last=torch.tensor([length - 1 for length in kl_rows.lengths], device=device),
+        target_rows=torch.tensor(target_rows, device=device),
+        target_from=torch.tensor(target_from, device=device),
+        target_tokens=torch.tensor(target_tokens, device=device),
+        target_owner=target_owner,
+        tokens_per_request=torch.bincount(target_owner, minlength=n).float(),
+    )
+
+
 def compute_target_values(
     model,
     tokenizer,
@@ -104,47 +165,21 @@ def compute_target_values(
     rows, spans, kl_rows = _target_rows(tokenizer, requests)
     check_context_length(model, rows, requests)
     hidden = compute_hidden(model, tokenizer, architecture, requests, layer)  # (d_v, n)
-    n, d_v = len(requests), hidden.shape[0]
+    batch = _optimisation_rows(rows, spans, kl_rows, len(requests), device)
     block = get_module(model, architecture.layer.format(layer=layer))
+    delta, final_nll, steps_taken = _optimise_deltas(model, block, batch, hidden, settings, device)
+    z = hidden + delta.T.cpu()
+    return TargetValues(z, hidden, final_nll.cpu().tolist(), steps_taken.cpu().tolist())
 
-    ids, mask = rows.input_ids.to(device), rows.attention_mask.to(device)
-    owners, positions = rows.request_index.to(device), rows.subject_position.to(device)
-    kl_ids, kl_mask = kl_rows.input_ids.to(device), kl_rows.attention_mask.to(device)
-    kl_positions = kl_rows.subject_position.to(device)
-    kl_last = torch.tensor([length - 1 for length in kl_rows.lengths], device=device)
-    width = max(ids.shape[1], kl_ids.shape[1])
-    all_ids = torch.cat(
-        [
-            torch.nn.functional.pad(ids, (0, width - ids.shape[1])),
-            torch.nn.functional.pad(kl_ids, (0, width - kl_ids.shape[1])),
-        ]
-    )
-    all_mask = torch.cat(
-        [
-            torch.nn.functional.pad(mask, (0, width - mask.shape[1])),
-            torch.nn.functional.pad(kl_mask, (0, width - kl_mask.shape[1])),
-        ]
-    )
-    all_owners = torch.cat([owners, torch.arange(n, device=device)])
-    all_positions = torch.cat([positions, kl_positions])
-    row_count = ids.shape[0]
 
-    # Target tokens and where they are predicted from (the position before each target token).
-    target_rows, target_from, target_tokens, target_owner = [], [], [], []
-    for row, (start, end) in enumerate(spans):
-        for position in range(start, end):
-            target_rows.append(row)
-            target_from.append(position - 1)
-            target_tokens.append(int(rows.input_ids[row, position]))
-            target_owner.append(int(rows.request_index[row]))
-    target_rows = torch.tensor(target_rows, device=device)
-    target_from = torch.tensor(target_from, device=device)
-    target_tokens = torch.tensor(target_tokens, device=device)
-    target_owner = torch.tensor(target_owner, device=device)
-    tokens_per_request = torch.bincount(target_owner, minlength=n).float()
-
+def _optimise_deltas(model, block, batch: _OptimisationRows, hidden: torch.Tensor, settings: ValueSettings, device):
+    """Adam on ``delta`` (n, d_v), added to ``block``'s output at each row's subject position; per request:
+    NLL of its targets + KL on its KL row + weight decay, clamped, frozen once its NLL is small. Returns
+    ``(delta, final_nll, steps_taken)``; the model is unchanged."""
+    n, d_v = hidden.shape[1], hidden.shape[0]
     delta = torch.zeros(n, d_v, device=device, requires_grad=True)
     hidden_norm = hidden.norm(dim=0).to(device)  # (n,)
+    target_owner = batch.target_owner
 
     current = {}  # the rows of this step: their owners and subject positions
 
@@ -159,8 +194,8 @@ def compute_target_values(
 
     with optimising_only(model):  # gradients for delta alone
         with torch.no_grad():
-            original_logits = model(input_ids=kl_ids, attention_mask=kl_mask).logits
-            original_kl = original_logits[torch.arange(n, device=device), kl_last].float().log_softmax(-1)
+            original_logits = model(input_ids=batch.kl_ids, attention_mask=batch.kl_mask).logits
+            original_kl = original_logits[torch.arange(n, device=device), batch.kl_last].float().log_softmax(-1)
         optimizer = torch.optim.Adam([delta], lr=settings.learning_rate)
         active = torch.ones(n, dtype=torch.bool, device=device)
         final_nll = torch.zeros(n, device=device)
@@ -170,23 +205,25 @@ def compute_target_values(
             for _ in range(settings.steps):
                 # Only the rows of requests still optimising take part: a frozen request's loss no
                 # longer matters, and rows never interact, so leaving them out changes nothing else.
-                selected = active[all_owners].nonzero().squeeze(1)
-                slot = torch.full((all_ids.shape[0],), -1, dtype=torch.long, device=device)
+                selected = active[batch.owners].nonzero().squeeze(1)
+                slot = torch.full((batch.ids.shape[0],), -1, dtype=torch.long, device=device)
                 slot[selected] = torch.arange(len(selected), device=device)
-                current["owners"], current["positions"] = all_owners[selected], all_positions[selected]
-                width = int(all_mask[selected].sum(1).max())  # right-padded: drop all-padding columns
+                current["owners"], current["positions"] = batch.owners[selected], batch.positions[selected]
+                width = int(batch.mask[selected].sum(1).max())  # right-padded: drop all-padding columns
                 logits = model(
-                    input_ids=all_ids[selected, :width], attention_mask=all_mask[selected, :width]
+                    input_ids=batch.ids[selected, :width], attention_mask=batch.mask[selected, :width]
                 ).logits.float()
                 live_targets = active[target_owner]
-                log_probs = logits[slot[target_rows[live_targets]], target_from[live_targets]].log_softmax(-1)
+                log_probs = logits[slot[batch.target_rows[live_targets]], batch.target_from[live_targets]].log_softmax(
+                    -1
+                )
                 token_nll = -log_probs[
-                    torch.arange(int(live_targets.sum()), device=device), target_tokens[live_targets]
+                    torch.arange(int(live_targets.sum()), device=device), batch.target_tokens[live_targets]
                 ]
                 nll = torch.zeros(n, device=device).index_add(0, target_owner[live_targets], token_nll)
-                nll = nll / tokens_per_request
+                nll = nll / batch.tokens_per_request
                 live = active.nonzero().squeeze(1)
-                edited_kl = logits[slot[row_count + live], kl_last[live]].log_softmax(-1)
+                edited_kl = logits[slot[batch.prompt_rows + live], batch.kl_last[live]].log_softmax(-1)
                 kl = torch.zeros(n, device=device)
                 kl[live] = torch.nn.functional.kl_div(
                     original_kl[live], edited_kl, log_target=True, reduction="none"
@@ -211,5 +248,4 @@ def compute_target_values(
                     )
         finally:
             handle.remove()
-    z = hidden + delta.detach().T.cpu()
-    return TargetValues(z, hidden, final_nll.cpu().tolist(), steps_taken.cpu().tolist())
+    return delta.detach(), final_nll, steps_taken
