@@ -2,11 +2,17 @@
 
 Docstrings cite "reference, section N": the book's technical reference, ``book/reference.md``.
 
-Modules:
-    validation  input checks, the dtype policy, ProjectionError and CapacityError
-    projection  NullSpaceProjector (AlphaEdit's P) and ProtectedBasis (LangEdit's exact subspace)
-    updates     the closed-form updates of MEMIT, AlphaEdit and LangEdit, and their sequential rules
-    synthetic   synthetic keys with a decaying spectrum, for checking the guarantee without a model
+The package's folders are its import layers; each imports only from those listed before it:
+
+    core        the math, torch alone: projectors, the closed-form updates, input checks, synthetic keys
+    data        edit requests and their loaders, languages, schedules, corpora, downloads, caches
+    pocket      the bundled world: its model, facts and probes (regeneration code in pocket/build)
+    model       architecture access, keys, target values, preserved-key statistics, tracing, hub models
+    editing     the method registry, each method's settings, the editing session, the defaults
+    evaluation  token scoring, the edit metrics, general ability
+    study       sequential runs, the study, its results on disk, provenance, claims
+
+The core's classes and functions are importable from here.
 """
 
 from langedit_mini.core.projection import NullSpaceProjector, ProtectedBasis, projector_from_span, tau_for_leftover

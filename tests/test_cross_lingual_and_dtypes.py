@@ -42,15 +42,32 @@ def test_cross_lingual_matrix_of_one_batch_per_language(pocket):
     assert unedited.values.max() <= 0.25, unedited
 
 
-@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.fixture(scope="module")
+def half_precision(pocket):
+    """The pocket model in a half-precision dtype and its statistics, made once per dtype (float16 matmuls
+    are slow on a CPU: its statistics pass alone takes about 40 s)."""
+    made = {}
+
+    def get(dtype):
+        if dtype not in made:
+            model, _ = load_pocket_model(dtype=dtype)
+            statistics = key_second_moments(
+                model, pocket[1], covariance_texts(), list(POCKET_EDIT_LAYERS), cache_dir=None, progress=False
+            )
+            made[dtype] = model, statistics
+        return made[dtype]
+
+    return get
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, pytest.param(torch.float16, marks=pytest.mark.slow)])
 @pytest.mark.parametrize("method", ["MEMIT", "LangEdit-exact"])
-def test_half_precision_models_keep_their_dtype_and_only_the_edited_matrix_changes(pocket, dtype, method):
+def test_half_precision_models_keep_their_dtype_and_only_the_edited_matrix_changes(
+    pocket, half_precision, dtype, method
+):
     _, tokenizer, statistics32 = pocket
-    model, _ = load_pocket_model(dtype=dtype)
+    model, statistics = half_precision(dtype)
     architecture = detect_architecture(model)
-    statistics = key_second_moments(
-        model, tokenizer, covariance_texts(), list(POCKET_EDIT_LAYERS), cache_dir=None, progress=False
-    )
     for layer, moment in statistics.items():  # statistics are accumulated in float64 whatever the model's dtype
         assert moment.covariance.dtype == torch.float64
         gap = (moment.covariance - statistics32[layer].covariance.double()).norm() / statistics32[

@@ -241,7 +241,7 @@ def test_real_llm_chapter_runs_in_smoke_mode_through_the_checksummed_cache(tmp_p
         ({"run_mode": "gpu"}, "run_mode must be one of"),
         ({"general_tasks": ["squad"]}, "unknown general-ability task 'squad'"),
         ({"edits_per_language": 0}, "parameter edits_per_language must be a positive integer"),
-        ({"edit_layers": 3}, "parameter edit_layers must be None or a non-empty list"),
+        ({"edit_layers": 3}, "parameter edit_layers must be None or a list"),
     ],
 )
 def test_real_llm_chapter_refuses_bad_parameters(tmp_path, parameters, message):

@@ -163,3 +163,17 @@ def test_study_parts_of_one_schedule_combine_and_keep_the_unedited_probes_once()
         combine_studies([part("MEMIT"), part("AlphaEdit", other)])
     with pytest.raises(ValueError, match="no study parts"):
         combine_studies([])
+
+
+def test_the_gap_between_two_methods_over_settings_and_its_verdict():
+    from langedit_mini.study.experiment import method_gap
+
+    index = pd.MultiIndex.from_product(
+        [["base", "batch 3"], ["AlphaEdit", "LangEdit-exact"]], names=["setting", "method"]
+    )
+    scores = pd.DataFrame({"reliability": [0.90, 0.89, 0.80, 0.85], "locality": [1.0, 1.0, 0.9, 0.9]}, index=index)
+    result = method_gap(scores, "AlphaEdit", "LangEdit-exact")
+    assert result["largest"] == pytest.approx(0.05) and "differ by more than 0.02" in result["verdict"]
+    assert method_gap(scores, "AlphaEdit", "LangEdit-exact", tolerance=0.1)["verdict"].endswith("(within 0.1)")
+    missing = method_gap(scores, "AlphaEdit", "MEMIT")
+    assert missing["gap"] is None and "not both in `methods`" in missing["verdict"]

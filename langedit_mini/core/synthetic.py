@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 
@@ -168,7 +168,3 @@ def leftover_check(projector: NullSpaceProjector, world: SyntheticWorld) -> dict
         "mean_key_energy": float((world.held_out_keys**2).sum(dim=0).mean()),
         "null_dim": projector.null_dim,
     }
-
-
-def config_dict(config: SyntheticConfig) -> dict:
-    return asdict(config)

@@ -85,11 +85,6 @@ def evaluate_requests(
     )
 
 
-def summarise(results: pd.DataFrame) -> pd.DataFrame:
-    """Mean teacher-forced accuracy and exact match per metric (rows) and language (columns)."""
-    return results.pivot_table(index="metric", columns="lang", values=["teacher_forced", "exact_match"], aggfunc="mean")
-
-
 def cross_lingual(
     model, tokenizer, edited: list[EditRequest], pool: list[EditRequest], languages=None, batch_size: int = 128
 ) -> pd.DataFrame:

@@ -259,3 +259,20 @@ def main_table(
     columns = [c for c in (languages or sorted(set(table.columns) - {"avg"})) if c in table.columns] + ["avg"]
     order = [m for m in (methods or METHODS) if m in table.index.get_level_values(0)]
     return table.reindex(columns=columns).reindex(order, level=0)
+
+
+def method_gap(by_setting: pd.DataFrame, first: str, second: str, tolerance: float = 0.02) -> dict:
+    """How far two methods' scores lie apart over settings: ``by_setting`` is indexed by (setting, method)
+    with one column per score. Returns ``gap`` (per setting and score, the absolute difference), ``largest``
+    and a ``verdict`` sentence ("alike" within ``tolerance``); ``gap`` None when a method is missing."""
+    methods = set(by_setting.index.get_level_values("method"))
+    if not {first, second} <= methods:
+        return {"gap": None, "largest": None, "verdict": f"{first} and {second} are not both in `methods`"}
+    gap = (by_setting.xs(first, level="method") - by_setting.xs(second, level="method")).abs()
+    largest = float(gap.max().max())
+    verdict = (
+        f"the two methods score alike (within {tolerance:g})"
+        if largest <= tolerance
+        else f"the two methods differ by more than {tolerance:g} somewhere: the table above says where"
+    )
+    return {"gap": gap, "largest": largest, "verdict": verdict}
