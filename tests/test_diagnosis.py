@@ -14,6 +14,7 @@ def _script():
     return load_script("diagnose_forgetting")
 
 
+@pytest.mark.slow
 def test_toy_diagnosis_shows_the_guarantee_where_it_is_stated_and_the_keys_it_does_not_cover(tmp_path):
     output = tmp_path / "forgetting.json"
     _script().main(

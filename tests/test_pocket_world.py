@@ -98,6 +98,7 @@ def pocket(pocket_model):
     return pocket_model
 
 
+@pytest.mark.slow
 def test_model_knows_its_facts_in_every_language(pocket):
     """Measured live on 150 random facts: teacher-forced >= 0.95 and greedy exact match >= 0.90 per language."""
     model, tokenizer = pocket
