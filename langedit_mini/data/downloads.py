@@ -99,14 +99,15 @@ def _commit(partial: Path, target: Path, expected: str, what: str) -> None:
 
 
 def fetch_mzsre(
-    cache_dir: str | Path = DEFAULT_CACHE,
+    cache_dir: str | Path | None = None,
     *,
     mirror: str | Path | None = None,
     download: bool = True,
     timeout: float = 60.0,
 ) -> FetchReport:
-    """Make the five MzsRE test files available, checksummed, under ``cache_dir``; see the module doc."""
-    root = Path(cache_dir).expanduser()
+    """Make the five MzsRE test files available, checksummed, under ``cache_dir`` (None: ``DEFAULT_CACHE``,
+    read when called, so ``$LANGEDIT_CACHE`` set later is followed); see the module doc."""
+    root = Path(cache_dir if cache_dir is not None else cache_folder("mzsre")).expanduser()
     if mirror is not None and not Path(mirror).is_dir():
         raise FileNotFoundError(f"mirror {mirror} is not a directory")
     report = FetchReport(root)
