@@ -15,40 +15,9 @@ The package's folders are its import layers; each imports only from those listed
 The core's classes and functions are importable from here.
 """
 
-from langedit_mini.core.projection import NullSpaceProjector, ProtectedBasis, projector_from_span, tau_for_leftover
-from langedit_mini.core.updates import (
-    AlphaEditRule,
-    LangEditExactRule,
-    LangEditPublishedRule,
-    MemitRule,
-    UpdateRule,
-    alphaedit_delta,
-    alphaedit_delta_reference,
-    interference_matrix,
-    memit_delta,
-    projected_ridge_delta,
-)
-from langedit_mini.core.validation import SOLVE_DTYPE, CapacityError, ProjectionError
+from langedit_mini import core
+from langedit_mini.core import *  # noqa: F403 - the core's classes and functions, as listed in core.__all__
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "NullSpaceProjector",
-    "ProtectedBasis",
-    "projector_from_span",
-    "tau_for_leftover",
-    "AlphaEditRule",
-    "LangEditExactRule",
-    "LangEditPublishedRule",
-    "MemitRule",
-    "UpdateRule",
-    "alphaedit_delta",
-    "alphaedit_delta_reference",
-    "interference_matrix",
-    "memit_delta",
-    "projected_ridge_delta",
-    "SOLVE_DTYPE",
-    "CapacityError",
-    "ProjectionError",
-    "__version__",
-]
+__all__ = [*core.__all__, "__version__"]
