@@ -1,10 +1,11 @@
-"""Re-execute the notebooks and store only the outputs that nbval compares strictly.
+"""Re-execute the notebooks and store only the outputs that are compared strictly.
 
-nbval (``--nbval-lax``) runs every cell and compares the outputs of cells tagged
-``nbval-check-output`` with the outputs stored in the notebook. This script runs each
-notebook with papermill on its default parameters, keeps the outputs of those tagged cells and
-drops every other output (figures, tables), so the committed notebooks stay small and
-reviewable. Run it after changing a chapter: ``make notebooks``.
+``tests/test_executed_chapters.py`` reads the book build's execution of every chapter and compares
+the outputs of cells tagged ``nbval-check-output`` with the outputs stored in the notebook (the tag
+also serves ``pytest --nbval-lax`` for whoever runs nbval by hand). This script runs each notebook
+with papermill on its default parameters, keeps the outputs of those tagged cells and drops every
+other output (figures, tables), so the committed notebooks stay small and reviewable. Run it after
+changing what a tagged cell prints: ``make notebooks``.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def refresh(path: Path) -> int:
         if original.cell_type != "code":
             continue
         if STRICT_TAG in original.metadata.get("tags", []):
-            # nbval treats a cell with outputs but no execution count as unrun: keep the count.
+            # a cell with outputs but no execution count reads as unrun (nbval, the executed-chapter check): keep it.
             original.execution_count = ran.execution_count
             original.outputs = [
                 output for output in ran.outputs if output.output_type == "stream" and output.get("name") == "stdout"
