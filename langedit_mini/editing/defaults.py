@@ -13,7 +13,7 @@ from dataclasses import fields
 
 from langedit_mini.editing.config import EditConfig
 from langedit_mini.editing.methods import settings_with
-from langedit_mini.editing.registry import get_method
+from langedit_mini.editing.registry import REGISTRY, get_method
 from langedit_mini.model.statistics import DEFAULT_CACHE as STATISTICS_CACHE
 from langedit_mini.model.statistics import key_second_moments
 from langedit_mini.model.values import ValueSettings
@@ -95,8 +95,6 @@ def applicable_overrides(method: str, overrides: dict) -> dict:
     One set of overrides can so serve every method of a study (``tau`` reaches the null-space methods
     only). A name that is neither a shared field nor a setting of any registered method is an error.
     """
-    from langedit_mini.editing.registry import REGISTRY
-
     known = _SHARED_FIELDS.union(*({f.name for f in fields(m.settings_type)} for m in REGISTRY.values()))
     unknown = sorted(set(overrides) - known)
     if unknown:

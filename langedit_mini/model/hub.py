@@ -10,6 +10,8 @@ decides between the two.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import transformers
 
@@ -130,8 +132,6 @@ def run_plan(
     if mode == "smoke":
         used["model"] = f"tiny random {model_family(model_name)} (pocket tokenizer)"
         if mzsre_mirror is None:
-            from pathlib import Path
-
             plan["mzsre_mirror"] = str(local_mzsre) if Path(local_mzsre).is_dir() else None
             used["MzsRE"] = (
                 f"local mirror {plan['mzsre_mirror']}"

@@ -24,8 +24,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from langedit_mini.study.experiment import after_last_batch, averages, interval, main_table
-from langedit_mini.study.provenance import package_hash
+from langedit_mini.editing.registry import closed_form
+from langedit_mini.study import experiment
+from langedit_mini.study.experiment import WRITES_EDITS, after_last_batch, averages, interval, main_table, study_claims
+from langedit_mini.study.provenance import finish_record, package_hash, start_record
 
 #: the raw result tables of a run (``StudyResult`` fields), one gzipped CSV each
 RAW = ("evaluations", "probes", "transfer", "batches")
@@ -71,9 +73,6 @@ def run_part(output: str | Path, seed: int, method: str, shared: dict, setup: tu
     finished, so an interrupted run is never taken for a finished one. A claim of ``study_claims`` that
     does not hold is kept with the run as a finding (at full scale that is a result, not a broken run).
     """
-    from langedit_mini.study.experiment import run_study, study_claims
-    from langedit_mini.study.provenance import finish_record, start_record
-
     output = Path(output)
     name = part_name(seed, method)
     final, work = output / "parts" / name, output / "parts" / f"{name}.running"
@@ -83,7 +82,7 @@ def run_part(output: str | Path, seed: int, method: str, shared: dict, setup: tu
     # so every later run of the same `make study` would otherwise count as dirty
     record = start_record(exclude=("results",))
     model, tokenizer, statistics = setup
-    study = run_study(
+    study = experiment.run_study(
         model,
         tokenizer,
         requests,
@@ -355,9 +354,6 @@ def full_scale_summary(folder: str | Path, methods) -> dict:
     verdicts and standings, and the methods whose runs did not write their edits (mean reliability after
     the last batch below ``experiment.WRITES_EDITS``, with how many of their runs).
     """
-    from langedit_mini.editing.registry import closed_form
-    from langedit_mini.study.experiment import WRITES_EDITS
-
     folder, methods = Path(folder), list(methods)
     glued = {"full_status": "not run", "full_closed_range": "not run", "full_writes_failed": "no method"}
     glued |= {f"full_{short}_{glue_key(m)}": "not run" for short in METRICS for m in methods}
