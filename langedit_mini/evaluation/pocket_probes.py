@@ -117,24 +117,20 @@ def general_ability(
             items = [item for item in probes[name] if item["lang"] == language]
             return items[:limit_per_language]
 
-        qa = pick("fact_qa")
-        qa_scores = score(
-            model,
-            tokenizer,
-            [i["prompt"] for i in qa],
-            [i["answer"] for i in qa],
-            [i["joiner"] for i in qa],
-            batch_size=batch_size,
-        )
-        rows.append(
-            {
-                "lang": language,
-                "probe": "fact QA",
-                "metric": "exact match",
-                "value": sum(qa_scores.exact_match) / len(qa),
-                "n": len(qa),
-            }
-        )
+        def exact_match(name, label, language=language):
+            items = pick(name)
+            scores = score(
+                model,
+                tokenizer,
+                [i["prompt"] for i in items],
+                [i["answer"] for i in items],
+                [i["joiner"] for i in items],
+                batch_size=batch_size,
+            )
+            value = sum(scores.exact_match) / len(items)
+            return {"lang": language, "probe": label, "metric": "exact match", "value": value, "n": len(items)}
+
+        rows.append(exact_match("fact_qa", "fact QA"))
         texts = [i["text"] for i in pick("perplexity")]
         rows.append(
             {
@@ -145,24 +141,7 @@ def general_ability(
                 "n": len(texts),
             }
         )
-        translation = pick("translation")
-        translation_scores = score(
-            model,
-            tokenizer,
-            [i["prompt"] for i in translation],
-            [i["answer"] for i in translation],
-            [i["joiner"] for i in translation],
-            batch_size=batch_size,
-        )
-        rows.append(
-            {
-                "lang": language,
-                "probe": "name translation",
-                "metric": "exact match",
-                "value": sum(translation_scores.exact_match) / len(translation),
-                "n": len(translation),
-            }
-        )
+        rows.append(exact_match("translation", "name translation"))
         for name, label in (
             ("verification", "fact verification"),
             ("verification_held_out", "fact verification, held-out facts"),
