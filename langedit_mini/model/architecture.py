@@ -28,6 +28,10 @@ class Architecture:
     lm_head: str
     transposed: bool = False  # weight stored as (d_k, d_v) (GPT-2 Conv1D)
     layers_attribute: str = "model.layers"
+    # The model takes a cached prefix (``cache``, ``position_ids``, a mask with padding inside), so target
+    # values can skip what their delta cannot change (``values._SuffixForward``); tested for every entry
+    # of the table against the reference recipe (tests/test_values.py).
+    prefix_cache: bool = True
 
 
 _LLAMA_LIKE = dict(
@@ -92,7 +96,8 @@ def detect_architecture(model, **overrides) -> Architecture:
         return replace(ARCHITECTURES[model_type], **overrides)
     required = ("mlp_out", "layer", "final_norm", "lm_head")
     if all(name in overrides for name in required):
-        return Architecture(name=str(model_type), **overrides)
+        # A model the table does not know runs target values by the reference recipe unless told otherwise.
+        return Architecture(name=str(model_type), **({"prefix_cache": False} | overrides))
     raise UnknownArchitectureError(
         f"unknown architecture {model_type!r}; supported: {', '.join(sorted(ARCHITECTURES))}. "
         f"For another model pass the module paths: mlp_out='...{{layer}}...', layer='...{{layer}}...', "

@@ -8,18 +8,27 @@ model predicts the target tokens. Loss per request:
     + kl_factor * KL(edited || original) of the next token after "{subject} is a" (its language)
     + weight_decay * ||delta_i||^2 / ||h_i||^2
 
-After each step ``||delta_i|| <= clamp_norm_factor * ||h_i||``. The whole batch runs in one forward
-and backward pass per step; a request whose NLL falls below ``stop_nll`` is frozen (its delta no
-longer changes), so early stopping is per request. ``z_i = h_i + delta_i`` with ``h_i`` the
-original output of block L at the subject's last token of the bare prompt. Seeded and
-deterministic on CPU; the model's weights are never changed.
+After each step ``||delta_i|| <= clamp_norm_factor * ||h_i||``. The whole batch is optimised
+together; a request whose NLL falls below ``stop_nll`` is frozen (its delta no longer changes) and
+its rows leave the batch, so early stopping is per request and a finished request costs nothing.
+``z_i = h_i + delta_i`` with ``h_i`` the original output of block L at the subject's last token of
+the bare prompt. Seeded and deterministic on CPU; the model's weights are never changed.
+
+Nothing is computed twice (reference, section 3): ``delta`` enters at block L at the subject's last
+token, so under causal attention every state before that position, and every state of blocks 0..L,
+is the same at every step. They are computed once; a step runs only the positions from the subject's
+last token to the last one the loss reads, through the blocks after L (``_SuffixForward``). The
+reference recipe, every token through every block at every step, stays available
+(``reuse_prefix=False``) and the two agree to rounding (tests/test_values.py, benchmarks/values.py).
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
+from transformers import DynamicCache
 
 from langedit_mini.data.datasets import EditRequest
 from langedit_mini.data.languages import KL_PROMPTS
@@ -151,8 +160,16 @@ def compute_target_values(
     settings: ValueSettings | None = None,
     *,
     seed: int = 0,
+    reuse_prefix: bool = True,
 ) -> TargetValues:
-    """Optimise ``delta_i`` for every request at once; returns ``z = h + delta`` (d_v, n)."""
+    """Optimise ``delta_i`` for every request at once; returns ``z = h + delta`` (d_v, n).
+
+    ``reuse_prefix`` (default): what ``delta`` cannot change is computed once, before the first step
+    (see ``_SuffixForward``); ``False`` runs every token of every row through the whole model at
+    every step, the reference code's recipe (kept for the benchmark and the equivalence tests).
+    Architectures whose models cannot take a cached prefix (``Architecture.prefix_cache``) always
+    run the reference recipe.
+    """
     settings = (settings or ValueSettings()).validate()
     check_layer(model, architecture, layer)
     if layer == num_layers(model, architecture) - 1:
@@ -166,14 +183,225 @@ def compute_target_values(
     check_context_length(model, rows, requests)
     hidden = compute_hidden(model, tokenizer, architecture, requests, layer)  # (d_v, n)
     batch = _optimisation_rows(rows, spans, kl_rows, len(requests), device)
-    block = get_module(model, architecture.layer.format(layer=layer))
-    delta, final_nll, steps_taken = _optimise_deltas(model, block, batch, hidden, settings, device)
+    blocks = [get_module(model, architecture.layer.format(layer=index)) for index in range(layer + 1)]
+    with optimising_only(model):  # gradients for delta alone
+        if reuse_prefix and architecture.prefix_cache:
+            forward = _SuffixForward(model, blocks, batch)
+        else:
+            forward = _FullForward(model, blocks[-1], batch)
+        delta, final_nll, steps_taken = _optimise_deltas(forward, batch, hidden, settings, device)
     z = hidden + delta.T.cpu()
     return TargetValues(z, hidden, final_nll.cpu().tolist(), steps_taken.cpu().tolist())
 
 
-def _optimise_deltas(model, block, batch: _OptimisationRows, hidden: torch.Tensor, settings: ValueSettings, device):
-    """Adam on ``delta`` (n, d_v), added to ``block``'s output at each row's subject position; per request:
+class _FullForward:
+    """The reference recipe: each step runs every token of the selected rows through the whole model, with
+    ``delta`` added to block L's output at each row's subject position by a forward hook."""
+
+    def __init__(self, model, block, batch: _OptimisationRows):
+        self.model, self.block, self.batch = model, block, batch
+        with torch.no_grad():
+            logits = model(input_ids=batch.kl_ids, attention_mask=batch.kl_mask).logits
+        n = batch.kl_ids.shape[0]
+        self.original_kl = logits[torch.arange(n, device=logits.device), batch.kl_last].float().log_softmax(-1)
+        self.passes = []  # (rows, width) of every model call, for the tests and benchmarks
+
+    def __call__(self, selected, shift, rows, positions) -> torch.Tensor:
+        """Logits (k, vocab) at ``positions`` of ``rows`` (row coordinates of the batch), with
+        ``shift(states, positions)`` applied to block L's output of the ``selected`` rows."""
+        batch = self.batch
+        subject = batch.positions[selected]
+        handle = self.block.register_forward_hook(lambda module, inputs, output: _with_states(output, shift, subject))
+        try:
+            width = int(batch.mask[selected].sum(1).max())  # right-padded: drop all-padding columns
+            self.passes.append((len(selected), width))
+            logits = self.model(
+                input_ids=batch.ids[selected, :width], attention_mask=batch.mask[selected, :width]
+            ).logits
+        finally:
+            handle.remove()
+        return logits[_slots(selected, batch.ids.shape[0])[rows], positions]
+
+
+class _SuffixForward:
+    """Each step runs only what ``delta`` can change (causal attention): the positions from the subject's
+    last token to the last one whose prediction the loss reads, through the blocks after L.
+
+    Before the first step one pass without gradients runs every row once and keeps (a) every layer's
+    attention keys and values of the positions before the subject's last token (the prefix), and (b) the
+    output of block L at the later positions. A step then feeds each row's suffix with its prefix as a
+    cache (explicit position ids, the prefix's padding masked), and blocks 0..L return their stored
+    outputs instead of computing (block L's with ``delta`` added at the suffix's first position). Rows
+    are run in a few groups of similar suffix length (``_length_groups``) so little of a pass is
+    padding. The loss sees the same logits as the reference recipe up to rounding.
+    """
+
+    def __init__(self, model, blocks, batch: _OptimisationRows):
+        self.model, self.blocks, self.batch = model, blocks, batch
+        device = batch.ids.device
+        self.start = batch.positions  # the subject's last token: the first position delta changes
+        last = batch.positions.clone()  # the last position whose logits the loss reads, per row
+        last.scatter_reduce_(0, batch.target_rows, batch.target_from, reduce="amax")
+        kl_rows = torch.arange(batch.kl_ids.shape[0], device=device) + batch.prompt_rows
+        last[kl_rows] = torch.maximum(last[kl_rows], batch.kl_last)
+        self.widths = last - self.start + 1
+        prefix_width = int(self.start.max())
+        kl_position = torch.zeros_like(self.start)
+        kl_position[kl_rows] = batch.kl_last
+        self.vocabulary = _vocabulary_size(model)
+        stored, prefix, states, picked = {}, [], [], []
+        handle = blocks[-1].register_forward_hook(lambda m, i, output: stored.__setitem__("states", output))
+        try:
+            # In parts, so that no pass holds more than LOGITS_BUDGET logits.
+            for part in torch.arange(len(self.start), device=device).split(
+                self._rows_within_budget(batch.ids.shape[1])
+            ):
+                with torch.no_grad():
+                    output = model(input_ids=batch.ids[part], attention_mask=batch.mask[part], use_cache=True)
+                prefix.append(
+                    [(keys[:, :, :prefix_width], values[:, :, :prefix_width]) for keys, values, *_ in output.cache]
+                )
+                states.append(layer_output(stored["states"]))
+                picked.append(output.logits[torch.arange(len(part), device=device), kl_position[part]])
+        finally:
+            handle.remove()
+        self.prefix = [
+            (torch.cat([p[i][0] for p in prefix]), torch.cat([p[i][1] for p in prefix])) for i in range(len(prefix[0]))
+        ]
+        self.block_structure = stored["states"]
+        self.block_states = torch.cat(states)  # (rows, T, d): block L's output, unedited
+        self.original_kl = torch.cat(picked)[kl_rows].float().log_softmax(-1)
+        self.passes = []
+
+    def __call__(self, selected, shift, rows, positions) -> torch.Tensor:
+        """Logits (k, vocab) at ``positions`` of ``rows`` (row coordinates of the batch), with
+        ``shift(states, positions)`` applied to block L's output of the ``selected`` rows."""
+        outputs, order = [], []
+        groups = _length_groups(self.widths[selected])
+        parts = [
+            part
+            for members in groups
+            for part in members.split(self._rows_within_budget(int(self.widths[selected][members].max())))
+        ]
+        for members in parts:
+            group = selected[members]
+            place = _slots(group, self.batch.ids.shape[0])  # batch row -> its row in this group's pass
+            wanted = (place[rows] >= 0).nonzero().squeeze(1)  # the requested logits this group holds
+            logits = self._run(group, members, shift)
+            outputs.append(logits[place[rows[wanted]], positions[wanted] - self.start[rows[wanted]]])
+            order.append(wanted)
+        return torch.cat(outputs)[torch.argsort(torch.cat(order))]
+
+    def _rows_within_budget(self, width: int) -> int:
+        return max(1, LOGITS_BUDGET // (width * self.vocabulary))
+
+    def _run(self, group, members, shift) -> torch.Tensor:
+        """Logits (group rows, width, vocab) of the group's suffixes; ``members`` index ``selected``."""
+        device = group.device
+        start, width = self.start[group], int(self.widths[group].max())
+        prefix_width = int(start.max())
+        lengths = self.batch.mask[group].sum(1)
+        columns = torch.arange(width, device=device)
+        # Column j of a row is its position start + j (clamped inside the row; masked past its width).
+        gather = torch.minimum(start[:, None] + columns, lengths[:, None] - 1)
+        suffix_mask = (columns[None, :] < self.widths[group][:, None]).long()
+        prefix_mask = (torch.arange(prefix_width, device=device)[None, :] < start[:, None]).long()
+        cache = DynamicCache(
+            ddp_cache_data=[(k[group, :, :prefix_width], v[group, :, :prefix_width]) for k, v in self.prefix],
+            config=self.model.config,
+        )
+        states = self.block_states[group]
+        stored = states.gather(1, gather[:, :, None].expand(-1, -1, states.shape[-1]))
+        first = torch.zeros(len(group), dtype=torch.long, device=device)
+
+        def passed_through(*args, **kwargs):  # blocks before L: their output is never read
+            hidden = args[0] if args else kwargs["hidden_states"]
+            return _with_states(self.block_structure, lambda s, p: hidden, None)
+
+        def stored_output(*args, **kwargs):
+            return _with_states(self.block_structure, lambda s, p: shift(s, p, members), first, stored)
+
+        self.passes.append((len(group), width))
+        with _forwards_replaced(self.blocks, [passed_through] * (len(self.blocks) - 1) + [stored_output]):
+            return self.model(
+                input_ids=self.batch.ids[group].gather(1, gather),
+                attention_mask=torch.cat([prefix_mask, suffix_mask], dim=1),
+                position_ids=gather,
+                cache=cache,
+                use_cache=True,
+            ).logits
+
+
+def _slots(selected: torch.Tensor, count: int) -> torch.Tensor:
+    """Batch row -> its index in ``selected`` (-1 for rows not selected)."""
+    slot = torch.full((count,), -1, dtype=torch.long, device=selected.device)
+    slot[selected] = torch.arange(len(selected), device=selected.device)
+    return slot
+
+
+#: The most logits (rows x positions x vocabulary) one pass of ``_SuffixForward`` holds: 1 GiB in float32.
+LOGITS_BUDGET = 2**28
+
+
+def _vocabulary_size(model) -> int:
+    head = model.get_output_embeddings()
+    return int(head.weight.shape[0]) if head is not None else int(model.config.get_text_config().vocab_size)
+
+
+#: What one more model call costs, in padded token positions: ``_length_groups`` splits the rows
+#: into another group only where that saves more padding than this.
+GROUP_COST = 64
+
+
+def _length_groups(widths: torch.Tensor, group_cost: int = GROUP_COST) -> list[torch.Tensor]:
+    """Indices of ``widths`` split into groups of similar width, minimising the padded positions
+    (rows x the group's widest) plus ``group_cost`` per group (dynamic programming over the sorted
+    distinct widths)."""
+    order = torch.argsort(widths, stable=True)
+    sorted_widths = widths[order].tolist()
+    distinct = sorted(set(sorted_widths))
+    ends = [sum(1 for w in sorted_widths if w <= value) for value in distinct]  # rows up to each width
+    best = [0.0] + [float("inf")] * len(distinct)  # best[i]: cost of the rows of the i narrowest widths
+    cut = [0] * (len(distinct) + 1)
+    for i in range(1, len(distinct) + 1):
+        for j in range(i):
+            rows = ends[i - 1] - (ends[j - 1] if j else 0)
+            cost = best[j] + rows * distinct[i - 1] + group_cost
+            if cost < best[i]:
+                best[i], cut[i] = cost, j
+    groups, i = [], len(distinct)
+    while i > 0:
+        j = cut[i]
+        groups.append(order[(ends[j - 1] if j else 0) : ends[i - 1]])
+        i = j
+    return groups[::-1]
+
+
+def _with_states(output, shift, positions, states=None):
+    """``output`` of a block (a tensor or a tuple led by one) with its states replaced by
+    ``shift(states, positions)``, ``states`` defaulting to the output's own."""
+    states = shift(layer_output(output) if states is None else states, positions)
+    return (states,) + tuple(output[1:]) if isinstance(output, tuple) else states
+
+
+@contextmanager
+def _forwards_replaced(modules, forwards):
+    """Each module's ``forward`` replaced for the block (forward hooks still run); restored after."""
+    previous = [module.__dict__.get("forward") for module in modules]
+    for module, forward in zip(modules, forwards):
+        module.forward = forward
+    try:
+        yield
+    finally:
+        for module, old in zip(modules, previous):
+            if old is None:
+                del module.forward
+            else:
+                module.forward = old
+
+
+def _optimise_deltas(forward, batch: _OptimisationRows, hidden: torch.Tensor, settings: ValueSettings, device):
+    """Adam on ``delta`` (n, d_v), added to block L's output at each row's subject position; per request:
     NLL of its targets + KL on its KL row + weight decay, clamped, frozen once its NLL is small. Returns
     ``(delta, final_nll, steps_taken)``; the model is unchanged."""
     n, d_v = hidden.shape[1], hidden.shape[0]
@@ -181,71 +409,52 @@ def _optimise_deltas(model, block, batch: _OptimisationRows, hidden: torch.Tenso
     hidden_norm = hidden.norm(dim=0).to(device)  # (n,)
     target_owner = batch.target_owner
 
-    current = {}  # the rows of this step: their owners and subject positions
+    def shift(states, positions, members=None):
+        """``states`` with each selected row's request's delta added at ``positions`` (``members``:
+        which of the selected rows these are, default all)."""
+        owners = current_owners if members is None else current_owners[members]
+        added = torch.zeros_like(states)
+        added[torch.arange(states.shape[0], device=device), positions] = delta[owners].to(states.dtype)
+        return states + added
 
-    def add_delta(module, inputs, output):
-        states = layer_output(output)
-        shift = torch.zeros_like(states)
-        shift[torch.arange(states.shape[0], device=device), current["positions"]] = delta[current["owners"]].to(
-            states.dtype
-        )
-        states = states + shift
-        return (states,) + tuple(output[1:]) if isinstance(output, tuple) else states
-
-    with optimising_only(model):  # gradients for delta alone
+    optimizer = torch.optim.Adam([delta], lr=settings.learning_rate)
+    active = torch.ones(n, dtype=torch.bool, device=device)
+    final_nll = torch.zeros(n, device=device)
+    steps_taken = torch.zeros(n, dtype=torch.long, device=device)
+    for _ in range(settings.steps):
+        # Only the rows of requests still optimising take part: a frozen request's loss no
+        # longer matters, and rows never interact, so leaving them out changes nothing else.
+        selected = active[batch.owners].nonzero().squeeze(1)
+        current_owners = batch.owners[selected]
+        live_targets = active[target_owner]
+        live = active.nonzero().squeeze(1)
+        rows = torch.cat([batch.target_rows[live_targets], batch.prompt_rows + live])
+        positions = torch.cat([batch.target_from[live_targets], batch.kl_last[live]])
+        logits = forward(selected, shift, rows, positions).float()
+        targets = int(live_targets.sum())
+        log_probs = logits[:targets].log_softmax(-1)
+        token_nll = -log_probs[torch.arange(targets, device=device), batch.target_tokens[live_targets]]
+        nll = torch.zeros(n, device=device).index_add(0, target_owner[live_targets], token_nll)
+        nll = nll / batch.tokens_per_request
+        edited_kl = logits[targets:].log_softmax(-1)
+        kl = torch.zeros(n, device=device)
+        kl[live] = torch.nn.functional.kl_div(
+            forward.original_kl[live], edited_kl, log_target=True, reduction="none"
+        ).sum(-1)
+        decay = (delta.norm(dim=1) / hidden_norm) ** 2
+        per_request = nll + settings.kl_factor * kl + settings.weight_decay * decay
+        final_nll = torch.where(active, nll.detach(), final_nll)
+        steps_taken += active.long()
+        active = active & (nll.detach() >= settings.stop_nll)
+        if not active.any():
+            break
+        frozen = delta.detach().clone()
+        optimizer.zero_grad()
+        (per_request * active).sum().backward()
+        optimizer.step()
         with torch.no_grad():
-            original_logits = model(input_ids=batch.kl_ids, attention_mask=batch.kl_mask).logits
-            original_kl = original_logits[torch.arange(n, device=device), batch.kl_last].float().log_softmax(-1)
-        optimizer = torch.optim.Adam([delta], lr=settings.learning_rate)
-        active = torch.ones(n, dtype=torch.bool, device=device)
-        final_nll = torch.zeros(n, device=device)
-        steps_taken = torch.zeros(n, dtype=torch.long, device=device)
-        handle = block.register_forward_hook(add_delta)
-        try:
-            for _ in range(settings.steps):
-                # Only the rows of requests still optimising take part: a frozen request's loss no
-                # longer matters, and rows never interact, so leaving them out changes nothing else.
-                selected = active[batch.owners].nonzero().squeeze(1)
-                slot = torch.full((batch.ids.shape[0],), -1, dtype=torch.long, device=device)
-                slot[selected] = torch.arange(len(selected), device=device)
-                current["owners"], current["positions"] = batch.owners[selected], batch.positions[selected]
-                width = int(batch.mask[selected].sum(1).max())  # right-padded: drop all-padding columns
-                logits = model(
-                    input_ids=batch.ids[selected, :width], attention_mask=batch.mask[selected, :width]
-                ).logits.float()
-                live_targets = active[target_owner]
-                log_probs = logits[slot[batch.target_rows[live_targets]], batch.target_from[live_targets]].log_softmax(
-                    -1
-                )
-                token_nll = -log_probs[
-                    torch.arange(int(live_targets.sum()), device=device), batch.target_tokens[live_targets]
-                ]
-                nll = torch.zeros(n, device=device).index_add(0, target_owner[live_targets], token_nll)
-                nll = nll / batch.tokens_per_request
-                live = active.nonzero().squeeze(1)
-                edited_kl = logits[slot[batch.prompt_rows + live], batch.kl_last[live]].log_softmax(-1)
-                kl = torch.zeros(n, device=device)
-                kl[live] = torch.nn.functional.kl_div(
-                    original_kl[live], edited_kl, log_target=True, reduction="none"
-                ).sum(-1)
-                decay = (delta.norm(dim=1) / hidden_norm) ** 2
-                per_request = nll + settings.kl_factor * kl + settings.weight_decay * decay
-                final_nll = torch.where(active, nll.detach(), final_nll)
-                steps_taken += active.long()
-                active = active & (nll.detach() >= settings.stop_nll)
-                if not active.any():
-                    break
-                frozen = delta.detach().clone()
-                optimizer.zero_grad()
-                (per_request * active).sum().backward()
-                optimizer.step()
-                with torch.no_grad():
-                    delta.copy_(torch.where(active[:, None], delta, frozen))  # finished requests stay put
-                    limit = settings.clamp_norm_factor * hidden_norm
-                    norms = delta.norm(dim=1)
-                    delta.mul_(
-                        torch.where(norms > limit, limit / norms.clamp_min(1e-12), torch.ones_like(norms))[:, None]
-                    )
-        finally:
-            handle.remove()
+            delta.copy_(torch.where(active[:, None], delta, frozen))  # finished requests stay put
+            limit = settings.clamp_norm_factor * hidden_norm
+            norms = delta.norm(dim=1)
+            delta.mul_(torch.where(norms > limit, limit / norms.clamp_min(1e-12), torch.ones_like(norms))[:, None])
     return delta.detach(), final_nll, steps_taken
