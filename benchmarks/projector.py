@@ -37,6 +37,12 @@ FORMS = ("exact", "published")
 
 def world(d_k: int, batches: int, keys: int, decay: float, seed: int = 0, d_v: int = 64, device="cpu"):
     """C0, key batches and residuals, float64, built on ``device`` (a CPU QR at d_k 14336 takes minutes)."""
+    covariance, _, key_batches, residuals = world_with_spectrum(d_k, batches, keys, decay, seed, d_v, device)
+    return covariance, key_batches, residuals
+
+
+def world_with_spectrum(d_k: int, batches: int, keys: int, decay: float, seed: int = 0, d_v: int = 64, device="cpu"):
+    """``world`` and the eigendecomposition C0 was built from: ``(eigenvalues ascending, eigenvectors)``."""
     generator = torch.Generator(device=device).manual_seed(seed)
     options = {"generator": generator, "dtype": torch.float64, "device": device}
     rotation, _ = torch.linalg.qr(torch.randn(d_k, d_k, **options))
@@ -45,7 +51,7 @@ def world(d_k: int, batches: int, keys: int, decay: float, seed: int = 0, d_v: i
     scale = torch.sqrt(eigenvalues + 5e-2 * eigenvalues[0])[:, None]
     key_batches = [rotation @ (scale * torch.randn(d_k, keys, **options)) for _ in range(batches)]
     residuals = [torch.randn(d_v, keys, **options) for _ in range(batches)]
-    return covariance, key_batches, residuals
+    return covariance, (eigenvalues.flip(0), rotation.flip(1)), key_batches, residuals
 
 
 def make_rule(form: str, covariance, tau: float, alpha: float):

@@ -1,9 +1,16 @@
-"""Benchmark 2: target values for 100 pocket requests, batched against one request at a time.
+"""Benchmark 2: target values for 100 pocket requests, three ways, and what the saving costs in accuracy.
 
-The batched optimiser (``values.compute_target_values``) runs every request's rows in one forward
-and backward pass per step and drops a request's rows once it has stopped; the reference code
-optimises one request at a time. Both use the same settings and seed; per request the problem is
-the same, so the two ``z`` should agree up to floating-point noise.
+* **suffix only** (``compute_target_values``, the default): what ``delta`` cannot change (the
+  positions before the subject's last token, blocks 0..L) is computed once; a step runs the rest,
+  and finished requests leave the batch;
+* **every token, batched** (``ValueSettings.reuse_prefix=False``): every token of every row through
+  every block at every step (the package before this change);
+* **every token, one at a time**: the reference code's recipe (ROME/MEMIT ``compute_z``, one
+  request per optimisation).
+
+All three use the same settings and seed; per request the problem is the same, so ``z`` should agree
+up to rounding. Then one batch of 100 is edited (LangEdit-exact, pocket defaults) with the values
+computed each way, and scored: reliability, generality and locality must agree within 0.01.
 
     python benchmarks/values.py [--requests 100] [--language en]
 """
@@ -12,8 +19,10 @@ from __future__ import annotations
 
 import argparse
 import random
+import statistics
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -22,14 +31,54 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import save, table  # noqa: E402
 
 from langedit_mini.data.datasets import load_pocket  # noqa: E402
+from langedit_mini.editing import EditingSession  # noqa: E402
 from langedit_mini.editing.defaults import default_config  # noqa: E402
+from langedit_mini.evaluation.edit_metrics import evaluate_requests, locality_reference  # noqa: E402
+from langedit_mini.evaluation.scoring import greedy_continuations  # noqa: E402
 from langedit_mini.model.architecture import detect_architecture  # noqa: E402
+from langedit_mini.model.statistics import key_second_moments  # noqa: E402
+from langedit_mini.model.tokens import encode_pairs, evaluation_mode, pad_token_id  # noqa: E402
 from langedit_mini.model.values import compute_target_values  # noqa: E402
-from langedit_mini.pocket import POCKET_EDIT_LAYERS, load_pocket_model  # noqa: E402
+from langedit_mini.pocket import POCKET_EDIT_LAYERS, covariance_texts, load_pocket_model  # noqa: E402
+
+METRICS = ("reliability", "generality", "locality")
+
+
+def timed(function):
+    start = time.perf_counter()
+    result = function()
+    return result, time.perf_counter() - start
+
+
+def decoded_exact_match(model, tokenizer, requests) -> float:
+    """Greedy exact match of the edit prompts by decoding (how it was computed before it was read off
+    the teacher-forced pass), for the agreement check."""
+    prompt_ids, answer_ids = encode_pairs(
+        tokenizer, [r.question for r in requests], [r.target for r in requests], [r.joiner for r in requests]
+    )
+    with evaluation_mode(model):
+        decoded = greedy_continuations(model, prompt_ids, [len(a) for a in answer_ids], pad_token_id(tokenizer))
+    return sum(c == a for c, a in zip(decoded, answer_ids)) / len(requests)
+
+
+def edit_and_score(model, tokenizer, statistics, requests, reference, reuse_prefix: bool) -> dict:
+    """One batch of ``requests`` written with LangEdit-exact; its metrics on the edited copy."""
+    config = default_config("LangEdit-exact")
+    config = replace(config, values=replace(config.values, reuse_prefix=reuse_prefix))
+    session = EditingSession(model, tokenizer, config, statistics)
+    record, seconds = timed(lambda: session.apply(requests))
+    frame = evaluate_requests(session.model, tokenizer, requests, reference)
+    means = frame.groupby("metric")[["teacher_forced", "exact_match"]].mean()
+    return {
+        "seconds": seconds,
+        "values_s": record.seconds["values"],
+        "metrics": {m: {k: float(v) for k, v in means.loc[m].items()} for m in METRICS},
+        "decoded_reliability_exact_match": decoded_exact_match(session.model, tokenizer, requests),
+    }
 
 
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=100)
     parser.add_argument("--language", default="en")
     args = parser.parse_args(argv)
@@ -38,47 +87,100 @@ def main(argv=None) -> dict:
     model, tokenizer = load_pocket_model()
     architecture, layer = detect_architecture(model), POCKET_EDIT_LAYERS[-1]
     settings = default_config("LangEdit-exact").values
+    every_token = replace(settings, reuse_prefix=False)
 
-    start = time.perf_counter()
-    batched = compute_target_values(model, tokenizer, architecture, requests, layer, settings, seed=0)
-    batched_s = time.perf_counter() - start
-    start = time.perf_counter()
-    single = [compute_target_values(model, tokenizer, architecture, [r], layer, settings, seed=0) for r in requests]
-    single_s = time.perf_counter() - start
+    def values(chosen, batch):
+        return compute_target_values(model, tokenizer, architecture, batch, layer, chosen, seed=0)
+
+    fast, fast_s = timed(lambda: values(settings, requests))
+    batched, batched_s = timed(lambda: values(every_token, requests))
+    single, single_s = timed(lambda: [values(every_token, [r]) for r in requests])
     z_single = torch.cat([s.z for s in single], dim=1)
-    difference = float((batched.z - z_single).abs().max())
-    relative = float(((batched.z - z_single).norm(dim=0) / z_single.norm(dim=0)).max())
-    steps_batched = sum(batched.steps_taken)
-    steps_single = sum(s.steps_taken[0] for s in single)
+    steps_single = [s.steps_taken[0] for s in single]
+    moved = (batched.z - batched.hidden).norm(dim=0)  # how far each z moved from h
+
+    def agreement(z, steps):
+        return {
+            "same_steps": steps == batched.steps_taken,
+            "max_relative_z_difference": float(((z - batched.z).norm(dim=0) / moved).max()),
+        }
+
+    modes = {
+        "suffix only, batched": (fast_s, fast.steps_taken, agreement(fast.z, fast.steps_taken)),
+        "every token, batched": (batched_s, batched.steps_taken, agreement(batched.z, batched.steps_taken)),
+        "every token, one at a time": (single_s, steps_single, agreement(z_single, steps_single)),
+    }
     rows = [
         {
-            "mode": "batched",
-            "seconds": f"{batched_s:.1f}",
-            "requests / s": f"{args.requests / batched_s:.2f}",
-            "request-steps": steps_batched,
-        },
-        {
-            "mode": "one at a time",
-            "seconds": f"{single_s:.1f}",
-            "requests / s": f"{args.requests / single_s:.2f}",
-            "request-steps": steps_single,
-        },
+            "recipe": name,
+            "seconds": f"{seconds:.1f}",
+            "speed-up vs one at a time": f"{single_s / seconds:.2f}x",
+            "request-steps": sum(steps),
+            "same steps": "yes" if check["same_steps"] else "no",
+            "max |dz| / |z - h|": f"{check['max_relative_z_difference']:.1e}",
+        }
+        for name, (seconds, steps, check) in modes.items()
     ]
     print(table(rows, list(rows[0])))
+    steps = fast.steps_taken
+    step_summary = {
+        "min": min(steps),
+        "median": statistics.median(steps),
+        "max": max(steps),
+        "at_limit": sum(s >= settings.steps for s in steps),
+        "limit": settings.steps,
+    }
+    nll_difference = max(abs(a - b) for a, b in zip(fast.final_nll, batched.final_nll))
     print(
-        f"speed-up {single_s / batched_s:.1f}x; largest |z_batched - z_single| = {difference:.2e} "
-        f"(largest relative difference per request {relative:.2e})"
+        f"steps per request: min {step_summary['min']}, median {step_summary['median']}, max {step_summary['max']}, "
+        f"{step_summary['at_limit']} of {len(steps)} at the limit of {settings.steps}; largest final-NLL "
+        f"difference suffix vs every token {nll_difference:.1e} (stopping rule: NLL < {settings.stop_nll})"
+    )
+
+    # The accuracy side: one batch written with values computed each way, scored the same way.
+    statistics_ = key_second_moments(
+        model, tokenizer, covariance_texts(), list(POCKET_EDIT_LAYERS), cache_dir=None, progress=False
+    )
+    reference = locality_reference(model, tokenizer, requests)
+    edits = {
+        "suffix only": edit_and_score(model, tokenizer, statistics_, requests, reference, True),
+        "every token": edit_and_score(model, tokenizer, statistics_, requests, reference, False),
+    }
+    accuracy_rows = []
+    for metric in METRICS:
+        for value in ("teacher_forced", "exact_match"):
+            new, old = (edits[k]["metrics"][metric][value] for k in ("suffix only", "every token"))
+            accuracy_rows.append(
+                {
+                    "metric": metric,
+                    "value": value,
+                    "suffix only": f"{new:.4f}",
+                    "every token": f"{old:.4f}",
+                    "difference": f"{new - old:+.4f}",
+                }
+            )
+    print(table(accuracy_rows, list(accuracy_rows[0])))
+    largest = max(abs(float(r["difference"])) for r in accuracy_rows)
+    decoded = {k: e["decoded_reliability_exact_match"] for k, e in edits.items()}
+    print(
+        f"largest metric difference {largest:.4f} (bound 0.01); reliability exact match by decoding: "
+        + ", ".join(f"{k} {v:.4f}" for k, v in decoded.items())
     )
     return save(
         "values",
         {
             "settings": vars(args) | {"layer": layer, "value_settings": vars(settings)},
-            "batched_s": batched_s,
-            "single_s": single_s,
-            "speedup": single_s / batched_s,
-            "max_abs_z_difference": difference,
-            "max_relative_z_difference": relative,
-            "request_steps": {"batched": steps_batched, "single": steps_single},
+            "recipes": {
+                name: {"seconds": seconds, "request_steps": sum(steps), **check}
+                for name, (seconds, steps, check) in modes.items()
+            },
+            "speedup_vs_one_at_a_time": single_s / fast_s,
+            "speedup_vs_every_token_batched": batched_s / fast_s,
+            "steps_per_request": step_summary,
+            "steps_taken": fast.steps_taken,
+            "max_final_nll_difference": nll_difference,
+            "batch_of_100": edits,
+            "largest_metric_difference": largest,
         },
     )
 

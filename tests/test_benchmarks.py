@@ -18,6 +18,7 @@ import covariance  # noqa: E402
 import end_to_end  # noqa: E402
 import gpu_projector  # noqa: E402
 import projector  # noqa: E402
+import projector_large  # noqa: E402
 import scaling  # noqa: E402
 import values  # noqa: E402
 
@@ -41,6 +42,16 @@ def test_projector_benchmark_writes_both_forms_and_the_exact_form_does_not_leak(
     assert saved["summary"]["96"]["speedup"] > 0
 
 
+def test_large_projector_benchmark_runs_both_forms_from_the_known_spectrum(results_dir):
+    result = projector_large.main(["--dk", "64", "--batches", "3", "--published-batches", "2", "--keys", "4"])
+    runs = {run["form"]: run for run in result["runs"]}
+    assert len(runs["exact"]["batches"]) == 3 and len(runs["published"]["batches"]) == 2
+    assert max(b["leak"] for b in runs["exact"]["batches"]) < 1e-9  # the exact form never touches old keys
+    assert runs["exact"]["dense_mb"] == 64 * 64 * 8 / 2**20 and result["speedup"] > 0
+    assert result["svd_against_eigh"]["svd_s"] > 0
+    assert (results_dir / "projector_large.json").exists()
+
+
 def test_gpu_projector_refuses_without_cuda_and_dry_runs_on_cpu(results_dir, capsys):
     import torch
 
@@ -55,12 +66,19 @@ def test_gpu_projector_refuses_without_cuda_and_dry_runs_on_cpu(results_dir, cap
         gpu_projector.main(["--device", "cpu", "--dk", "1"])
 
 
-def test_values_benchmark_compares_batched_and_single_target_values(results_dir):
+def test_values_benchmark_compares_the_three_recipes_and_their_edits(results_dir):
     values.main(["--requests", "2"])
     saved = json.loads((results_dir / "values.json").read_text())
-    assert saved["speedup"] > 0 and saved["request_steps"]["batched"] >= 2
-    # batching must not change the answer: the same z, request by request
-    assert saved["max_relative_z_difference"] < 1e-3
+    recipes = saved["recipes"]
+    assert set(recipes) == {"suffix only, batched", "every token, batched", "every token, one at a time"}
+    assert saved["speedup_vs_one_at_a_time"] > 0 and recipes["suffix only, batched"]["request_steps"] >= 2
+    # neither batching nor the suffix-only steps may change the answer: the same z, request by request
+    assert all(r["same_steps"] and r["max_relative_z_difference"] < 1e-3 for r in recipes.values())
+    edits = saved["batch_of_100"]
+    assert set(edits) == {"suffix only", "every token"}
+    assert set(edits["suffix only"]["metrics"]) == {"reliability", "generality", "locality"}
+    assert saved["largest_metric_difference"] <= 0.01
+    assert saved["steps_per_request"]["max"] <= saved["steps_per_request"]["limit"]
 
 
 @pytest.mark.slow

@@ -9,8 +9,10 @@ from importlib import metadata
 import pytest
 import torch
 
-from langedit_mini.data.datasets import POCKET_DIRECTORY
+from langedit_mini.data.datasets import POCKET_DIRECTORY, load_pocket
 from langedit_mini.evaluation.pocket_probes import fact_table, score_table
+from langedit_mini.evaluation.scoring import greedy_continuations, score
+from langedit_mini.model.tokens import encode_pairs, evaluation_mode, pad_token_id
 from langedit_mini.pocket import MODEL_DIRECTORY, load_facts
 from langedit_mini.pocket.build.corpus import build_world, sha256, write_world
 from langedit_mini.pocket.build.facts import CITIES_PER_COUNTRY, LANGUAGES, RELATIONS, build_facts
@@ -147,3 +149,22 @@ def test_answer_log_probs_sum_the_answer_tokens_and_ignore_padding(pocket):
         assert value == pytest.approx(expected, abs=1e-4)
         assert value < 0
     assert batched != pytest.approx(answer_log_probs(model, tokenizer, prompts, answers[::-1], joiners), abs=1e-3)
+
+
+def test_greedy_exact_match_from_teacher_forcing_equals_decoding(pocket):
+    """Exact match is read off the teacher-forced pass (scoring's docstring); it must be what greedy
+    decoding gives, on answers the model gets right, wrong and partly right."""
+    model, tokenizer = pocket
+    requests, _ = load_pocket()
+    sample = random.Random(2).sample(requests, 60)
+    prompts = [r.question for r in sample] * 2
+    answers = [r.true_answers[0] for r in sample] + [r.target for r in sample]
+    joiners = [r.joiner for r in sample] * 2
+    scores = score(model, tokenizer, prompts, answers, joiners, predictions=False)
+    assert scores.predictions == []
+    prompt_ids, answer_ids = encode_pairs(tokenizer, prompts, answers, joiners)
+    with evaluation_mode(model):
+        decoded = greedy_continuations(model, prompt_ids, [len(a) for a in answer_ids], pad_token_id(tokenizer))
+    assert scores.exact_match == [c == a for c, a in zip(decoded, answer_ids)]
+    assert 0 < sum(scores.exact_match) < len(answers)
+    assert any(0 < tf < 1 for tf in scores.teacher_forced)  # partly right answers are among them

@@ -205,3 +205,31 @@ def test_tau_for_leftover_bounds_the_discarded_share(eigenvalues, seed, fraction
         kept = projector.eigenvalues[projector.null_dim :]
         next_group = kept[(kept - kept[0]).abs() <= 1e-8 * eigenvalues.max()]
         assert projector.discarded_eigenvalue_sum + float(next_group.sum()) > fraction * trace * (1 - 1e-9)
+
+
+def test_a_known_eigendecomposition_gives_the_projector_and_the_rules_of_the_covariance():
+    from langedit_mini.core.updates import AlphaEditRule, LangEditExactRule, LangEditPublishedRule
+
+    eigenvalues = torch.logspace(-6, 1, 12, dtype=torch.float64)
+    covariance, rotation = covariance_with_spectrum(eigenvalues.flip(0), seed=3)
+    known = (eigenvalues, rotation.flip(1))  # ascending, with their eigenvectors as columns
+    direct = NullSpaceProjector.from_covariance(covariance, 1e-2)
+    given_ = NullSpaceProjector.from_eigendecomposition(*known, 1e-2)
+    assert given_.null_dim == direct.null_dim == 7  # the eigenvalues below 1e-2
+    assert torch.allclose(given_.dense(), direct.dense(), atol=1e-10)
+    keys = torch.randn(12, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    residuals = torch.randn(5, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    for rule_type, options in (
+        (AlphaEditRule, {}),
+        (LangEditPublishedRule, {"n_samples": 50}),
+        (LangEditExactRule, {}),
+    ):
+        plain = rule_type(covariance, tau=1e-2, **options)
+        fast = rule_type(covariance, tau=1e-2, eigendecomposition=known, **options)
+        assert torch.allclose(plain.propose(residuals, keys), fast.propose(residuals, keys), atol=1e-9)
+    exact = LangEditExactRule(None, tau=1e-2, eigendecomposition=known)  # no covariance needed
+    assert exact.capacity_left == 7
+    with pytest.raises(ProjectionError, match="ascending"):
+        NullSpaceProjector.from_eigendecomposition(eigenvalues.flip(0), rotation, 1e-2)
+    with pytest.raises(ProjectionError, match="shapes"):
+        NullSpaceProjector.from_eigendecomposition(eigenvalues[:5], rotation, 1e-2)

@@ -1,6 +1,7 @@
 """Target values: the suffix-only optimisation against the reference recipe, and what each step runs."""
 
 import random
+from dataclasses import replace
 
 import pytest
 import torch
@@ -35,7 +36,7 @@ def both_recipes(pocket_model, pocket_requests):
     layer = POCKET_EDIT_LAYERS[-1]
     return {
         reuse: compute_target_values(
-            model, tokenizer, architecture, pocket_requests, layer, settings, seed=0, reuse_prefix=reuse
+            model, tokenizer, architecture, pocket_requests, layer, replace(settings, reuse_prefix=reuse), seed=0
         )
         for reuse in (True, False)
     }
@@ -71,7 +72,9 @@ def test_suffix_path_equals_the_reference_recipe_on_every_architecture(name, tok
     settings = ValueSettings(steps=5, stop_nll=1e-9)  # every step taken by every request
     for layer in (0, 1):
         fast, reference = (
-            compute_target_values(model, tokenizer, architecture, REQUESTS, layer, settings, reuse_prefix=reuse)
+            compute_target_values(
+                model, tokenizer, architecture, REQUESTS, layer, replace(settings, reuse_prefix=reuse)
+            )
             for reuse in (True, False)
         )
         assert fast.steps_taken == reference.steps_taken == [5, 5]
@@ -116,7 +119,7 @@ def test_finished_requests_are_not_run_again(pocket_model, pocket_requests, reus
     counted, handle = _rows_run_per_step(model, architecture, layer)
     try:
         result = compute_target_values(
-            model, tokenizer, architecture, requests, layer, settings, seed=0, reuse_prefix=reuse_prefix
+            model, tokenizer, architecture, requests, layer, replace(settings, reuse_prefix=reuse_prefix), seed=0
         )
     finally:
         handle.remove()

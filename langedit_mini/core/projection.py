@@ -134,6 +134,27 @@ class NullSpaceProjector:
         """
         covariance = as_covariance(covariance, dtype=check_solve_dtype(dtype))
         eigenvalues, eigenvectors = torch.linalg.eigh(covariance)  # ascending, (d_k,), (d_k, d_k)
+        return cls.from_eigendecomposition(
+            eigenvalues, eigenvectors, tau, relative=relative, allow_empty_null_space=allow_empty_null_space
+        )
+
+    @classmethod
+    def from_eigendecomposition(
+        cls, eigenvalues, eigenvectors, tau: float, *, relative: bool = False, allow_empty_null_space: bool = False
+    ) -> NullSpaceProjector:
+        """``from_covariance`` for a covariance whose eigendecomposition is already known (it saves the
+        ``O(d_k^3)`` step): ``eigenvalues`` ascending (d_k,) and orthonormal ``eigenvectors`` (d_k, d_k)
+        as ``torch.linalg.eigh`` returns them, in float64 or float32. Orthonormality is not checked."""
+        check_solve_dtype(eigenvectors.dtype)
+        if eigenvalues.dim() != 1 or eigenvectors.shape != (len(eigenvalues), len(eigenvalues)):
+            raise ProjectionError(
+                f"eigenvalues (d_k,) and eigenvectors (d_k, d_k) expected, got shapes {tuple(eigenvalues.shape)} "
+                f"and {tuple(eigenvectors.shape)}"
+            )
+        if not bool((eigenvalues[1:] >= eigenvalues[:-1]).all()):
+            raise ProjectionError("eigenvalues must be in ascending order, as torch.linalg.eigh returns them")
+        if not (torch.isfinite(eigenvalues).all() and torch.isfinite(eigenvectors).all()):
+            raise ProjectionError("the eigendecomposition contains NaN or Inf entries")
         threshold = eigen_threshold(eigenvalues, tau, relative)
         null_dim = int((eigenvalues < threshold).sum())
         if null_dim == 0 and not allow_empty_null_space:
@@ -221,6 +242,14 @@ class ProtectedBasis:
     ) -> ProtectedBasis:
         """Start from the eigenvectors of ``C0`` at or above the cut (what AlphaEdit protects)."""
         projector = NullSpaceProjector.from_covariance(covariance, tau, relative=relative, dtype=dtype)
+        return cls(projector.protected_basis.clone(), rtol=rtol)
+
+    @classmethod
+    def from_eigendecomposition(
+        cls, eigenvalues, eigenvectors, tau: float, *, relative: bool = False, rtol: float | None = None
+    ) -> ProtectedBasis:
+        """``from_covariance`` for a known eigendecomposition of ``C0`` (see ``NullSpaceProjector``)."""
+        projector = NullSpaceProjector.from_eigendecomposition(eigenvalues, eigenvectors, tau, relative=relative)
         return cls(projector.protected_basis.clone(), rtol=rtol)
 
     @classmethod

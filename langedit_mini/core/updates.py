@@ -210,8 +210,15 @@ class AlphaEditRule(UpdateRule):
         relative: bool = False,
         alpha: float = 10.0,
         dtype: torch.dtype = SOLVE_DTYPE,
+        eigendecomposition: tuple | None = None,
     ):
-        self._projector = NullSpaceProjector.from_covariance(covariance, tau, relative=relative, dtype=dtype)
+        """``eigendecomposition``: ``(eigenvalues, eigenvectors)`` of ``covariance`` when already known
+        (``torch.linalg.eigh``'s order, in ``dtype``); skips computing it."""
+        if eigendecomposition is None:
+            self._projector = NullSpaceProjector.from_covariance(covariance, tau, relative=relative, dtype=dtype)
+        else:
+            values, vectors = (torch.as_tensor(x).to(dtype) for x in eigendecomposition)
+            self._projector = NullSpaceProjector.from_eigendecomposition(values, vectors, tau, relative=relative)
         self.alpha = check_positive(alpha, "alpha")
         d_k = self.projector.d_k
         self.previous_key_moment = torch.zeros(d_k, d_k, dtype=dtype, device=self.projector.device)
@@ -251,8 +258,11 @@ class LangEditPublishedRule(AlphaEditRule):
         relative: bool = False,
         alpha: float = 10.0,
         dtype: torch.dtype = SOLVE_DTYPE,
+        eigendecomposition: tuple | None = None,
     ):
-        super().__init__(covariance, tau=tau, relative=relative, alpha=alpha, dtype=dtype)
+        super().__init__(
+            covariance, tau=tau, relative=relative, alpha=alpha, dtype=dtype, eigendecomposition=eigendecomposition
+        )
         if int(n_samples) < 1:
             raise ProjectionError(f"n_samples (N, the covariance's sample count) must be >= 1, got {n_samples!r}")
         self.n_samples = int(n_samples)
@@ -317,8 +327,14 @@ class LangEditExactRule(UpdateRule):
         rtol: float | None = None,
         d_k: int | None = None,
         dtype: torch.dtype = SOLVE_DTYPE,
+        eigendecomposition: tuple | None = None,
     ):
-        if covariance is None:
+        """``eigendecomposition``: ``(eigenvalues, eigenvectors)`` of ``C0`` when already known (then
+        ``covariance`` may be None); skips computing it."""
+        if eigendecomposition is not None:
+            values, vectors = (torch.as_tensor(x).to(dtype) for x in eigendecomposition)
+            self.basis = ProtectedBasis.from_eigendecomposition(values, vectors, tau, relative=relative, rtol=rtol)
+        elif covariance is None:
             if d_k is None:
                 raise ProjectionError("give a covariance, or d_k to start from an empty protected basis")
             self.basis = ProtectedBasis.empty(d_k, dtype=dtype, rtol=rtol)

@@ -69,6 +69,7 @@ def evaluate_requests(
         [i[3] for i in items],
         [requests[i[0]].joiner for i in items],
         batch_size=batch_size,
+        predictions=False,
     )
     return pd.DataFrame(
         [
@@ -111,6 +112,7 @@ def cross_lingual(
         [o.target for _, _, o in items],
         [o.joiner for _, _, o in items],
         batch_size=batch_size,
+        predictions=False,
     )
     frame = pd.DataFrame(
         [

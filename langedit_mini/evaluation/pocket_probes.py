@@ -126,6 +126,7 @@ def general_ability(
                 [i["answer"] for i in items],
                 [i["joiner"] for i in items],
                 batch_size=batch_size,
+                predictions=False,
             )
             value = sum(scores.exact_match) / len(items)
             return {"lang": language, "probe": label, "metric": "exact match", "value": value, "n": len(items)}

@@ -3,7 +3,11 @@
 * Teacher-forced token accuracy: the fraction of answer tokens that are the argmax given the
   prompt and the previous answer tokens (the field's usual metric).
 * Greedy exact match: the greedy continuation of the prompt starts with the whole answer
-  (stricter; teacher forcing is known to overstate editing success).
+  (stricter; teacher forcing is known to overstate editing success). It needs no decoding: while
+  the continuation agrees with the answer, greedy decoding's next token is the argmax after the
+  prompt and the answer so far, which is the teacher-forced prediction at that position. So the
+  greedy continuation is the answer exactly when every teacher-forced prediction is right, and one
+  forward pass gives both metrics. Decoding runs only where the predicted text is asked for.
 
 The answer is tokenized on its own (``joiner + answer``, no BOS) and appended to the prompt's
 tokens, as ROME/MEMIT do, so the answer tokens are the same whatever the prompt.
@@ -23,20 +27,25 @@ from langedit_mini.model.tokens import encode_pairs, evaluation_mode, model_devi
 class Scores:
     teacher_forced: list[float]  # per item, in [0, 1]
     exact_match: list[bool]  # per item
-    predictions: list[str]  # per item: the greedy continuation (as many tokens as the answer)
+    predictions: list[str]  # per item: the greedy continuation (as many tokens as the answer), when asked
 
 
 def teacher_forced_accuracy(model, prompt_ids, answer_ids, pad_id: int) -> list[float]:
     """Per item: fraction of answer tokens predicted (argmax) given the prompt and earlier answer tokens."""
+    return [sum(hits) / len(hits) for hits in _teacher_forced_hits(model, prompt_ids, answer_ids, pad_id)]
+
+
+def _teacher_forced_hits(model, prompt_ids, answer_ids, pad_id: int) -> list[list[bool]]:
+    """Per item and answer token: is it the argmax given the prompt and the earlier answer tokens."""
     sequences = [p + a[:-1] for p, a in zip(prompt_ids, answer_ids)]
     ids, mask = pad_rows(sequences, pad_id, left=False, device=model_device(model))
     logits = model(input_ids=ids, attention_mask=mask).logits  # (B, T, V)
-    scores = []
+    hits = []
     for row, (prompt, answer) in enumerate(zip(prompt_ids, answer_ids)):
         positions = torch.arange(len(prompt) - 1, len(prompt) - 1 + len(answer), device=logits.device)
         predicted = logits[row, positions].argmax(dim=-1)
-        scores.append(float((predicted == torch.tensor(answer, device=logits.device)).float().mean()))
-    return scores
+        hits.append((predicted == torch.tensor(answer, device=logits.device)).tolist())
+    return hits
 
 
 def answer_log_likelihoods(model, prompt_ids, answer_ids, pad_id: int, batch_size: int = 64) -> list[float]:
@@ -71,21 +80,31 @@ def greedy_continuations(model, prompt_ids, lengths: list[int], pad_id: int) -> 
 
 
 def score(
-    model, tokenizer, prompts: list[str], answers: list[str], joiners: list[str] | str = " ", *, batch_size: int = 64
+    model,
+    tokenizer,
+    prompts: list[str],
+    answers: list[str],
+    joiners: list[str] | str = " ",
+    *,
+    batch_size: int = 64,
+    predictions: bool = True,
 ) -> Scores:
-    """Teacher-forced accuracy, greedy exact match and the greedy prediction for every pair."""
+    """Teacher-forced accuracy and greedy exact match for every pair, and (``predictions``) the greedy
+    continuation's text (decoding as many tokens as the answer; ``predictions=False`` skips it and
+    leaves ``Scores.predictions`` empty)."""
     if isinstance(joiners, str):
         joiners = [joiners] * len(prompts)
     prompt_ids, answer_ids = encode_pairs(tokenizer, prompts, answers, joiners)
     pad_id = pad_token_id(tokenizer)
-    teacher, exact, predictions = [], [], []
+    teacher, exact, texts = [], [], []
     with evaluation_mode(model):
         for start in range(0, len(prompt_ids), batch_size):
             prompts_batch = prompt_ids[start : start + batch_size]
             answers_batch = answer_ids[start : start + batch_size]
-            teacher += teacher_forced_accuracy(model, prompts_batch, answers_batch, pad_id)
-            continuations = greedy_continuations(model, prompts_batch, [len(a) for a in answers_batch], pad_id)
-            for continuation, answer in zip(continuations, answers_batch):
-                exact.append(continuation == answer)
-                predictions.append(tokenizer.decode(continuation))
-    return Scores(teacher, exact, predictions)
+            for hits in _teacher_forced_hits(model, prompts_batch, answers_batch, pad_id):
+                teacher.append(sum(hits) / len(hits))
+                exact.append(all(hits))
+            if predictions:
+                continuations = greedy_continuations(model, prompts_batch, [len(a) for a in answers_batch], pad_id)
+                texts += [tokenizer.decode(continuation) for continuation in continuations]
+    return Scores(teacher, exact, texts)

@@ -19,7 +19,7 @@ token, so under causal attention every state before that position, and every sta
 is the same at every step. They are computed once; a step runs only the positions from the subject's
 last token to the last one the loss reads, through the blocks after L (``_SuffixForward``). The
 reference recipe, every token through every block at every step, stays available
-(``reuse_prefix=False``) and the two agree to rounding (tests/test_values.py, benchmarks/values.py).
+(``ValueSettings.reuse_prefix=False``) and the two agree to rounding (tests/test_values.py, benchmarks/values.py).
 """
 
 from __future__ import annotations
@@ -52,6 +52,10 @@ class ValueSettings:
     kl_factor: float = 0.0625
     weight_decay: float = 0.5
     clamp_norm_factor: float = 0.75
+    # Compute once what delta cannot change (the prefix, blocks 0..L) and run only the rest at each step;
+    # the same values up to rounding. False: every token through every block at every step, the
+    # reference code's recipe (kept for comparison, and for a model where the cached prefix misbehaves).
+    reuse_prefix: bool = True
 
     def validate(self) -> ValueSettings:
         for name in ("learning_rate", "stop_nll", "clamp_norm_factor"):
@@ -60,6 +64,8 @@ class ValueSettings:
         for name in ("kl_factor", "weight_decay"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"ValueSettings.{name} must be >= 0, got {getattr(self, name)!r}")
+        if not isinstance(self.reuse_prefix, bool):
+            raise ValueError(f"ValueSettings.reuse_prefix must be True or False, got {self.reuse_prefix!r}")
         if not isinstance(self.steps, int) or self.steps < 1:
             raise ValueError(f"ValueSettings.steps must be a positive integer, got {self.steps!r}")
         return self
@@ -160,15 +166,13 @@ def compute_target_values(
     settings: ValueSettings | None = None,
     *,
     seed: int = 0,
-    reuse_prefix: bool = True,
 ) -> TargetValues:
     """Optimise ``delta_i`` for every request at once; returns ``z = h + delta`` (d_v, n).
 
-    ``reuse_prefix`` (default): what ``delta`` cannot change is computed once, before the first step
-    (see ``_SuffixForward``); ``False`` runs every token of every row through the whole model at
-    every step, the reference code's recipe (kept for the benchmark and the equivalence tests).
-    Architectures whose models cannot take a cached prefix (``Architecture.prefix_cache``) always
-    run the reference recipe.
+    With ``settings.reuse_prefix`` (default) what ``delta`` cannot change is computed once, before
+    the first step (``_SuffixForward``); otherwise every token of every row runs through the whole
+    model at every step, the reference code's recipe. Architectures whose models cannot take a
+    cached prefix (``Architecture.prefix_cache``) always run the reference recipe.
     """
     settings = (settings or ValueSettings()).validate()
     check_layer(model, architecture, layer)
@@ -185,7 +189,7 @@ def compute_target_values(
     batch = _optimisation_rows(rows, spans, kl_rows, len(requests), device)
     blocks = [get_module(model, architecture.layer.format(layer=index)) for index in range(layer + 1)]
     with optimising_only(model):  # gradients for delta alone
-        if reuse_prefix and architecture.prefix_cache:
+        if settings.reuse_prefix and architecture.prefix_cache:
             forward = _SuffixForward(model, blocks, batch)
         else:
             forward = _FullForward(model, blocks[-1], batch)
