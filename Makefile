@@ -34,7 +34,7 @@ _assets/mathjax/tex-chtml.js: package.json package-lock.json
 	cp -r $(MATHJAX)/output/chtml $(MATHJAX)/output/chtml.js _assets/mathjax/output/
 	touch $@
 
-# Every CPU benchmark (about half an hour on 2 cores): tables on stdout, JSON in benchmarks/results/,
+# Every CPU benchmark (about an hour on 2 cores): tables on stdout, JSON in benchmarks/results/,
 # which the performance chapter reads. Never part of `make test`.
 benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py

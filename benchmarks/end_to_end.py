@@ -10,6 +10,7 @@ batch), batches of 100, LangEdit-exact with the pocket defaults.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections import Counter
@@ -18,6 +19,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
 from common import peak_rss_mb, save, table  # noqa: E402
 
 from langedit_mini.data.datasets import load_pocket  # noqa: E402
@@ -96,9 +98,11 @@ def main(argv=None) -> dict:
         f"{torch.get_num_threads()} threads"
     )
     print(summary.round(3).to_string())
+    before = compare_with_before(summary, wall, args)
     return save(
         "end_to_end",
         {
+            "before": before,
             "settings": vars(args),
             "edits": len(edited),
             "wall_s": wall,
@@ -108,6 +112,38 @@ def main(argv=None) -> dict:
             "batches": batch_rows,
         },
     )
+
+
+def compare_with_before(summary, wall: float, args) -> dict | None:
+    """The final metrics against ``results/before/end_to_end.json`` (the run before the speed work),
+    when that run had the same settings: per metric, now minus before."""
+    path = common.RESULTS / "before" / "end_to_end.json"
+    if not path.exists():
+        return None
+    before = json.loads(path.read_text())
+    if before["settings"] != vars(args):
+        print(f"(no comparison: {path} was run with {before['settings']})")
+        return None
+    old = {row["metric"]: row for row in before["final_metrics"]}
+    difference = {
+        metric: {
+            value: float(summary.loc[metric, value]) - old[metric][value] for value in ("teacher_forced", "exact_match")
+        }
+        for metric in summary.index
+        if metric in old
+    }
+    largest = max(abs(v) for d in difference.values() for v in d.values())
+    print(
+        f"before (commit {before['commit']}): wall {before['wall_s']:.0f} s, now {wall:.0f} s "
+        f"({before['wall_s'] / wall:.1f}x); largest final-metric difference {largest:.4f}"
+    )
+    return {
+        "commit": before["commit"],
+        "wall_s": before["wall_s"],
+        "stages_s": before["stages_s"],
+        "final_metrics_difference": difference,
+        "largest_difference": largest,
+    }
 
 
 if __name__ == "__main__":

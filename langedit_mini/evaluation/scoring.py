@@ -65,17 +65,31 @@ def answer_log_likelihoods(model, prompt_ids, answer_ids, pad_id: int, batch_siz
 
 
 def greedy_continuations(model, prompt_ids, lengths: list[int], pad_id: int) -> list[list[int]]:
-    """Greedy decoding of ``lengths[i]`` tokens after each prompt (left-padded batch, no cache)."""
+    """Greedy decoding of ``lengths[i]`` tokens after each prompt (left-padded batch).
+
+    The prompt runs once; each later step feeds only the new token, with the attention keys and
+    values of everything before it from the model's cache (explicit positions, so left padding
+    does not shift them). A model that returns no cache is run on the whole sequence at every step.
+    """
     ids, mask = pad_rows(prompt_ids, pad_id, left=True, device=model_device(model))
     generated = [[] for _ in prompt_ids]
+    positions = (mask.cumsum(dim=1) - 1).clamp_min(0)
+    cache, step_ids, step_positions = None, ids, positions
     for _ in range(max(lengths)):
-        positions = (mask.cumsum(dim=1) - 1).clamp_min(0)
-        logits = model(input_ids=ids, attention_mask=mask, position_ids=positions).logits[:, -1]
-        next_tokens = logits.argmax(dim=-1)  # (B,)
+        output = model(
+            input_ids=step_ids, attention_mask=mask, position_ids=step_positions, cache=cache, use_cache=True
+        )
+        next_tokens = output.logits[:, -1].argmax(dim=-1)  # (B,)
         for row, token in enumerate(next_tokens.tolist()):
             generated[row].append(token)
+        cache = getattr(output, "cache", None)
         ids = torch.cat([ids, next_tokens[:, None]], dim=1)
         mask = torch.cat([mask, torch.ones_like(next_tokens)[:, None]], dim=1)
+        positions = torch.cat([positions, positions[:, -1:] + 1], dim=1)
+        if cache is None:
+            step_ids, step_positions = ids, positions
+        else:
+            step_ids, step_positions = next_tokens[:, None], positions[:, -1:]
     return [g[:n] for g, n in zip(generated, lengths)]
 
 

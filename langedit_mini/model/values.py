@@ -208,7 +208,6 @@ class _FullForward:
             logits = model(input_ids=batch.kl_ids, attention_mask=batch.kl_mask).logits
         n = batch.kl_ids.shape[0]
         self.original_kl = logits[torch.arange(n, device=logits.device), batch.kl_last].float().log_softmax(-1)
-        self.passes = []  # (rows, width) of every model call, for the tests and benchmarks
 
     def __call__(self, selected, shift, rows, positions) -> torch.Tensor:
         """Logits (k, vocab) at ``positions`` of ``rows`` (row coordinates of the batch), with
@@ -218,7 +217,6 @@ class _FullForward:
         handle = self.block.register_forward_hook(lambda module, inputs, output: _with_states(output, shift, subject))
         try:
             width = int(batch.mask[selected].sum(1).max())  # right-padded: drop all-padding columns
-            self.passes.append((len(selected), width))
             logits = self.model(
                 input_ids=batch.ids[selected, :width], attention_mask=batch.mask[selected, :width]
             ).logits
@@ -275,7 +273,6 @@ class _SuffixForward:
         self.block_structure = stored["states"]
         self.block_states = torch.cat(states)  # (rows, T, d): block L's output, unedited
         self.original_kl = torch.cat(picked)[kl_rows].float().log_softmax(-1)
-        self.passes = []
 
     def __call__(self, selected, shift, rows, positions) -> torch.Tensor:
         """Logits (k, vocab) at ``positions`` of ``rows`` (row coordinates of the batch), with
@@ -325,7 +322,6 @@ class _SuffixForward:
         def stored_output(*args, **kwargs):
             return _with_states(self.block_structure, lambda s, p: shift(s, p, members), first, stored)
 
-        self.passes.append((len(group), width))
         with _forwards_replaced(self.blocks, [passed_through] * (len(self.blocks) - 1) + [stored_output]):
             return self.model(
                 input_ids=self.batch.ids[group].gather(1, gather),
