@@ -39,18 +39,18 @@ from langedit_mini.core.updates import LangEditExactRule, LangEditPublishedRule 
 
 def run_form(form: str, path: Path, batches: int, alpha: float) -> dict:
     """One form on the saved world (memory-mapped, so the exact form never reads C0 itself)."""
-    saved = torch.load(path, mmap=True)
-    eigendecomposition = (saved["eigenvalues"], saved["eigenvectors"])
+    world = torch.load(path, mmap=True)
+    eigendecomposition = (world.pop("eigenvalues"), world.pop("eigenvectors"))
+    covariance = world.pop("covariance")
     start = time.perf_counter()
     if form == "exact":
-        rule = LangEditExactRule(None, tau=saved["tau"], alpha=alpha, eigendecomposition=eigendecomposition)
+        rule = LangEditExactRule(None, tau=world["tau"], alpha=alpha, eigendecomposition=eigendecomposition)
     else:
         rule = LangEditPublishedRule(
-            saved["covariance"], n_samples=100_000, tau=saved["tau"], alpha=alpha, eigendecomposition=eigendecomposition
+            covariance, n_samples=100_000, tau=world["tau"], alpha=alpha, eigendecomposition=eigendecomposition
         )
     setup = time.perf_counter() - start
-    del saved, eigendecomposition
-    world = torch.load(path, mmap=True)
+    del covariance, eigendecomposition  # what the rule keeps of them is its own state
     per_batch, done = [], []
     for keys, residuals in list(zip(world["keys"], world["residuals"]))[:batches]:
         keys, residuals = keys.clone(), residuals.clone()

@@ -30,11 +30,6 @@ class Scores:
     predictions: list[str]  # per item: the greedy continuation (as many tokens as the answer), when asked
 
 
-def teacher_forced_accuracy(model, prompt_ids, answer_ids, pad_id: int) -> list[float]:
-    """Per item: fraction of answer tokens predicted (argmax) given the prompt and earlier answer tokens."""
-    return [sum(hits) / len(hits) for hits in _teacher_forced_hits(model, prompt_ids, answer_ids, pad_id)]
-
-
 def _teacher_forced_hits(model, prompt_ids, answer_ids, pad_id: int) -> list[list[bool]]:
     """Per item and answer token: is it the argmax given the prompt and the earlier answer tokens."""
     sequences = [p + a[:-1] for p, a in zip(prompt_ids, answer_ids)]
