@@ -2,9 +2,10 @@
 
 import pytest
 import torch
+import transformers
 
 from langedit_mini.model.statistics import key_second_moments
-from langedit_mini.pocket import POCKET_EDIT_LAYERS, covariance_texts, load_pocket_model
+from langedit_mini.pocket import MODEL_DIRECTORY, POCKET_EDIT_LAYERS, covariance_texts, load_pocket_model
 
 
 @pytest.fixture(scope="session")
@@ -12,6 +13,12 @@ def pocket_model():
     """The bundled pocket Llama and its tokenizer. Tests never change it: editing sessions edit a copy."""
     torch.set_num_threads(2)
     return load_pocket_model()
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    """The pocket tokenizer alone, for the tiny random models of every architecture (``test_stats.tiny_model``)."""
+    return transformers.AutoTokenizer.from_pretrained(MODEL_DIRECTORY)
 
 
 @pytest.fixture(scope="session")

@@ -2,8 +2,7 @@
 
 import pytest
 import torch
-import transformers
-from test_stats import CONFIGS
+from test_stats import CONFIGS, tiny_model
 
 from langedit_mini.data.datasets import EditRequest
 from langedit_mini.editing import EditConfig, EditingSession
@@ -12,7 +11,6 @@ from langedit_mini.editing.registry import get_method
 from langedit_mini.model.architecture import detect_architecture
 from langedit_mini.model.statistics import key_second_moments
 from langedit_mini.model.values import ValueSettings
-from langedit_mini.pocket import MODEL_DIRECTORY
 
 TEXTS = [
     "The capital of the country Chile is Santiago.",
@@ -27,18 +25,10 @@ REQUESTS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def tokenizer():
-    return transformers.AutoTokenizer.from_pretrained(MODEL_DIRECTORY)
-
-
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 @pytest.mark.parametrize("method", ["LangEdit-exact", "FT"])
 def test_tiny_model_takes_an_edit_and_only_edited_matrices_change(name, method, tokenizer):
-    torch.manual_seed(0)
-    config = CONFIGS[name]()
-    config.vocab_size = len(tokenizer)
-    model = transformers.AutoModelForCausalLM.from_config(config).eval()
+    model = tiny_model(name, tokenizer)
     architecture = detect_architecture(model)
     layers = (0, 1)
     statistics = key_second_moments(model, tokenizer, TEXTS, list(layers), cache_dir=None, progress=False)

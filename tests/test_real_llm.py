@@ -8,24 +8,17 @@ from pathlib import Path
 
 import pytest
 import torch
-import transformers
 from test_notebooks import run_notebook
 
 from langedit_mini.data import downloads
 from langedit_mini.editing.defaults import default_config, reference_name
 from langedit_mini.evaluation import general_tasks as general
 from langedit_mini.model.hub import resolve_dtype, resolve_run_mode, tiny_random_model
-from langedit_mini.pocket import MODEL_DIRECTORY
 
 ROOT = Path(__file__).resolve().parents[1]
 MZSRE = ROOT.parent / "shared" / "datasets" / "MzsRE"
 FIXTURES = ROOT / "data" / "fixtures" / "general"
 needs_mzsre = pytest.mark.skipif(not MZSRE.exists(), reason=f"no shared MzsRE at {MZSRE}")
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return transformers.AutoTokenizer.from_pretrained(MODEL_DIRECTORY)
 
 
 # ---------------------------------------------------------------------------------- MzsRE download

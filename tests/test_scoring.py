@@ -2,12 +2,10 @@
 
 import pytest
 import torch
-import transformers
-from test_stats import CONFIGS
+from test_stats import CONFIGS, tiny_model
 
 from langedit_mini.evaluation.scoring import greedy_continuations
 from langedit_mini.model.tokens import evaluation_mode, pad_rows
-from langedit_mini.pocket import MODEL_DIRECTORY
 
 PROMPTS = ["Q: What is the capital of the country Chile? A:", "问：日本的首都是什么？答：", "Die Stadt"]
 
@@ -27,17 +25,9 @@ def uncached_greedy(model, prompt_ids, steps, pad_id):
     return out
 
 
-@pytest.fixture(scope="module")
-def tokenizer():
-    return transformers.AutoTokenizer.from_pretrained(MODEL_DIRECTORY)
-
-
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_cached_greedy_decoding_equals_decoding_the_whole_sequence(name, tokenizer):
-    torch.manual_seed(0)
-    config = CONFIGS[name]()
-    config.vocab_size = len(tokenizer)
-    model = transformers.AutoModelForCausalLM.from_config(config).eval()
+    model = tiny_model(name, tokenizer)
     prompt_ids = tokenizer(PROMPTS)["input_ids"]
     assert len({len(p) for p in prompt_ids}) == 3  # left padding differs row by row
     with evaluation_mode(model):

@@ -30,9 +30,13 @@ CONFIGS = {
 }
 
 
-def tiny_model(name):
+def tiny_model(name, tokenizer=None):
+    """A seeded random ``name`` model; with ``tokenizer``, its vocabulary sized to that tokenizer."""
     torch.manual_seed(0)
-    return transformers.AutoModelForCausalLM.from_config(CONFIGS[name]()).eval()
+    config = CONFIGS[name]()
+    if tokenizer is not None:
+        config.vocab_size = len(tokenizer)
+    return transformers.AutoModelForCausalLM.from_config(config).eval()
 
 
 class ToyTokenizer:

@@ -7,7 +7,7 @@ import pytest
 import torch
 import transformers
 from test_editing_architectures import REQUESTS
-from test_stats import CONFIGS
+from test_stats import CONFIGS, tiny_model
 
 import langedit_mini.model.values as values
 from langedit_mini.data.datasets import load_pocket
@@ -15,7 +15,7 @@ from langedit_mini.data.languages import CONTEXT_PREFIXES, LANGUAGES
 from langedit_mini.editing.defaults import default_config
 from langedit_mini.model.architecture import detect_architecture, get_module
 from langedit_mini.model.values import ValueSettings, compute_target_values
-from langedit_mini.pocket import MODEL_DIRECTORY, POCKET_EDIT_LAYERS
+from langedit_mini.pocket import POCKET_EDIT_LAYERS
 
 
 @pytest.fixture(scope="module")
@@ -55,17 +55,9 @@ def test_suffix_path_reaches_the_reference_recipes_values_on_the_pocket_model(bo
     assert torch.equal(fast.hidden, reference.hidden)
 
 
-@pytest.fixture(scope="module")
-def tokenizer():
-    return transformers.AutoTokenizer.from_pretrained(MODEL_DIRECTORY)
-
-
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_suffix_path_equals_the_reference_recipe_on_every_architecture(name, tokenizer):
-    torch.manual_seed(0)
-    config = CONFIGS[name]()
-    config.vocab_size = len(tokenizer)
-    model = transformers.AutoModelForCausalLM.from_config(config).eval()
+    model = tiny_model(name, tokenizer)
     architecture = detect_architecture(model)
     assert architecture.prefix_cache
     before = {k: v.clone() for k, v in model.state_dict().items()}
