@@ -168,3 +168,38 @@ def test_greedy_exact_match_from_teacher_forcing_equals_decoding(pocket):
     assert scores.exact_match == [c == a for c, a in zip(decoded, answer_ids)]
     assert 0 < sum(scores.exact_match) < len(answers)
     assert any(0 < tf < 1 for tf in scores.teacher_forced)  # partly right answers are among them
+
+
+def test_training_resumed_from_a_checkpoint_equals_one_uninterrupted_run(tmp_path):
+    from dataclasses import replace
+
+    from transformers import AutoTokenizer
+
+    from langedit_mini.pocket.build.train import PRESETS, train_model
+
+    tokenizer = AutoTokenizer.from_pretrained(MODEL_DIRECTORY)
+    lines = (POCKET_DIRECTORY / "corpus.txt").read_text(encoding="utf-8").splitlines()[:96]
+    config = replace(
+        PRESETS["small"],
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        epochs=3,
+        batch_size=16,
+        warmup_steps=4,
+        threads=1,
+    )
+    whole, whole_history, finished = train_model(lines, tokenizer, config, log=lambda _: None)
+    assert finished and len(whole_history) == 3
+    _, first, done = train_model(
+        lines, tokenizer, config, log=lambda _: None, checkpoint_dir=tmp_path, stop_after_epochs=2
+    )
+    assert not done and len(first) == 2
+    resumed, history, done = train_model(lines, tokenizer, config, log=lambda _: None, checkpoint_dir=tmp_path)
+    assert done and [h["step"] for h in history] == [h["step"] for h in whole_history]
+    for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    with pytest.raises(ValueError, match="another training config"):
+        train_model(lines, tokenizer, replace(config, seed=1), log=lambda _: None, checkpoint_dir=tmp_path)

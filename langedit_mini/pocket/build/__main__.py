@@ -2,6 +2,11 @@
 
     python -m langedit_mini.pocket.build            # everything (the model takes ~20 min on 2 cores)
     python -m langedit_mini.pocket.build --data-only  # facts, corpus, edits, probes (seconds)
+    python -m langedit_mini.pocket.build --model wide --chunk-epochs 2  # the wide model, in chunks
+
+The wide model (``--model wide``) is trained on the same corpus with the small model's tokenizer
+(so both read every prompt as the same tokens); it checkpoints after every epoch under
+``.pocket-train/<model>/`` and a rerun resumes there (``--chunk-epochs N``: stop after N epochs).
 
 Needs the extra ``pocket`` (pinned data-package versions): ``pip install -e .[pocket]``.
 CI never runs the training: the trained checkpoint ships in ``data/pocket/model``.
@@ -13,13 +18,14 @@ import argparse
 import json
 import platform
 import time
+from dataclasses import replace
 from importlib import metadata
 from pathlib import Path
 
 from langedit_mini.data.datasets import POCKET_DIRECTORY
 from langedit_mini.pocket.build.corpus import build_world, write_world
 from langedit_mini.pocket.build.facts import build_facts
-from langedit_mini.pocket.build.train import TrainConfig, save_model, train_model, train_tokenizer
+from langedit_mini.pocket.build.train import PRESETS, save_model, train_model, train_tokenizer
 
 DATA_PACKAGES = (
     "babel",
@@ -32,6 +38,8 @@ DATA_PACKAGES = (
     "torch",
 )
 DEFAULT_DIRECTORY = POCKET_DIRECTORY
+MODEL_DIRECTORIES = {"small": "model", "wide": "model-wide"}
+CHECKPOINTS = Path(__file__).resolve().parents[3] / ".pocket-train"
 
 
 def package_versions() -> dict[str, str]:
@@ -53,26 +61,45 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Regenerate the pocket world.")
     parser.add_argument("--directory", type=Path, default=DEFAULT_DIRECTORY)
     parser.add_argument("--data-only", action="store_true", help="facts, corpus, edits and probes; no training")
-    parser.add_argument("--epochs", type=int, default=TrainConfig.epochs)
+    parser.add_argument("--model", choices=sorted(PRESETS), default="small", help="which pocket model to train")
+    parser.add_argument("--epochs", type=int, default=None, help="override the preset's number of epochs")
+    parser.add_argument("--chunk-epochs", type=int, default=None, help="stop after this many epochs (resume later)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the preset's, 2)")
     arguments = parser.parse_args(argv)
+    if arguments.chunk_epochs is not None and arguments.chunk_epochs < 1:
+        parser.error("--chunk-epochs must be at least 1")
 
     start = time.perf_counter()
-    hashes = build_data(arguments.directory)
-    for name, digest in hashes.items():
-        print(f"{name}: sha256 {digest}")
+    if arguments.model == "small":
+        hashes = build_data(arguments.directory)
+        for name, digest in hashes.items():
+            print(f"{name}: sha256 {digest}")
     if arguments.data_only:
         return 0
 
-    config = TrainConfig(epochs=arguments.epochs)
+    config = PRESETS[arguments.model]
+    changes = {k: v for k, v in (("epochs", arguments.epochs), ("threads", arguments.threads)) if v is not None}
+    config = replace(config, **changes)
     lines = (arguments.directory / "corpus.txt").read_text(encoding="utf-8").splitlines()
-    model_directory = arguments.directory / "model"
-    tokenizer = train_tokenizer(lines, config.vocab_size, model_directory)
+    model_directory = arguments.directory / MODEL_DIRECTORIES[arguments.model]
+    if arguments.model == "small":
+        tokenizer = train_tokenizer(lines, config.vocab_size, model_directory)
+    else:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(arguments.directory / MODEL_DIRECTORIES["small"])
     train_start = time.perf_counter()
-    model, history = train_model(lines, tokenizer, config)
-    training_seconds = time.perf_counter() - train_start
+    model, history, finished = train_model(
+        lines, tokenizer, config, checkpoint_dir=CHECKPOINTS / arguments.model, stop_after_epochs=arguments.chunk_epochs
+    )
+    if not finished:
+        print(f"stopped after epoch {history[-1]['epoch']} of {config.epochs}; run again to resume")
+        return 0
+    training_seconds = history[-1]["seconds"]
     save_model(model, tokenizer, model_directory, config, history)
     provenance = {
         "training_seconds": training_seconds,
+        "wall_seconds_last_chunk": time.perf_counter() - train_start,
         "total_seconds": time.perf_counter() - start,
         "machine": platform.platform(),
         "processor": platform.processor(),
