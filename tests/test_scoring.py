@@ -44,3 +44,37 @@ def test_cached_greedy_decoding_on_the_pocket_model(pocket_model):
         plain = uncached_greedy(model, prompt_ids, 8, tokenizer.pad_token_id)
     assert cached == plain
     assert len({tuple(c) for c in cached}) == 3  # three different answers, so the comparison means something
+
+
+def test_locality_compares_token_ids_so_the_unedited_model_agrees_with_itself(tokenizer):
+    """A random model's greedy answers are byte tokens that do not decode and re-encode to the same ids;
+    compared as ids, the unedited model scores exactly 1.0 locality against its own answers."""
+    from langedit_mini.data.datasets import EditRequest
+    from langedit_mini.evaluation.edit_metrics import evaluate_requests, locality_reference
+
+    model = tiny_model("llama", tokenizer)
+    questions = ["问：日本的首都是什么？答：", "Q: Which currency does Peru use? A:", "Frage: Wo liegt Bern? Antwort:"]
+    requests = [
+        EditRequest(
+            prompt="{} is in",
+            subject=f"Subject {i}",
+            target="Chile",
+            lang="en",
+            locality_prompt=q,
+            locality_answer="Tokyo and more words",
+            fact_id=str(i),
+        )
+        for i, q in enumerate(questions * 4)
+    ]
+    reference = locality_reference(model, tokenizer, requests)
+    assert all(isinstance(r, tuple) and r for r in reference)
+    round_trips = [tokenizer(tokenizer.decode(r), add_special_tokens=False)["input_ids"] == list(r) for r in reference]
+    assert not all(round_trips)  # the text round trip would change some answers: the case the ids fix
+    frame = evaluate_requests(model, tokenizer, requests, reference)
+    locality = frame[frame.metric == "locality"]
+    assert len(locality) == len(requests)
+    assert (locality.teacher_forced == 1.0).all() and locality.exact_match.all()
+    with pytest.raises(TypeError, match="token ids"):
+        evaluate_requests(model, tokenizer, requests, [tokenizer.decode(r) for r in reference])
+    with pytest.raises(ValueError, match="entries for"):
+        evaluate_requests(model, tokenizer, requests, reference[:-1])

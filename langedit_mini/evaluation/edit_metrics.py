@@ -5,7 +5,9 @@ For each request and each metric, teacher-forced token accuracy and greedy exact
 * reliability: the edit prompt, scored against the new target;
 * generality: the paraphrase, against the new target;
 * locality: the unrelated question, against the *unedited* model's own greedy answer
-  (``locality_reference``), and secondarily (``locality (gold)``) against its gold answer;
+  (``locality_reference``: its token ids, compared as ids, so a tokenizer whose decoded text does
+  not re-encode to the same ids cannot make the unedited model disagree with itself), and
+  secondarily (``locality (gold)``) against its gold answer;
 * portability: the question that needs the new fact, against its answer, where the record has one.
 
 ``cross_lingual`` scores edits made in one language on the same facts' prompts in every language.
@@ -17,12 +19,16 @@ import pandas as pd
 
 from langedit_mini.data.datasets import EditRequest
 from langedit_mini.data.languages import LANGUAGES
-from langedit_mini.evaluation.scoring import greedy_continuations, score
+from langedit_mini.evaluation.scoring import greedy_continuations, score, score_token_ids
 from langedit_mini.model.tokens import encode_pairs, evaluation_mode, pad_token_id
 
 
-def locality_reference(model, tokenizer, requests: list[EditRequest], batch_size: int = 128) -> list[str]:
-    """The model's own greedy answers to the locality prompts (as many tokens as the gold answer)."""
+def locality_reference(
+    model, tokenizer, requests: list[EditRequest], batch_size: int = 128
+) -> list[tuple[int, ...] | None]:
+    """The model's own greedy answers to the locality prompts, as token ids (as many tokens as the gold
+    answer); None for a request without a locality prompt. ``evaluate_requests`` compares an edited
+    model's predictions with these ids directly: the unedited model scores exactly 1.0 against them."""
     usable = [r for r in requests if r.locality_prompt and r.locality_answer]
     if not usable:
         return [None] * len(requests)
@@ -36,40 +42,62 @@ def locality_reference(model, tokenizer, requests: list[EditRequest], batch_size
         for start in range(0, len(prompt_ids), batch_size):
             part = slice(start, start + batch_size)
             continuations = greedy_continuations(model, prompt_ids[part], [len(a) for a in answer_ids[part]], pad)
-            predictions += [tokenizer.decode(c) for c in continuations]
+            predictions += [tuple(c) for c in continuations]
     iterator = iter(predictions)
     return [next(iterator) if (r.locality_prompt and r.locality_answer) else None for r in requests]
 
 
-def _strip_joiner(prediction: str, joiner: str) -> str:
-    return prediction[len(joiner) :] if joiner and prediction.startswith(joiner) else prediction
+def _reference_ids(entry, index: int) -> list[int]:
+    if isinstance(entry, str) or not all(isinstance(t, int) for t in entry):
+        raise TypeError(
+            f"reference[{index}] must be token ids (what locality_reference returns), got {type(entry).__name__} "
+            f"{entry!r:.60}: decoded text does not always re-encode to the ids the model predicted"
+        )
+    return list(entry)
 
 
 def evaluate_requests(
-    model, tokenizer, requests: list[EditRequest], reference: list[str] | None = None, batch_size: int = 128
+    model,
+    tokenizer,
+    requests: list[EditRequest],
+    reference: list[tuple[int, ...] | None] | None = None,
+    batch_size: int = 128,
 ) -> pd.DataFrame:
-    """One row per (request, metric): fact_id, lang, metric, teacher_forced, exact_match."""
-    items = []  # (request index, metric, prompt, answer)
+    """One row per (request, metric): fact_id, lang, metric, teacher_forced, exact_match.
+
+    ``reference``: per request, the unedited model's locality answer as token ids
+    (``locality_reference``); without it only ``locality (gold)`` is scored.
+    """
+    if reference is not None and len(reference) != len(requests):
+        raise ValueError(f"reference has {len(reference)} entries for {len(requests)} requests")
+    items = []  # (request index, metric, prompt, answer text or answer ids)
     for index, request in enumerate(requests):
         items.append((index, "reliability", request.question, request.target))
         if request.paraphrase:
             items.append((index, "generality", request.paraphrase, request.target))
         if request.locality_prompt and request.locality_answer:
             if reference is not None and reference[index]:
-                items.append(
-                    (index, "locality", request.locality_prompt, _strip_joiner(reference[index], request.joiner))
-                )
+                items.append((index, "locality", request.locality_prompt, _reference_ids(reference[index], index)))
             items.append((index, "locality (gold)", request.locality_prompt, request.locality_answer))
         if request.portability_prompt and request.portability_answer:
             items.append((index, "portability", request.portability_prompt, request.portability_answer))
-    scores = score(
-        model,
-        tokenizer,
-        [i[2] for i in items],
-        [i[3] for i in items],
-        [requests[i[0]].joiner for i in items],
-        batch_size=batch_size,
-        predictions=False,
+    texts = [i for i, item in enumerate(items) if isinstance(item[3], str)]
+    prompt_ids, answer_ids = [None] * len(items), [None] * len(items)
+    if texts:
+        encoded = encode_pairs(
+            tokenizer,
+            [items[i][2] for i in texts],
+            [items[i][3] for i in texts],
+            [requests[items[i][0]].joiner for i in texts],
+        )
+        for i, prompt, answer in zip(texts, *encoded):
+            prompt_ids[i], answer_ids[i] = prompt, answer
+    given = [i for i, item in enumerate(items) if not isinstance(item[3], str)]
+    if given:
+        for i, prompt in zip(given, tokenizer([items[i][2] for i in given])["input_ids"]):
+            prompt_ids[i], answer_ids[i] = prompt, items[i][3]
+    teacher, exact = (
+        score_token_ids(model, prompt_ids, answer_ids, pad_token_id(tokenizer), batch_size) if items else ([], [])
     )
     return pd.DataFrame(
         [
@@ -81,7 +109,7 @@ def evaluate_requests(
                 "teacher_forced": tf,
                 "exact_match": em,
             }
-            for (index, metric, _, _), tf, em in zip(items, scores.teacher_forced, scores.exact_match)
+            for (index, metric, _, _), tf, em in zip(items, teacher, exact)
         ]
     )
 

@@ -88,6 +88,18 @@ def greedy_continuations(model, prompt_ids, lengths: list[int], pad_id: int) -> 
     return [g[:n] for g, n in zip(generated, lengths)]
 
 
+def score_token_ids(model, prompt_ids, answer_ids, pad_id: int, batch_size: int = 64) -> tuple[list[float], list[bool]]:
+    """Teacher-forced accuracy and greedy exact match of answers given as token ids (no text round trip)."""
+    teacher, exact = [], []
+    with evaluation_mode(model):
+        for start in range(0, len(prompt_ids), batch_size):
+            part = slice(start, start + batch_size)
+            for hits in _teacher_forced_hits(model, prompt_ids[part], answer_ids[part], pad_id):
+                teacher.append(sum(hits) / len(hits))
+                exact.append(all(hits))
+    return teacher, exact
+
+
 def score(
     model,
     tokenizer,
@@ -105,15 +117,12 @@ def score(
         joiners = [joiners] * len(prompts)
     prompt_ids, answer_ids = encode_pairs(tokenizer, prompts, answers, joiners)
     pad_id = pad_token_id(tokenizer)
-    teacher, exact, texts = [], [], []
-    with evaluation_mode(model):
-        for start in range(0, len(prompt_ids), batch_size):
-            prompts_batch = prompt_ids[start : start + batch_size]
-            answers_batch = answer_ids[start : start + batch_size]
-            for hits in _teacher_forced_hits(model, prompts_batch, answers_batch, pad_id):
-                teacher.append(sum(hits) / len(hits))
-                exact.append(all(hits))
-            if predictions:
-                continuations = greedy_continuations(model, prompts_batch, [len(a) for a in answers_batch], pad_id)
-                texts += [tokenizer.decode(continuation) for continuation in continuations]
+    teacher, exact = score_token_ids(model, prompt_ids, answer_ids, pad_id, batch_size)
+    texts = []
+    if predictions:
+        with evaluation_mode(model):
+            for start in range(0, len(prompt_ids), batch_size):
+                prompts_batch = prompt_ids[start : start + batch_size]
+                lengths = [len(a) for a in answer_ids[start : start + batch_size]]
+                texts += [tokenizer.decode(c) for c in greedy_continuations(model, prompts_batch, lengths, pad_id)]
     return Scores(teacher, exact, texts)
