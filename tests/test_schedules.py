@@ -61,3 +61,40 @@ def test_bad_schedules_are_refused(kwargs, message):
     arguments = dict(schedule="delta", languages=("en",), edits_per_language=20, batch_size=10) | kwargs
     with pytest.raises(ValueError, match=message):
         build_schedule(REQUESTS, arguments.pop("schedule"), arguments.pop("languages"), **arguments)
+
+
+def test_parallel_facts_edit_the_same_facts_in_every_language():
+    schedule = build_schedule(REQUESTS, "delta", SIX, edits_per_language=20, batch_size=10, seed=1, facts="parallel")
+    assert schedule.batch_languages == list(SIX) * 2 and schedule.facts == "parallel"
+    by_fact = Counter(r.fact_id for r in schedule.requests)
+    assert len(by_fact) == 20 and set(by_fact.values()) == {6}
+    assert {(r.fact_id, r.lang) for r in schedule.requests} == {(f, lang) for f in by_fact for lang in SIX}
+    # a group of facts goes through the six languages in consecutive batches
+    assert all({r.fact_id for r in batch} == {r.fact_id for r in schedule.batches[0]} for batch in schedule.batches[:6])
+    mixed = build_schedule(REQUESTS, "mt", SIX, edits_per_language=20, batch_size=12, seed=1, facts="parallel")
+    assert Counter(r.fact_id for r in mixed.requests) == by_fact
+    assert {r.lang for r in mixed.batches[0]} == set(SIX)
+    distinct = build_schedule(REQUESTS, "delta", SIX, edits_per_language=20, batch_size=10, seed=1)
+    assert distinct.facts == "distinct" and "distinct facts" in distinct.summary()
+    with pytest.raises(ValueError, match="unknown facts mode"):
+        build_schedule(REQUESTS, "delta", SIX, edits_per_language=20, batch_size=10, facts="same")
+    # parallel needs edits_per_language facts, distinct needs six times as many
+    many = len(fact_order(REQUESTS, SIX, 0))
+    build_schedule(REQUESTS, "mt", SIX, edits_per_language=many, batch_size=100, facts="parallel")
+    with pytest.raises(ValueError, match="facts needed"):
+        build_schedule(REQUESTS, "mt", SIX, edits_per_language=many, batch_size=100)
+
+
+def test_the_tuning_split_is_disjoint_by_fact_and_stable():
+    from langedit_mini.data.schedules import split_facts
+
+    study, tuning = split_facts(REQUESTS, 200)
+    assert len({r.fact_id for r in tuning}) == 200
+    assert not {r.fact_id for r in study} & {r.fact_id for r in tuning}
+    assert len(study) + len(tuning) == len(REQUESTS)
+    again, _ = split_facts(list(reversed(REQUESTS)), 200)
+    assert {r.fact_id for r in again} == {r.fact_id for r in study}
+    english, english_tuning = split_facts([r for r in REQUESTS if r.lang == "en"], 200)
+    assert {r.fact_id for r in english_tuning} == {r.fact_id for r in tuning}
+    with pytest.raises(ValueError, match="tuning_facts"):
+        split_facts(REQUESTS, 0)

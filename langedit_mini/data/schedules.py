@@ -9,7 +9,14 @@ Every schedule draws from one seeded order of *facts* (a fact is the same edit i
   sequence is in ``languages[i % len(languages)]``).
 * ``mono``: one language only (``languages`` must name exactly one).
 
-A fact is edited once, in one language. The fact order puts every subject's first fact before any
+Which facts: ``facts="distinct"`` (the default) edits a fact once, in one language, so the edits are
+``edits_per_language x len(languages)`` different facts. ``facts="parallel"`` edits the same
+``edits_per_language`` facts in every language, each language's prompt being its own edit (one key
+per language): the shape of the LangEdit paper's main run, 6 languages x 400 MzsRE edits, which
+MzsRE's 743 facts can only fill this way. In ``delta`` the facts of one group of ``batch_size``
+go through the languages in consecutive batches; in ``mt`` a fact's six requests are neighbours.
+
+The fact order puts every subject's first fact before any
 subject's second one (subjects are shuffled by the seed), so a short sequence edits distinct
 subjects and two facts about one subject meet as late as possible; ``Schedule.repeated_subjects``
 counts how often they do meet inside one batch. Nothing is dropped silently: asking for more edits
@@ -26,6 +33,7 @@ from langedit_mini.data.datasets import EditRequest
 from langedit_mini.data.languages import check_language
 
 SCHEDULES = ("delta", "mt", "mono")
+FACT_MODES = ("distinct", "parallel")
 
 
 @dataclass
@@ -36,6 +44,7 @@ class Schedule:
     languages: tuple[str, ...]
     batches: list[list[EditRequest]]
     seed: int
+    facts: str = "distinct"
 
     @property
     def batch_languages(self) -> list[str]:
@@ -52,9 +61,9 @@ class Schedule:
         return sum(count - 1 for batch in self.batches for count in Counter(r.subject for r in batch).values())
 
     def summary(self) -> str:
-        sizes = Counter(len(b) for b in self.batches)
+        sizes = ", ".join(f"{n} x {s}" for s, n in Counter(len(b) for b in self.batches).items())
         return (
-            f"{self.name}: {len(self.batches)} batches ({', '.join(f'{n} x {s}' for s, n in sizes.items())} "
+            f"{self.name} ({self.facts} facts): {len(self.batches)} batches ({sizes} "
             f"edits), {len(self.requests)} edits in {', '.join(self.languages)}, "
             f"{self.repeated_subjects} repeated subjects within a batch, seed {self.seed}"
         )
@@ -90,10 +99,14 @@ def build_schedule(
     edits_per_language: int = 100,
     batch_size: int = 100,
     seed: int = 0,
+    facts: str = "distinct",
 ) -> Schedule:
-    """Batches of ``requests`` for ``schedule`` (one of SCHEDULES); see the module docstring."""
+    """Batches of ``requests`` for ``schedule`` (one of SCHEDULES) and ``facts`` (one of FACT_MODES);
+    see the module docstring."""
     if schedule not in SCHEDULES:
         raise ValueError(f"unknown schedule {schedule!r}; choose one of {', '.join(SCHEDULES)}")
+    if facts not in FACT_MODES:
+        raise ValueError(f"unknown facts mode {facts!r}; choose one of {', '.join(FACT_MODES)}")
     languages = tuple(check_language(language) for language in languages)
     if not languages or len(set(languages)) != len(languages):
         raise ValueError(f"languages must be a non-empty list of distinct codes, got {languages!r}")
@@ -108,20 +121,43 @@ def build_schedule(
             f"must be a multiple of batch_size ({batch_size})"
         )
     lookup = {(r.fact_id, r.lang): r for r in requests}
-    facts = fact_order(requests, languages, seed)
+    mode, order = facts, fact_order(requests, languages, seed)
     total = edits_per_language * len(languages)
-    if total > len(facts):
+    needed = edits_per_language if mode == "parallel" else total
+    if needed > len(order):
         raise ValueError(
-            f"{total} edits asked ({edits_per_language} x {len(languages)} languages) but only "
-            f"{len(facts)} facts exist in all of {', '.join(languages)}"
+            f"{needed} facts needed ({edits_per_language} edits x {len(languages)} languages, {mode} facts) but "
+            f"only {len(order)} facts exist in all of {', '.join(languages)}"
         )
-    facts = facts[:total]
+    order = order[:needed]
+    if mode == "parallel":  # every fact in every language, a fact's languages next to each other
+        sequence = [(fact, language) for fact in order for language in languages]
+    else:
+        sequence = [(fact, languages[i % len(languages)]) for i, fact in enumerate(order)]
     if schedule in ("mt", "mono"):  # the last batch may be smaller
-        sequence = [lookup[(fact, languages[i % len(languages)])] for i, fact in enumerate(facts)]
-        batches = [sequence[i : i + batch_size] for i in range(0, total, batch_size)]
+        batches = [[lookup[item] for item in sequence[i : i + batch_size]] for i in range(0, total, batch_size)]
     else:
         batches = []
         for t in range(total // batch_size):
             language = languages[t % len(languages)]
-            batches.append([lookup[(fact, language)] for fact in facts[t * batch_size : (t + 1) * batch_size]])
-    return Schedule(schedule, languages, batches, seed)
+            group = t // len(languages) if mode == "parallel" else t
+            chosen = order[group * batch_size : (group + 1) * batch_size]
+            batches.append([lookup[(fact, language)] for fact in chosen])
+    return Schedule(schedule, languages, batches, seed, mode)
+
+
+def split_facts(
+    requests: list[EditRequest], tuning_facts: int, *, salt: str = "tuning"
+) -> tuple[list[EditRequest], list[EditRequest]]:
+    """``(study, tuning)``: the requests of ``tuning_facts`` facts set aside for tuning hyperparameters,
+    and the rest, split by fact (every language of a fact on one side), so a study never edits a fact
+    its hyperparameters were tuned on. The tuning facts are those whose ``sha256(salt + fact_id)`` comes
+    first: the split depends only on the fact ids, not on the order, the languages or a seed."""
+    import hashlib
+
+    facts = sorted({r.fact_id for r in requests})
+    if not isinstance(tuning_facts, int) or isinstance(tuning_facts, bool) or not 0 < tuning_facts < len(facts):
+        raise ValueError(f"tuning_facts must be an integer in 1..{len(facts) - 1}, got {tuning_facts!r}")
+    ranked = sorted(facts, key=lambda fact: hashlib.sha256((salt + fact).encode()).hexdigest())
+    tuning = set(ranked[:tuning_facts])
+    return [r for r in requests if r.fact_id not in tuning], [r for r in requests if r.fact_id in tuning]
