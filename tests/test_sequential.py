@@ -15,7 +15,7 @@ from langedit_mini.editing import EditingSession
 from langedit_mini.editing.defaults import default_config
 from langedit_mini.model.statistics import key_second_moments
 from langedit_mini.pocket import POCKET_EDIT_LAYERS, covariance_texts, load_pocket_model
-from langedit_mini.study.sequential import forgetting_matrix, language_interference, run_schedule
+from langedit_mini.study.sequential import forgetting_matrix, language_interference, run_schedule, write_forget
 
 REQUESTS, _ = load_pocket()
 SCHEDULE = dict(schedule="delta", languages=("en", "de", "fr"), edits_per_language=3, batch_size=3, seed=2)
@@ -56,6 +56,34 @@ def test_every_edit_so_far_is_scored_after_every_batch(uninterrupted):
     assert (matrix.values.diagonal() >= 0.9).all(), matrix  # each batch works when it is made
     exact = forgetting_matrix(results, value="exact_match")
     assert ((exact.fillna(0) <= 1) & (exact.fillna(0) >= 0)).all().all()
+
+
+def test_written_scores_each_batch_right_after_its_write_and_splits_losses(pocket, uninterrupted):
+    model, tokenizer, statistics, _ = pocket
+    _, full = uninterrupted
+    session = EditingSession(model, tokenizer, default_config("LangEdit-exact"), statistics)
+    results = run_schedule(session, schedule(), evaluate_every=5, written=True)
+    reliability = results[results.metric == "reliability"]
+    # batches 0 and 1 are scored alone right after their write; after the last, every edit
+    assert reliability.groupby("after_batch").size().tolist() == [3, 3, 9]
+    assert (
+        reliability[reliability.after_batch < 2].batch == reliability[reliability.after_batch < 2].after_batch
+    ).all()
+    # the same numbers as the run that scores everything after every batch
+    mine = reliability.set_index(["after_batch", "fact_id", "lang"]).teacher_forced
+    theirs = full[full.metric == "reliability"].set_index(["after_batch", "fact_id", "lang"]).teacher_forced
+    assert (mine - theirs.reindex(mine.index)).abs().max() < 1e-6
+    split = write_forget(results).iloc[0]
+    assert split.edits == 9
+    assert split.kept + split.forgotten + split.never_written == pytest.approx(1.0)
+    assert split.lost == pytest.approx(split.written - split.final)
+    assert write_forget(full).iloc[0].written == pytest.approx(split.written)
+    with pytest.raises(ValueError, match="right after their write"):
+        write_forget(
+            run_schedule(
+                EditingSession(model, tokenizer, default_config("MEMIT"), statistics), schedule(), evaluate_every=5
+            )
+        )
 
 
 def test_language_interference_has_a_cell_per_earlier_language(uninterrupted):

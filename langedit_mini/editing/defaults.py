@@ -17,7 +17,13 @@ from langedit_mini.editing.registry import REGISTRY, get_method
 from langedit_mini.model.statistics import DEFAULT_CACHE as STATISTICS_CACHE
 from langedit_mini.model.statistics import key_second_moments
 from langedit_mini.model.values import ValueSettings
-from langedit_mini.pocket import POCKET_EDIT_LAYERS, POCKET_LEFTOVER_FRACTION, covariance_texts, load_pocket_model
+from langedit_mini.pocket import (
+    POCKET_EDIT_LAYERS,
+    POCKET_LEFTOVER_FRACTION,
+    POCKET_WIDE_EDIT_LAYERS,
+    covariance_texts,
+    load_pocket_model,
+)
 
 _REFERENCE = {
     # name: (layers, value settings, mom2_weight)
@@ -47,12 +53,21 @@ POCKET = dict(
 )
 POCKET_SETTINGS = dict(mom2_weight=300.0, alpha=300.0, leftover_fraction=POCKET_LEFTOVER_FRACTION)
 
+#: The wide pocket model (5 layers, d_k = 3584), the density study's testbed: the band of three layers
+#: and every method's settings come from the tuning on the tuning split, with the same budget per
+#: method (``results/tuning/``, shown in the density chapter).
+POCKET_WIDE = dict(
+    layers=POCKET_WIDE_EDIT_LAYERS,
+    values=ValueSettings(learning_rate=2.0, steps=80, clamp_norm_factor=1.5, weight_decay=0.1),
+)
+POCKET_WIDE_SETTINGS = dict(mom2_weight=300.0, alpha=300.0, leftover_fraction=POCKET_LEFTOVER_FRACTION)
+
 #: The tiny randomly initialised stand-in that runs the real-LLM chapter's code path on a CPU
 #: (``llm.tiny_random_model``): its numbers mean nothing; these values only make it fast.
 TINY_RANDOM = dict(layers=(0, 1), values=ValueSettings(learning_rate=0.5, steps=4))
 TINY_RANDOM_SETTINGS = dict(mom2_weight=1.0, alpha=1.0, leftover_fraction=0.5, steps=4)
 
-MODEL_NAMES = tuple(_REFERENCE) + ("pocket", "tiny-random")
+MODEL_NAMES = tuple(_REFERENCE) + ("pocket", "pocket-wide", "tiny-random")
 
 _SHARED_FIELDS = {f.name for f in fields(EditConfig)} - {"method", "settings"}
 
@@ -60,6 +75,8 @@ _SHARED_FIELDS = {f.name for f in fields(EditConfig)} - {"method", "settings"}
 def _model_defaults(model_name: str) -> tuple[dict, dict]:
     if model_name == "pocket":
         return POCKET, POCKET_SETTINGS
+    if model_name == "pocket-wide":
+        return POCKET_WIDE, POCKET_WIDE_SETTINGS
     if model_name == "tiny-random":
         return TINY_RANDOM, TINY_RANDOM_SETTINGS
     if model_name in _REFERENCE:
@@ -118,15 +135,26 @@ def reference_name(model_name: str) -> str:
 
 
 def load_pocket_editing(
-    texts: list[str] | None = None, layers=POCKET_EDIT_LAYERS, *, cache_dir=STATISTICS_CACHE, progress: bool = False
+    texts: list[str] | None = None,
+    layers=None,
+    *,
+    cache_dir=STATISTICS_CACHE,
+    progress: bool = False,
+    model_name: str = "pocket",
 ):
     """What every pocket editing run starts from: ``(model, tokenizer, statistics)``.
 
-    The pocket model and tokenizer (``pocket.load_pocket_model``) and ``C0`` of each edited layer from
-    ``texts`` (default: the preserved-knowledge corpus, ``pocket.covariance_texts``), cached under
-    ``cache_dir`` (None: computed, nothing read or written).
+    The pocket model (``model_name``: "pocket", the small one, or "pocket-wide") and tokenizer
+    (``pocket.load_pocket_model``) and ``C0`` of each edited layer (default: the model's edited
+    layers) from ``texts`` (default: the preserved-knowledge corpus, ``pocket.covariance_texts``),
+    cached under ``cache_dir`` (None: computed, nothing read or written).
     """
-    model, tokenizer = load_pocket_model()
+    sizes = {"pocket": "small", "pocket-wide": "wide"}
+    if model_name not in sizes:
+        raise ValueError(f"unknown pocket model {model_name!r}; choose one of {', '.join(sizes)}")
+    if layers is None:
+        layers = POCKET_EDIT_LAYERS if model_name == "pocket" else POCKET_WIDE_EDIT_LAYERS
+    model, tokenizer = load_pocket_model(size=sizes[model_name])
     statistics = key_second_moments(
         model,
         tokenizer,

@@ -6,6 +6,10 @@ dataset, MzsRE schema plus ``relation``, ``fact_id``, ``lang``, true answers), `
 ``model/`` (safetensors, ``config.json``, ``tokenizer.json``, model card). Regenerate everything
 with ``python -m langedit_mini.pocket.build`` (the regeneration code, ``pocket/build/``, which
 nothing at run time imports).
+
+Two models know this world (``POCKET_MODELS``): ``small`` (``model/``: 4 layers, d_k 1024, the fast
+model of the tests and the live chapters) and ``wide`` (``model-wide/``: 5 layers, d_k 3584, the
+testbed of the density study; ``python -m langedit_mini.pocket.build --model wide``).
 """
 
 from __future__ import annotations
@@ -16,21 +20,27 @@ from pathlib import Path
 from langedit_mini.data.datasets import POCKET_DIRECTORY
 
 MODEL_DIRECTORY = POCKET_DIRECTORY / "model"
+POCKET_MODELS = {"small": MODEL_DIRECTORY, "wide": POCKET_DIRECTORY / "model-wide"}
 
 
-def load_pocket_model(device=None, dtype=None, directory: str | Path = MODEL_DIRECTORY):
-    """The pocket model and tokenizer, loaded offline from ``data/pocket/model``.
+def load_pocket_model(device=None, dtype=None, directory: str | Path | None = None, *, size: str = "small"):
+    """A pocket model and its tokenizer, loaded offline (``size``: a key of ``POCKET_MODELS``).
 
     ``device``: where to put the model (default CPU); ``dtype``: e.g. ``torch.bfloat16``
-    (default: float32, as trained). Never runs remote code.
+    (default: float32, as trained); ``directory`` overrides ``size``. Never runs remote code.
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    if directory is None:
+        if size not in POCKET_MODELS:
+            raise ValueError(f"unknown pocket model {size!r}; the pocket models are {', '.join(POCKET_MODELS)}")
+        directory = POCKET_MODELS[size]
     directory = Path(directory)
     if not (directory / "model.safetensors").exists():
         raise FileNotFoundError(
-            f"no pocket model at {directory}; regenerate it with `python -m langedit_mini.pocket.build`"
+            f"no pocket model at {directory}; regenerate it with `python -m langedit_mini.pocket.build"
+            + (" --model wide`" if directory.name == "model-wide" else "`")
         )
     tokenizer = AutoTokenizer.from_pretrained(directory, trust_remote_code=False)
     model = AutoModelForCausalLM.from_pretrained(
@@ -64,3 +74,6 @@ def covariance_texts(directory: str | Path = POCKET_DIRECTORY) -> list[str]:
 #: target values at layer 1 were reached for fewer requests (tuning measured in the pocket chapter).
 POCKET_EDIT_LAYERS = (0,)
 POCKET_LEFTOVER_FRACTION = 0.10
+#: The wide model's edited band: three layers, as the paper's five of Llama-3-8B's 32 sit early-middle
+#: (its causal trace is in the density chapter).
+POCKET_WIDE_EDIT_LAYERS = (1, 2, 3)

@@ -3,7 +3,10 @@
 ``run_schedule(session, schedule)`` applies the batches in order (edits accumulate, reference section 5)
 and, after every ``evaluate_every``-th batch and after the last, scores every edit made so far
 (``evaluation.evaluate_requests``). The result is one tidy DataFrame: a row per (time, request,
-metric), where ``after_batch`` is the time and ``batch`` is when the request was edited.
+metric), where ``after_batch`` is the time and ``batch`` is when the request was edited. With
+``written=True`` every batch in between is scored too, its own requests only, right after its
+write (rows with ``batch == after_batch``): what was *written*, which with the final scores splits a
+method's losses into edits never written and edits written then forgotten (``write_forget``).
 
 With ``record_dir`` every batch's record and evaluation are written as soon as they exist
 (safetensors and CSV, each file written under a temporary name and then renamed, so a killed run
@@ -84,6 +87,7 @@ def run_schedule(
     record_dir: str | Path | None = None,
     progress=None,
     stop_after: int | None = None,
+    written: bool = False,
 ) -> pd.DataFrame:
     """Edit ``schedule`` batch by batch; the evaluations of every edit so far after each evaluated batch.
 
@@ -113,9 +117,11 @@ def run_schedule(
         record = session.apply(schedule.batches[index])
         if directory is not None:
             _write_atomic(directory / f"batch_{index:03d}.safetensors", record.save)
-        if index % evaluate_every == evaluate_every - 1 or index == last:
-            edited = [r for batch in schedule.batches[: index + 1] for r in batch]
-            owners = [b for b, batch in enumerate(schedule.batches[: index + 1]) for _ in batch]
+        full = index % evaluate_every == evaluate_every - 1 or index == last
+        if full or written:
+            scope = range(index + 1) if full else [index]
+            edited = [r for b in scope for r in schedule.batches[b]]
+            owners = [b for b in scope for _ in schedule.batches[b]]
             frame = evaluate_requests(
                 session.model, session.tokenizer, edited, [reference.get((r.fact_id, r.lang)) for r in edited]
             )
@@ -170,3 +176,44 @@ def language_interference(
         raise ValueError("no consecutive single-language batches were evaluated (use evaluate_every=1 and delta)")
     frame = pd.DataFrame(rows)
     return frame.pivot_table(index="edited language", columns="later batch language", values="change", aggfunc="mean")
+
+
+def write_forget(results: pd.DataFrame, metric: str = "reliability") -> pd.DataFrame:
+    """Each edit scored right after its own batch was written, and after the last batch.
+
+    ``results``: ``run_schedule`` rows (every batch scored right after its write: ``evaluate_every=1``
+    or ``written=True``), optionally with ``method`` and ``seed`` columns. One row per run: ``written``
+    and ``final`` (mean teacher-forced score), ``lost`` (written - final), and by greedy exact match the
+    shares of edits ``kept`` (right when written and at the end), ``forgotten`` (right when written,
+    wrong at the end), ``never_written`` (wrong right after their write; ``late`` those of them right
+    at the end, written by a later batch).
+    """
+    part = results[results.metric == metric]
+    if part.empty:
+        raise ValueError(f"no rows for metric {metric!r}; present: {sorted(results.metric.unique())}")
+    keys = [c for c in ("method", "seed") if c in part.columns]
+    rows = []
+    for key, run in part.groupby(keys) if keys else [((), part)]:
+        identity = ["fact_id", "lang"]
+        at_write = run[run.after_batch == run.batch].set_index(identity)
+        last = run[run.after_batch == run.after_batch.max()].set_index(identity)
+        missing = len(last.index.difference(at_write.index))
+        if missing:
+            raise ValueError(
+                f"{missing} edits were not scored right after their write: run with evaluate_every=1 or written=True"
+            )
+        at_write = at_write.reindex(last.index)
+        right_then, right_now = at_write.exact_match.astype(bool), last.exact_match.astype(bool)
+        row = dict(zip(keys, key if isinstance(key, tuple) else (key,)))
+        row |= {
+            "edits": len(last),
+            "written": float(at_write.teacher_forced.mean()),
+            "final": float(last.teacher_forced.mean()),
+            "lost": float(at_write.teacher_forced.mean() - last.teacher_forced.mean()),
+            "kept": float((right_then & right_now).mean()),
+            "forgotten": float((right_then & ~right_now).mean()),
+            "never_written": float((~right_then).mean()),
+            "late": float((~right_then & right_now).mean()),
+        }
+        rows.append(row)
+    return pd.DataFrame(rows)
