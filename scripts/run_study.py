@@ -7,6 +7,14 @@ results and its record (commit, package hash, parameters, machine, wall time, cl
     python scripts/run_study.py [--edits-per-language 100] [--batch-size 100] [--seeds 0 1 2]
                                 [--languages en de ...] [--methods MEMIT LangEdit-exact ...]
                                 [--output results/main] [--max-runs N] [--rerun-stale] [--merge-only]
+                                [--model pocket-wide] [--facts parallel] [--evaluate-every 6]
+                                [--tuning-facts 200] [--probe-every 2]
+
+``--model pocket-wide`` edits the wide pocket model (the density study's testbed); ``--facts parallel``
+edits the same facts in every language (the paper's shape); ``--tuning-facts N`` leaves out the N
+facts of the tuning split (``data.schedules.split_facts``), so a study never edits what its
+hyperparameters were tuned on; ``--evaluate-every K`` scores every edit so far after every K-th
+batch and each other batch right after its write.
 
 A run already on disk is skipped, so an interrupted study resumes where it stopped and can be spread
 over several sessions (``--max-runs`` bounds one session's share). ``--rerun-stale`` reruns the runs
@@ -26,6 +34,7 @@ import torch
 
 from langedit_mini.data.datasets import load_pocket
 from langedit_mini.data.languages import LANGUAGES
+from langedit_mini.data.schedules import FACT_MODES, split_facts
 from langedit_mini.editing import METHODS
 from langedit_mini.editing.defaults import load_pocket_editing
 from langedit_mini.pocket import load_probes
@@ -46,7 +55,17 @@ def main(argv=None) -> None:
     parser.add_argument("--max-runs", type=int, default=None, help="run at most this many missing runs, then merge")
     parser.add_argument("--rerun-stale", action="store_true", help="rerun runs made by other editing code")
     parser.add_argument("--merge-only", action="store_true", help="run nothing; merge the finished runs")
+    parser.add_argument("--model", choices=("pocket", "pocket-wide"), default="pocket")
+    parser.add_argument("--facts", choices=FACT_MODES, default="distinct")
+    parser.add_argument("--evaluate-every", type=int, default=1)
+    parser.add_argument("--tuning-facts", type=int, default=0, help="facts of the tuning split left out (0: none)")
+    parser.add_argument("--probe-every", type=int, default=2)
     args = parser.parse_args(argv)
+    for name in ("evaluate_every", "probe_every"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1")
+    if args.tuning_facts < 0:
+        parser.error("--tuning-facts must be >= 0")
     unknown = sorted(set(args.methods) - set(METHODS))
     if unknown:
         parser.error(f"unknown methods {unknown}; choose from {list(METHODS)}")
@@ -58,11 +77,17 @@ def main(argv=None) -> None:
         "edits_per_language": args.edits_per_language,
         "batch_size": args.batch_size,
         "languages": args.languages,
-        "probe_every": 2,
+        "probe_every": args.probe_every,
         "probe_limit": 50,
+        "model": args.model,
+        "facts": args.facts,
+        "evaluate_every": args.evaluate_every,
+        "tuning_facts": args.tuning_facts,
     }
     runs, setup = 0, None
     requests, _ = load_pocket(languages=args.languages)
+    if args.tuning_facts:
+        requests, _ = split_facts(requests, args.tuning_facts)
     for seed in args.seeds:
         for method in args.methods:
             if args.merge_only or (args.max_runs is not None and runs >= args.max_runs):
@@ -81,7 +106,7 @@ def main(argv=None) -> None:
             print(f"{part_name(seed, method)}: running", flush=True)
             if setup is None:  # loaded once, when there is something to run
                 torch.manual_seed(0)
-                setup = load_pocket_editing()
+                setup = load_pocket_editing(model_name=args.model)
             info = run_part(output, seed, method, shared, setup, requests, load_probes())
             for failure in info["failed_claims"]:  # at full scale a finding, kept with the run
                 print(f"{part_name(seed, method)}: {failure}", flush=True)

@@ -168,3 +168,26 @@ def test_bad_configurations_are_refused(pocket):
     last_layer = EditingSession(model, tokenizer, default_config("MEMIT", layers=(3,)), {3: statistics[0]})
     with pytest.raises(ValueError, match="cannot reach the answer"):
         last_layer.apply(pick("en", 1, 0))
+
+
+def test_unreached_targets_are_recorded_warned_and_saved(pocket, tmp_path):
+    from dataclasses import replace
+
+    from langedit_mini.editing.session import UnreachedTargetWarning
+
+    model, tokenizer, statistics = pocket
+    config = default_config("MEMIT")
+    requests = pick("nl", 3, seed=6)
+    short = replace(config, values=replace(config.values, steps=1))  # one step reaches no target
+    with pytest.warns(UnreachedTargetWarning, match="3 of 3 target values did not reach"):
+        record = EditingSession(model, tokenizer, short, statistics).apply(requests)
+    assert record.unreached == 3 and record.value_steps == [1, 1, 1]
+    assert all(nll >= config.values.stop_nll for nll in record.value_nll)
+    record.save(tmp_path / "r.safetensors")
+    again = BatchRecord.load(tmp_path / "r.safetensors")
+    assert again.target_reached == [False] * 3 and again.unreached == 3
+    full = EditingSession(model, tokenizer, config, statistics).apply(requests)
+    assert full.unreached == sum(nll >= config.values.stop_nll for nll in full.value_nll)
+    assert all(steps <= config.values.steps for steps in full.value_steps)
+    ft = EditingSession(model, tokenizer, default_config("FT"), statistics).apply(requests)
+    assert ft.unreached == 0 and ft.target_reached == []  # FT has no target values

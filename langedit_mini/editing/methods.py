@@ -32,6 +32,20 @@ from langedit_mini.model.keys import compute_hidden, compute_keys
 from langedit_mini.model.values import compute_target_values
 
 
+@dataclass
+class ValueReport:
+    """How the target values of a batch went, per request: the final NLL of the target, the steps taken,
+    and whether the target was reached (final NLL below the stopping threshold)."""
+
+    nll: list[float]
+    steps: list[int]
+    stop_nll: float
+
+    @property
+    def reached(self) -> list[bool]:
+        return [value < self.stop_nll for value in self.nll]
+
+
 def _require_positive(settings, *names) -> None:
     for name in names:
         if not getattr(settings, name) > 0:
@@ -107,7 +121,8 @@ class EditingMethod:
         return {}
 
     def write(self, session, requests, seconds: dict[str, float]):
-        """Write one batch into ``session.model``; returns ``(deltas, keys, value_nll)`` per layer.
+        """Write one batch into ``session.model``; returns ``(deltas, keys, values)``: the updates and keys per
+        layer, and a ``ValueReport`` of the target values (None for a method without target values).
 
         Raises ``CapacityError`` with the model unchanged when the batch cannot be written.
         """
@@ -173,7 +188,7 @@ class ClosedFormMethod(EditingMethod):
         for layer in layers:
             session.rules[layer].commit(keys[layer].to(SOLVE_DTYPE))
         seconds["projector"] += time.perf_counter() - start
-        return deltas, keys, values.final_nll
+        return deltas, keys, ValueReport(values.final_nll, values.steps_taken, config.values.stop_nll)
 
 
 # Each factory: (settings, C0 in the solve dtype, the layer's SecondMoment, dtype) -> UpdateRule.

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import asdict, dataclass
+import warnings
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -51,7 +52,14 @@ class BatchRecord:
     keys: dict[int, torch.Tensor]
     seconds: dict[str, float]
     capacity_left: dict[int, int | None]
-    value_nll: list[float]
+    value_nll: list[float]  # per request: the target's NLL at the end of the value optimisation ([] for FT)
+    value_steps: list[int] = field(default_factory=list)  # per request: optimisation steps taken
+    target_reached: list[bool] = field(default_factory=list)  # per request: NLL below the stopping threshold
+
+    @property
+    def unreached(self) -> int:
+        """How many requests of the batch were written with a target value that did not reach its target."""
+        return sum(not reached for reached in self.target_reached)
 
     def save(self, path: str | Path) -> None:
         from safetensors.torch import save_file
@@ -73,6 +81,10 @@ class BatchRecord:
                 (deltas if kind == "delta" else keys)[int(layer)] = handle.get_tensor(name)
         metadata["capacity_left"] = {int(k): v for k, v in metadata["capacity_left"].items()}
         return cls(deltas=deltas, keys=keys, **metadata)
+
+
+class UnreachedTargetWarning(UserWarning):
+    """A batch was written with target values whose optimisation stopped before reaching the target."""
 
 
 def check_batch(requests: list[EditRequest]) -> list[EditRequest]:
@@ -141,7 +153,7 @@ class EditingSession:
         """
         requests = check_batch(list(requests))
         seconds = {"keys": 0.0, "values": 0.0, "solve": 0.0, "projector": 0.0, "write": 0.0}
-        deltas, keys, nll = self.method.write(self, requests, seconds)
+        deltas, keys, values = self.method.write(self, requests, seconds)
         record = BatchRecord(
             len(self.records),
             self.config.method,
@@ -151,9 +163,21 @@ class EditingSession:
             keys,
             seconds,
             self.capacity_left,
-            nll,
+            values.nll if values else [],
+            values.steps if values else [],
+            values.reached if values else [],
         )
         self.records.append(record)
+        if record.unreached:
+            worst = max(range(len(requests)), key=lambda i: values.nll[i])
+            warnings.warn(
+                f"batch {record.index}: {record.unreached} of {len(requests)} target values did not reach their "
+                f"target (NLL >= {values.stop_nll:g} after up to {max(values.steps)} steps; worst NLL "
+                f"{values.nll[worst]:.2f} for {requests[worst].question!r} -> {requests[worst].target!r}). They are "
+                "written anyway and will score low; raise ValueSettings.steps or learning_rate to reach them",
+                UnreachedTargetWarning,
+                stacklevel=2,
+            )
         return record
 
     def restore_layers(self, deltas: dict[int, torch.Tensor]) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -18,7 +19,7 @@ import pandas as pd
 from langedit_mini.data.schedules import build_schedule
 from langedit_mini.editing.defaults import applicable_overrides, default_config
 from langedit_mini.editing.registry import METHODS
-from langedit_mini.editing.session import EditingSession
+from langedit_mini.editing.session import EditingSession, UnreachedTargetWarning
 from langedit_mini.evaluation.edit_metrics import cross_lingual, locality_reference
 from langedit_mini.study.claims import Claim
 from langedit_mini.study.sequential import run_schedule
@@ -32,7 +33,7 @@ class StudyResult:
     evaluations: pd.DataFrame  # method, seed, after_batch, batch, fact_id, lang, metric, teacher_forced, exact_match
     probes: pd.DataFrame  # method, seed, after_batch (-1 = unedited), lang, probe, metric, value, n
     transfer: pd.DataFrame  # method, seed, edited in, scored in, fact_id, teacher_forced, exact_match
-    batches: pd.DataFrame  # method, seed, batch, lang, seconds, capacity_left
+    batches: pd.DataFrame  # method, seed, batch, lang, seconds, capacity_left, unreached (target values)
     schedules: dict = field(default_factory=dict)  # seed -> Schedule
 
 
@@ -71,9 +72,16 @@ def run_study(
     probe_every: int = 3,
     probe_limit: int = 20,
     model_name: str = "pocket",
+    facts: str = "distinct",
+    evaluate_every: int = 1,
     log=print,
 ) -> StudyResult:
-    """Edit the schedule of each seed with each method (fresh session each) and collect the results."""
+    """Edit the schedule of each seed with each method (fresh session each) and collect the results.
+
+    ``facts``: "distinct" or "parallel" (``data.schedules``). ``evaluate_every``: every edit so far
+    is scored after every ``evaluate_every``-th batch and after the last; the batches in between are
+    scored on their own requests right after their write (``run_schedule(written=True)``).
+    """
     from langedit_mini.evaluation.pocket_probes import general_ability
 
     methods = check_methods(methods)
@@ -95,7 +103,13 @@ def run_study(
         probe_rows.append(measure(model).assign(method="unedited", seed=-1, after_batch=-1))
     for seed in seeds:
         plan = build_schedule(
-            requests, schedule, languages, edits_per_language=edits_per_language, batch_size=batch_size, seed=seed
+            requests,
+            schedule,
+            languages,
+            edits_per_language=edits_per_language,
+            batch_size=batch_size,
+            seed=seed,
+            facts=facts,
         )
         schedules[seed] = plan
         edited = plan.requests
@@ -115,12 +129,22 @@ def run_study(
                         "lang": plan.batch_languages[index],
                         "seconds": seconds,
                         "capacity_left": min(capacity) if capacity else None,
+                        "unreached": record.unreached,
                     }
                 )
                 if probes is not None and (index % probe_every == probe_every - 1 or index == len(plan.batches) - 1):
                     probe_rows.append(measure(session.model).assign(method=method, seed=seed, after_batch=index))
 
-            frame = run_schedule(session, plan, reference=reference, progress=progress)
+            with warnings.catch_warnings():  # counted per batch in `batches` (column unreached) instead
+                warnings.simplefilter("ignore", UnreachedTargetWarning)
+                frame = run_schedule(
+                    session,
+                    plan,
+                    reference=reference,
+                    progress=progress,
+                    evaluate_every=evaluate_every,
+                    written=evaluate_every > 1,
+                )
             evaluations.append(frame.assign(method=method, seed=seed))
             transfer.append(
                 cross_lingual(session.model, tokenizer, edited, requests, languages).assign(method=method, seed=seed)
@@ -229,6 +253,15 @@ def averages(evaluations: pd.DataFrame, methods=None) -> pd.DataFrame:
             columns[f"{metric} ({label})"] = part.groupby("method")[value].mean()
     table = pd.DataFrame(columns)
     return table.reindex([m for m in (methods or METHODS) if m in table.index])
+
+
+def unreached_targets(batches: pd.DataFrame) -> pd.Series:
+    """Per method: edits written with a target value that did not reach its target, per run (mean over
+    seeds of the sum over batches); NaN for runs recorded before the count existed."""
+    if "unreached" not in batches.columns:
+        return pd.Series(dtype=float, name="unreached targets")
+    per_run = batches.groupby(["method", "seed"]).unreached.sum(min_count=1)
+    return per_run.groupby("method").mean().rename("unreached targets")
 
 
 def main_table(

@@ -42,6 +42,10 @@ SHARED = (
     "probe_limit",
     "tau",
     "alpha",
+    "model",
+    "facts",
+    "evaluate_every",
+    "tuning_facts",
 )
 
 
@@ -69,7 +73,9 @@ def run_part(output: str | Path, seed: int, method: str, shared: dict, setup: tu
 
     ``setup`` is ``(model, tokenizer, statistics)`` (``editing.defaults.load_pocket_editing``), ``shared``
     the parameters every part shares (``edits_per_language``, ``batch_size``, ``languages``,
-    ``probe_every``, ``probe_limit``). The run is written into ``<name>.running`` and renamed when it has
+    ``probe_every``, ``probe_limit``, and optionally ``model``, ``facts``, ``evaluate_every``,
+    ``tuning_facts``: see ``experiment.run_study``; ``requests`` must already exclude the tuning facts).
+    The run is written into ``<name>.running`` and renamed when it has
     finished, so an interrupted run is never taken for a finished one. A claim of ``study_claims`` that
     does not hold is kept with the run as a finding (at full scale that is a result, not a broken run).
     """
@@ -96,6 +102,9 @@ def run_part(output: str | Path, seed: int, method: str, shared: dict, setup: tu
         probes=probes,
         probe_every=shared["probe_every"],
         probe_limit=shared["probe_limit"],
+        model_name=shared.get("model", "pocket"),
+        facts=shared.get("facts", "distinct"),
+        evaluate_every=shared.get("evaluate_every", 1),
         log=None,
     )
     write_raw(work, study)
@@ -174,7 +183,9 @@ def merge_parts(folder: str | Path, seeds, methods, languages=None) -> dict:
         folder / "main_table_teacher_forced.csv"
     )
     main_table(evaluations, "exact_match", methods_present, languages).to_csv(folder / "main_table_exact_match.csv")
-    averages(evaluations, methods_present).to_csv(folder / "averages.csv")
+    table = averages(evaluations, methods_present)
+    table["unreached targets"] = experiment.unreached_targets(read_raw(folder, "batches")).reindex(table.index)
+    table.to_csv(folder / "averages.csv")
     parameters = {key: reference["parameters"].get(key) for key in SHARED}
     provenance = {
         "parameters": parameters,
