@@ -17,6 +17,8 @@ All linear algebra runs in float64 unless float32 is asked for (see ``validation
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 from langedit_mini.core.validation import (
@@ -76,6 +78,10 @@ def key_rank(keys: torch.Tensor, *, rtol: float) -> int:
     """Numerical rank of a key batch (d_k, n): singular values above ``rtol`` times the largest."""
     singular_values = torch.linalg.svdvals(keys)
     return int((singular_values > rtol * float(singular_values.max())).sum())
+
+
+class ProtectsNothingWarning(UserWarning):
+    """A null-space cut above every eigenvalue of the covariance: nothing is protected."""
 
 
 class NullSpaceProjector:
@@ -162,6 +168,14 @@ class NullSpaceProjector:
             raise ProjectionError(
                 f"{kind} leaves no null space: the smallest eigenvalue of the covariance is "
                 f"{float(eigenvalues[0]):.3g}, at or above the cut; choose a cut above it"
+            )
+        if null_dim == len(eigenvalues):
+            warnings.warn(
+                f"tau={tau:g} (cut {threshold:.3g}) is above every eigenvalue of the covariance (the largest is "
+                f"{float(eigenvalues[-1]):.3g}): the null space is the whole key space ({null_dim} of {null_dim} "
+                "dimensions), so the projection protects nothing; choose a cut below the largest eigenvalue",
+                ProtectsNothingWarning,
+                stacklevel=3,
             )
         return cls(eigenvectors[:, null_dim:], eigenvectors[:, :null_dim], eigenvalues=eigenvalues, threshold=threshold)
 

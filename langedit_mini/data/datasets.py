@@ -19,7 +19,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from langedit_mini.data.languages import ANSWER_JOINER, LANGUAGES, UPSTREAM_CODES, check_language
+from langedit_mini.data.languages import ANSWER_JOINER, UPSTREAM_CODES, check_language, check_languages
 
 POCKET_DIRECTORY = Path(__file__).resolve().parents[2] / "data" / "pocket"
 
@@ -176,7 +176,7 @@ def _request(record: dict, language: str, where: str, report: LoadReport, **extr
 
 
 def _languages(languages) -> list[str]:
-    return [check_language(language) for language in (languages or LANGUAGES)]
+    return list(check_languages(languages))
 
 
 def _read_json_list(path: Path) -> list:

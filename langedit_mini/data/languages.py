@@ -22,6 +22,30 @@ def check_language(language: str) -> str:
     return language
 
 
+def check_languages(languages, *, default=LANGUAGES) -> tuple[str, ...]:
+    """A sequence of language codes (None or empty: ``default``), each one of the six, none twice.
+
+    A single string is refused: ``languages="de"`` would otherwise be read as the codes 'd' and 'e'.
+    """
+    if isinstance(languages, str):
+        raise ValueError(
+            f"languages must be a list of language codes such as [{languages!r}], got the string {languages!r}"
+        )
+    if not languages:
+        return tuple(default)
+    try:
+        codes = tuple(languages)
+    except TypeError:
+        raise ValueError(f"languages must be a list of language codes, got {type(languages).__name__}") from None
+    for code in codes:
+        if not isinstance(code, str):
+            raise ValueError(f"languages must be language codes (strings), got {code!r} in {list(codes)!r}")
+        check_language(code)
+    if len(set(codes)) != len(codes):
+        raise ValueError(f"languages must be distinct, got {list(codes)!r}")
+    return codes
+
+
 #: Context prefixes for computing keys (reference, section 3): a key is averaged over the bare prompt and
 #: the prompt after each of these short prefixes (joined with ". "). Fixed lists: deterministic.
 CONTEXT_PREFIXES = {

@@ -30,7 +30,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 
 from langedit_mini.data.datasets import EditRequest
-from langedit_mini.data.languages import check_language
+from langedit_mini.data.languages import check_languages
 
 SCHEDULES = ("delta", "mt", "mono")
 FACT_MODES = ("distinct", "parallel")
@@ -107,9 +107,9 @@ def build_schedule(
         raise ValueError(f"unknown schedule {schedule!r}; choose one of {', '.join(SCHEDULES)}")
     if facts not in FACT_MODES:
         raise ValueError(f"unknown facts mode {facts!r}; choose one of {', '.join(FACT_MODES)}")
-    languages = tuple(check_language(language) for language in languages)
-    if not languages or len(set(languages)) != len(languages):
+    if not isinstance(languages, str) and not languages:
         raise ValueError(f"languages must be a non-empty list of distinct codes, got {languages!r}")
+    languages = check_languages(languages)
     if schedule == "mono" and len(languages) != 1:
         raise ValueError(f"schedule 'mono' edits one language; got languages={languages!r}")
     for name, value in (("edits_per_language", edits_per_language), ("batch_size", batch_size)):

@@ -34,7 +34,13 @@ from langedit_mini.core.updates import UpdateRule
 from langedit_mini.core.validation import SOLVE_DTYPE
 from langedit_mini.data.datasets import EditRequest
 from langedit_mini.editing.config import EditConfig
-from langedit_mini.model.architecture import Architecture, add_to_weight, detect_architecture, edited_weight
+from langedit_mini.model.architecture import (
+    Architecture,
+    add_to_weight,
+    check_model_and_tokenizer,
+    detect_architecture,
+    edited_weight,
+)
 from langedit_mini.model.statistics import SecondMoment
 
 __all__ = ["BatchRecord", "EditingSession", "apply_records", "check_batch"]
@@ -120,6 +126,7 @@ class EditingSession:
         in_place: bool = False,
         architecture: Architecture | None = None,
     ):
+        check_model_and_tokenizer(model, tokenizer)
         self.architecture = architecture or detect_architecture(model)
         self.config = config.validate(model, self.architecture)
         self.method = config.editing_method

@@ -18,8 +18,9 @@ from __future__ import annotations
 import pandas as pd
 
 from langedit_mini.data.datasets import EditRequest
-from langedit_mini.data.languages import LANGUAGES
+from langedit_mini.data.languages import LANGUAGES, check_languages
 from langedit_mini.evaluation.scoring import greedy_continuations, score, score_token_ids
+from langedit_mini.model.architecture import check_model_and_tokenizer
 from langedit_mini.model.tokens import encode_pairs, evaluation_mode, pad_token_id
 
 
@@ -29,6 +30,7 @@ def locality_reference(
     """The model's own greedy answers to the locality prompts, as token ids (as many tokens as the gold
     answer); None for a request without a locality prompt. ``evaluate_requests`` compares an edited
     model's predictions with these ids directly: the unedited model scores exactly 1.0 against them."""
+    check_model_and_tokenizer(model, tokenizer)
     usable = [r for r in requests if r.locality_prompt and r.locality_answer]
     if not usable:
         return [None] * len(requests)
@@ -68,6 +70,7 @@ def evaluate_requests(
     ``reference``: per request, the unedited model's locality answer as token ids
     (``locality_reference``); without it only ``locality (gold)`` is scored.
     """
+    check_model_and_tokenizer(model, tokenizer)
     if reference is not None and len(reference) != len(requests):
         raise ValueError(f"reference has {len(reference)} entries for {len(requests)} requests")
     items = []  # (request index, metric, prompt, answer text or answer ids)
@@ -123,7 +126,7 @@ def cross_lingual(
     One row per (edit, language B): ``edited in``, ``scored in``, fact_id, teacher_forced, exact_match.
     An edit whose fact is missing in some language B is counted in the ``missing`` attribute of the result.
     """
-    languages = tuple(languages or LANGUAGES)
+    languages = check_languages(languages)
     by_fact = {(r.fact_id, r.lang): r for r in pool}
     items, missing = [], 0
     for request in edited:

@@ -19,7 +19,7 @@ import math
 import pandas as pd
 import torch
 
-from langedit_mini.data.languages import ANSWER_JOINER, LANGUAGES
+from langedit_mini.data.languages import ANSWER_JOINER, LANGUAGES, check_languages
 from langedit_mini.evaluation.scoring import answer_log_likelihoods, score
 from langedit_mini.model.tokens import encode_pairs, evaluation_mode, model_device, pad_token_id
 from langedit_mini.pocket.templates import render, templates
@@ -111,7 +111,7 @@ def general_ability(
 ) -> pd.DataFrame:
     """The four probes per language: a tidy DataFrame (lang, probe, metric, value, n)."""
     rows = []
-    for language in languages:
+    for language in check_languages(languages):
 
         def pick(name, language=language):
             items = [item for item in probes[name] if item["lang"] == language]

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
+from langedit_mini.model.architecture import check_model_and_tokenizer
 from langedit_mini.model.tokens import encode_pairs, evaluation_mode, model_device, pad_rows, pad_token_id
 
 
@@ -113,6 +114,7 @@ def score(
     """Teacher-forced accuracy and greedy exact match for every pair, and (``predictions``) the greedy
     continuation's text (decoding as many tokens as the answer; ``predictions=False`` skips it and
     leaves ``Scores.predictions`` empty)."""
+    check_model_and_tokenizer(model, tokenizer)
     if isinstance(joiners, str):
         joiners = [joiners] * len(prompts)
     prompt_ids, answer_ids = encode_pairs(tokenizer, prompts, answers, joiners)

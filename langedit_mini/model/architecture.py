@@ -89,8 +89,41 @@ class UnknownArchitectureError(ValueError):
     pass
 
 
+def check_model_and_tokenizer(model, tokenizer=None) -> None:
+    """Refuse what cannot be edited or scored, with the reason: a model and tokenizer given in the wrong
+    order, something that is not a torch model, and a model without a language-model head (a base
+    ``LlamaModel`` instead of ``LlamaForCausalLM``, an encoder such as BERT)."""
+    if isinstance(tokenizer, torch.nn.Module) and not isinstance(model, torch.nn.Module):
+        raise TypeError(
+            f"the model and the tokenizer seem swapped: got a {type(model).__name__} as the model and a "
+            f"{type(tokenizer).__name__} as the tokenizer; pass (model, tokenizer)"
+        )
+    if not isinstance(model, torch.nn.Module) or not hasattr(model, "config"):
+        raise TypeError(f"expected a transformers model (torch.nn.Module with a config), got {type(model).__name__}")
+    config = model.config
+    if getattr(config, "is_encoder_decoder", False):
+        raise ValueError(
+            f"{type(model).__name__} is an encoder-decoder model; these methods edit decoder-only causal LMs"
+        )
+    if model.get_output_embeddings() is None:
+        raise ValueError(
+            f"{type(model).__name__} has no language-model head, so it predicts no tokens: load the model with "
+            "transformers.AutoModelForCausalLM (e.g. LlamaForCausalLM, not LlamaModel)"
+        )
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    causal = set(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values())
+    if type(model).__name__ not in causal and not getattr(config, "is_decoder", False):
+        raise ValueError(
+            f"{type(model).__name__} is not a causal language model (transformers' AutoModelForCausalLM "
+            "classes): editing and scoring read next-token predictions, which a masked or sequence model "
+            "does not make"
+        )
+
+
 def detect_architecture(model, **overrides) -> Architecture:
     """The architecture entry for ``model``, with any field overridden by keyword."""
+    check_model_and_tokenizer(model)
     model_type = getattr(getattr(model, "config", None), "model_type", None)
     if model_type in ARCHITECTURES:
         return replace(ARCHITECTURES[model_type], **overrides)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from langedit_mini.data.languages import check_languages
 from langedit_mini.data.schedules import build_schedule
 from langedit_mini.editing.defaults import applicable_overrides, default_config
 from langedit_mini.editing.registry import METHODS
@@ -85,6 +86,7 @@ def run_study(
     from langedit_mini.evaluation.pocket_probes import general_ability
 
     methods = check_methods(methods)
+    languages = check_languages(languages)
     seeds = list(seeds)
     if not seeds or any(not isinstance(s, int) or isinstance(s, bool) for s in seeds):
         raise ValueError(f"seeds must be a non-empty list of integers, got {seeds!r}")
