@@ -11,8 +11,10 @@ The package's folders are its import layers; each imports only from those listed
     editing     the method registry, each method's settings, the editing session, the defaults
     evaluation  token scoring, the edit metrics, general ability
     study       sequential runs, the study, its results on disk, provenance, claims
+    interface   one call to edit a model (``edit``) and the command line ``langedit-mini``
 
-The core's classes and functions are importable from here.
+The core's classes and functions are importable from here; the one-call API from
+``langedit_mini.interface`` (``from langedit_mini.interface import edit``).
 """
 
 from langedit_mini import core

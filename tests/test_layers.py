@@ -1,7 +1,8 @@
 """The package's folders are its import layers: a lower layer never imports a higher one.
 
 core (the math, torch only) < data < pocket (the bundled world) < model < editing < evaluation <
-study; ``pocket.build`` (regeneration only) sits above all and nothing else imports it. And what
+study < interface (the one-call API and the command line); ``pocket.build`` (regeneration only)
+sits above all and nothing else imports it. And what
 defines a study run, for staleness, is the code it imports (``study.provenance.package_hash``).
 """
 
@@ -13,7 +14,7 @@ import pytest
 from langedit_mini.study.provenance import imported_modules, package_hash
 
 PACKAGE = Path(__file__).resolve().parents[1] / "langedit_mini"
-LAYERS = ["core", "data", "pocket", "model", "editing", "evaluation", "study"]
+LAYERS = ["core", "data", "pocket", "model", "editing", "evaluation", "study", "interface"]
 
 
 def layer(module: str) -> int:

@@ -65,7 +65,8 @@ def evaluate_requests(
     reference: list[tuple[int, ...] | None] | None = None,
     batch_size: int = 128,
 ) -> pd.DataFrame:
-    """One row per (request, metric): fact_id, lang, metric, teacher_forced, exact_match.
+    """One row per (request, metric): request (its index in ``requests``), fact_id, lang, relation, metric,
+    teacher_forced, exact_match.
 
     ``reference``: per request, the unedited model's locality answer as token ids
     (``locality_reference``); without it only ``locality (gold)`` is scored.
@@ -105,6 +106,7 @@ def evaluate_requests(
     return pd.DataFrame(
         [
             {
+                "request": index,
                 "fact_id": requests[index].fact_id,
                 "lang": requests[index].lang,
                 "relation": requests[index].relation,

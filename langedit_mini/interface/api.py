@@ -1,0 +1,178 @@
+"""One call to edit a model: ``edit(model, tokenizer, requests, method=..., **settings)``.
+
+What the six steps of the editing interface do, in one function: read the requests in any accepted
+form (``data.requests.as_requests``: EditRequest, EasyEdit's fields, MzsRE / BMIKE-53 records, a
+prompt and a subject), pick the model's defaults (``editing.defaults``; or the layers you give),
+load or compute the preserved-key statistics (cached; or a statistics file, ``model.statistics``),
+build the session on a copy of the model, write the batch, and score it. Returns an ``EditReport``:
+the edited model, the session (for more batches or a rollback), the batch record, per request the
+prompt, the target, what the model said before and after (greedy text) and the metrics, and a
+summary with named metric columns.
+
+    from langedit_mini.interface import edit
+    report = edit(model, tokenizer, [{"prompts": "The capital of France is", "subject": "France",
+                                      "target_new": "Lyon"}], method="AlphaEdit")
+    report.summary          # reliability / generality / locality, teacher-forced and exact match
+    report.table            # one row per request
+    report.model            # the edited copy; `model` itself is untouched
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from langedit_mini.data.requests import as_requests
+from langedit_mini.editing.defaults import MODEL_NAMES, default_config, reference_name
+from langedit_mini.editing.registry import get_method
+from langedit_mini.editing.session import BatchRecord, EditingSession
+from langedit_mini.evaluation.edit_metrics import evaluate_requests, locality_reference
+from langedit_mini.evaluation.scoring import score
+from langedit_mini.model.architecture import check_model_and_tokenizer
+from langedit_mini.model.statistics import DEFAULT_CACHE, key_second_moments
+from langedit_mini.pocket import POCKET_MODELS, covariance_texts
+
+METRICS = ("reliability", "generality", "locality", "portability")
+
+
+@dataclass
+class EditReport:
+    model: object  # the edited model (a copy unless in_place)
+    session: EditingSession
+    record: BatchRecord
+    table: pd.DataFrame  # one row per request: prompt, target, before, after, metric columns
+    summary: pd.DataFrame  # rows: metrics; columns: teacher-forced, exact match, n
+
+    def __repr__(self) -> str:
+        unreached = f", {self.record.unreached} targets unreached" if self.record.unreached else ""
+        return (
+            f"EditReport({self.session.config.method} on layers {list(self.session.config.layers)}, "
+            f"{len(self.table)} requests{unreached})\n{self.summary.round(3).to_string()}"
+        )
+
+
+def model_defaults_name(model) -> str:
+    """The ``editing.defaults.MODEL_NAMES`` entry for a loaded model: a pocket model by its directory,
+    a hub model by its name (``meta-llama/Meta-Llama-3-8B-Instruct`` -> ``llama-3-8b``)."""
+    path = str(getattr(model.config, "_name_or_path", "") or getattr(model, "name_or_path", ""))
+    for size, directory in POCKET_MODELS.items():
+        if path and Path(path).resolve() == Path(directory).resolve():
+            return "pocket" if size == "small" else "pocket-wide"
+    if not path:
+        raise ValueError(
+            "cannot tell which model this is (its config has no name_or_path): pass model_name= "
+            f"(one of {', '.join(MODEL_NAMES)}) or layers="
+        )
+    return reference_name(path)
+
+
+def _statistics(model, tokenizer, layers, texts, statistics, cache_dir, progress):
+    if statistics is not None:
+        missing = [layer for layer in layers if layer not in statistics]
+        if missing:
+            raise ValueError(f"the statistics given have no layers {missing}; they hold {sorted(statistics)}")
+        return statistics
+    if texts is None:
+        raise ValueError(
+            "this method needs the preserved-key statistics C0 of the edited layers: pass statistics= (e.g. "
+            "load_statistics(path)) or statistics_texts= (texts of the knowledge to preserve, such as Wikipedia "
+            "articles: data.corpora.wikipedia_texts)"
+        )
+    return key_second_moments(model, tokenizer, texts, list(layers), cache_dir=cache_dir, progress=progress)
+
+
+def predictions(model, tokenizer, requests) -> list[str]:
+    """The greedy continuation of each request's edit prompt, as many tokens as its target."""
+    result = score(
+        model,
+        tokenizer,
+        [r.question for r in requests],
+        [r.target for r in requests],
+        [r.joiner for r in requests],
+        predictions=True,
+    )
+    return [text.strip() for text in result.predictions]
+
+
+def edit(
+    model,
+    tokenizer,
+    requests,
+    method: str = "LangEdit-exact",
+    *,
+    model_name: str | None = None,
+    lang: str = "en",
+    statistics: dict | None = None,
+    statistics_texts: list[str] | None = None,
+    cache_dir=DEFAULT_CACHE,
+    in_place: bool = False,
+    evaluate: bool = True,
+    progress: bool = True,
+    **settings,
+) -> EditReport:
+    """Edit ``requests`` into (a copy of) ``model`` with ``method`` in one batch; see the module docstring.
+
+    ``settings``: any field every method shares (``layers``, ``values``, ``seed``) or one of the method's
+    own settings (``alpha``, ``tau``, ``leftover_fraction``, ``mom2_weight``, FT's ``steps`` ...),
+    overriding the model's defaults (``model_name``: which defaults; found from the model when None;
+    a model without defaults needs ``layers``). Statistics: ``statistics`` (layer -> SecondMoment, e.g.
+    from ``load_statistics``), else computed from ``statistics_texts`` (default for the pocket models:
+    their preserved-knowledge corpus) and cached under ``cache_dir``.
+    """
+    check_model_and_tokenizer(model, tokenizer)
+    requests = as_requests(requests, lang=lang)
+    editing_method = get_method(method)
+    if model_name is None:
+        try:
+            model_name = model_defaults_name(model)
+        except ValueError:
+            if "layers" not in settings:
+                raise
+            model_name = "tiny-random"  # only its method settings are used; the layers are the caller's
+    config = default_config(method, model_name, **settings)
+    if statistics_texts is None and model_name in ("pocket", "pocket-wide"):
+        statistics_texts = covariance_texts()
+    needed = (
+        _statistics(model, tokenizer, config.layers, statistics_texts, statistics, cache_dir, progress)
+        if (editing_method.needs_statistics)
+        else None
+    )
+    before = predictions(model, tokenizer, requests) if evaluate else None
+    reference = locality_reference(model, tokenizer, requests) if evaluate else None
+    session = EditingSession(model, tokenizer, config, needed, in_place=in_place)
+    record = session.apply(requests)
+    if not evaluate:
+        return EditReport(session.model, session, record, pd.DataFrame(), pd.DataFrame())
+    after = predictions(session.model, tokenizer, requests)
+    scores = evaluate_requests(session.model, tokenizer, requests, reference)
+    wide = scores.pivot_table(index="request", columns="metric", values=["teacher_forced", "exact_match"])
+    rows = []
+    for index, request in enumerate(requests):
+        row = {
+            "prompt": request.question,
+            "target": request.target,
+            "before": before[index],
+            "after": after[index],
+            "target reached": record.target_reached[index] if record.target_reached else None,
+        }
+        for metric in METRICS:
+            for value, label in (("teacher_forced", "TF"), ("exact_match", "EM")):
+                key = (value, metric)
+                row[f"{metric} {label}"] = wide[key].get(index) if key in wide.columns else None
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    summary = (
+        scores[scores.metric.isin(METRICS)]
+        .groupby("metric")
+        .agg(
+            **{
+                "teacher-forced": ("teacher_forced", "mean"),
+                "exact match": ("exact_match", "mean"),
+                "n": ("teacher_forced", "size"),
+            }
+        )
+        .reindex([m for m in METRICS if m in set(scores.metric)])
+    )
+    return EditReport(session.model, session, record, table, summary)
