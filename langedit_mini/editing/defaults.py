@@ -1,6 +1,7 @@
 """Default editing hyperparameters per model: the reference values, and the pocket model's tuned ones.
 
-``default_config(method, model_name)`` returns an ``EditConfig``. Reference values follow the
+``default_config(method, model_name)`` returns an ``EditConfig`` from the model's hyperparameter file
+(``editing/hparams/<model>.json``, listed by ``list_hparams``). Reference values follow the
 MEMIT/AlphaEdit/LangEdit releases (``book/reference.md``, section 3): edited layers, ``v_lr``, 20-25 value steps,
 ``kl_factor`` 0.0625, ``weight_decay`` 0.5, clamp 0.75, MEMIT's ``mom2_update_weight`` 15000,
 AlphaEdit's ``tau`` 2e-2 and ``alpha`` 10. The pocket model's values were tuned on it (see the
@@ -9,7 +10,11 @@ editing chapter) and use a leftover-fraction cut, because its key spectrum has n
 
 from __future__ import annotations
 
+import json
 from dataclasses import fields
+from pathlib import Path
+
+import pandas as pd
 
 from langedit_mini.editing.config import EditConfig
 from langedit_mini.editing.methods import settings_with
@@ -19,84 +24,80 @@ from langedit_mini.model.statistics import key_second_moments
 from langedit_mini.model.values import ValueSettings
 from langedit_mini.pocket import (
     POCKET_EDIT_LAYERS,
-    POCKET_LEFTOVER_FRACTION,
     POCKET_WIDE_EDIT_LAYERS,
     covariance_texts,
     load_pocket_model,
 )
 
-_REFERENCE = {
-    # name: (layers, value settings, mom2_weight)
-    "llama-3-8b": ((4, 5, 6, 7, 8), ValueSettings(learning_rate=0.1, steps=25), 15000.0),
-    "qwen2.5-7b": ((4, 5, 6, 7, 8), ValueSettings(learning_rate=0.1, steps=25), 15000.0),
-    # Not in the releases: the smaller Qwen2.5 models for a free Colab GPU, with 7B's early-layer band
-    # (layers 4-8 of 24 / 28) and values; a starting point, not tuned.
-    "qwen2.5-0.5b": ((4, 5, 6, 7, 8), ValueSettings(learning_rate=0.1, steps=25), 15000.0),
-    "qwen2.5-1.5b": ((4, 5, 6, 7, 8), ValueSettings(learning_rate=0.1, steps=25), 15000.0),
-    "gpt-j-6b": ((3, 4, 5, 6, 7, 8), ValueSettings(learning_rate=0.5, steps=25), 15000.0),
-    "gpt2-xl": ((13, 14, 15, 16, 17), ValueSettings(learning_rate=0.5, steps=20), 20000.0),
-}
-
-# Each model's defaults: the fields every method shares (layers, target values) and the method
-# settings, each of which applies to the methods that have it (mom2_weight to MEMIT; the cut and
-# alpha to AlphaEdit and both LangEdit forms; steps to FT).
-
-#: The pocket model (4 layers, d_k = 1024), tuned in this project on one batch of 100 English edits
-#: of distinct subjects (scripts/batch_of_100.py; the sweep is in the closing note of issue 4): one
-#: edited layer (see ``pocket.POCKET_EDIT_LAYERS``), a larger value step and clamp than the reference
-#: because its residual stream is small relative to the change an answer needs, and strong
-#: regularisers: with mom2_weight 1 / alpha 1 a batch of 100 broke unrelated facts (locality 0.3),
-#: with 300 both reliability and locality are near 0.9. The null-space cut discards 10% of trace(C0).
-POCKET = dict(
-    layers=POCKET_EDIT_LAYERS,
-    values=ValueSettings(learning_rate=2.0, steps=80, clamp_norm_factor=1.5, weight_decay=0.1),
+#: One JSON file per model in ``editing/hparams/`` (``list_hparams``): its edited layers, its target-value
+#: settings, the method settings (each applies to the methods that have it: ``mom2_weight`` to MEMIT; the
+#: cut and ``alpha`` to AlphaEdit and both LangEdit forms; ``steps`` to FT), and a note on where the
+#: values come from. Copy one, change it, and pass its path as ``hparams=`` to ``default_config``.
+HPARAMS_DIRECTORY = Path(__file__).resolve().parent / "hparams"
+MODEL_NAMES = tuple(
+    json.loads(path.read_text(encoding="utf-8"))["model"] for path in sorted(HPARAMS_DIRECTORY.glob("*.json"))
 )
-POCKET_SETTINGS = dict(mom2_weight=300.0, alpha=300.0, leftover_fraction=POCKET_LEFTOVER_FRACTION)
 
-#: The wide pocket model (5 layers, d_k = 3584), the density study's testbed: the band of three layers
-#: and every method's settings come from the tuning on the tuning split, with the same budget per
-#: method (``results/tuning/``, shown in the density chapter).
-POCKET_WIDE = dict(
-    layers=POCKET_WIDE_EDIT_LAYERS,
-    values=ValueSettings(learning_rate=2.0, steps=80, clamp_norm_factor=1.5, weight_decay=0.1),
-)
-POCKET_WIDE_SETTINGS = dict(mom2_weight=300.0, alpha=300.0, leftover_fraction=POCKET_LEFTOVER_FRACTION)
 
-#: The tiny randomly initialised stand-in that runs the real-LLM chapter's code path on a CPU
-#: (``llm.tiny_random_model``): its numbers mean nothing; these values only make it fast.
-TINY_RANDOM = dict(layers=(0, 1), values=ValueSettings(learning_rate=0.5, steps=4))
-TINY_RANDOM_SETTINGS = dict(mom2_weight=1.0, alpha=1.0, leftover_fraction=0.5, steps=4)
+def list_hparams() -> pd.DataFrame:
+    """The shipped hyperparameter files: model name, edited layers, note, path."""
+    rows = []
+    for path in sorted(HPARAMS_DIRECTORY.glob("*.json")):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        rows.append({"model": data["model"], "layers": tuple(data["layers"]), "note": data["note"], "path": str(path)})
+    return pd.DataFrame(rows).set_index("model")
 
-MODEL_NAMES = tuple(_REFERENCE) + ("pocket", "pocket-wide", "tiny-random")
+
+def load_hparams(name_or_path: str | Path) -> tuple[dict, dict]:
+    """``(shared, settings)`` from a hyperparameter file: a model name of ``MODEL_NAMES`` or a JSON path.
+
+    ``shared``: ``layers`` and ``values`` (a ``ValueSettings``); ``settings``: the method settings.
+    Unknown fields are errors, naming the file."""
+    if str(name_or_path) in MODEL_NAMES:
+        path = HPARAMS_DIRECTORY / f"{name_or_path}.json"
+    elif str(name_or_path).endswith(".json"):
+        path = Path(name_or_path)
+    else:
+        raise ValueError(
+            f"no defaults for model {name_or_path!r}; known: {', '.join(MODEL_NAMES)}. "
+            "Build an EditConfig yourself (layers, values, and the method's settings), or pass the path of "
+            "a hyperparameter file (a .json copy of one of list_hparams())"
+        )
+    if not path.is_file():
+        raise FileNotFoundError(f"hyperparameter file not found: {path}")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON ({error})") from None
+    unknown = sorted(set(data) - {"model", "note", "layers", "values", "settings"})
+    if unknown or "layers" not in data:
+        raise ValueError(f"{path}: needs 'layers' (and optionally values, settings, model, note); unknown {unknown}")
+    value_fields = {f.name for f in fields(ValueSettings)}
+    bad = sorted(set(data.get("values", {})) - value_fields)
+    if bad:
+        raise ValueError(f"{path}: unknown value settings {bad}; known: {', '.join(sorted(value_fields))}")
+    layers = data["layers"]
+    if not isinstance(layers, list) or not layers or not all(isinstance(x, int) for x in layers):
+        raise ValueError(f"{path}: layers must be a non-empty list of integers, got {layers!r}")
+    shared = dict(layers=tuple(layers), values=ValueSettings(**data.get("values", {})))
+    return shared, dict(data.get("settings", {}))
+
 
 _SHARED_FIELDS = {f.name for f in fields(EditConfig)} - {"method", "settings"}
 
 
-def _model_defaults(model_name: str) -> tuple[dict, dict]:
-    if model_name == "pocket":
-        return POCKET, POCKET_SETTINGS
-    if model_name == "pocket-wide":
-        return POCKET_WIDE, POCKET_WIDE_SETTINGS
-    if model_name == "tiny-random":
-        return TINY_RANDOM, TINY_RANDOM_SETTINGS
-    if model_name in _REFERENCE:
-        layers, values, mom2_weight = _REFERENCE[model_name]
-        return dict(layers=layers, values=values), dict(mom2_weight=mom2_weight, tau=2e-2, alpha=10.0)
-    raise ValueError(
-        f"no defaults for model {model_name!r}; known: {', '.join(MODEL_NAMES)}. "
-        "Build an EditConfig yourself (layers, values, and the method's settings)"
-    )
-
-
-def default_config(method: str, model_name: str = "pocket", **overrides) -> EditConfig:
-    """The defaults for ``method`` on ``model_name`` (one of MODEL_NAMES), with any field overridden.
+def default_config(
+    method: str, model_name: str = "pocket", *, hparams: str | Path | None = None, **overrides
+) -> EditConfig:
+    """The defaults for ``method`` on ``model_name`` (one of MODEL_NAMES; or the file ``hparams``), with any
+    field overridden.
 
     An override names a field every method shares (``layers``, ``values``, ``seed``) or one of the
     method's own settings (``alpha`` for AlphaEdit, ``steps`` for FT, ...); a setting the method does
     not have is an error (``applicable_overrides`` keeps only those that apply).
     """
     editing_method = get_method(method)
-    shared, settings = _model_defaults(model_name)
+    shared, settings = load_hparams(hparams if hparams is not None else model_name)
     shared = dict(shared, **{k: v for k, v in overrides.items() if k in _SHARED_FIELDS})
     own = {k: v for k, v in overrides.items() if k not in _SHARED_FIELDS}
     values = applicable_overrides(method, settings)
