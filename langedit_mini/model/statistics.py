@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from langedit_mini.data.caches import cache_folder
-from langedit_mini.model.architecture import Architecture, detect_architecture, mlp_out_module
+from langedit_mini.model.architecture import Architecture, detect_architecture, key_dimension, mlp_out_module
 from langedit_mini.model.tokens import evaluation_mode, model_device
 
 DEFAULT_CACHE = cache_folder("stats")  # $LANGEDIT_CACHE/stats when set (caches.py)
@@ -67,11 +67,13 @@ def key_second_moments(
     architecture: Architecture | None = None,
     cache_dir: str | Path | None = DEFAULT_CACHE,
     progress: bool = True,
+    checkpoint: str | Path | None = None,
 ) -> dict[int, SecondMoment]:
     """``C0`` for each layer in ``layers`` over all non-padding tokens of ``texts``.
 
     Layers found in ``cache_dir`` are read from it; the others are computed in one pass over ``texts``
-    (``second_moment_pass``) and stored there. ``cache_dir=None``: nothing is read or written.
+    (``second_moment_pass``, resumable through ``checkpoint``; data-parallel in a ``torch.distributed``
+    group) and stored there. ``cache_dir=None``: nothing is read or written.
     """
     if not texts:
         raise ValueError("texts is empty: the covariance needs at least one text")
@@ -94,6 +96,7 @@ def key_second_moments(
         dtype=dtype,
         architecture=architecture,
         progress=progress,
+        checkpoint=checkpoint,
     )
     for layer, moment in computed.items():
         results[layer] = moment
@@ -116,6 +119,15 @@ def _write_cached(moment: SecondMoment, path: Path) -> None:
     save_file({"covariance": moment.covariance.contiguous(), "n_samples": torch.tensor(moment.n_samples)}, str(path))
 
 
+def _distributed() -> tuple[int, int]:
+    """(rank, world size) of an initialised ``torch.distributed`` process group, else (0, 1)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
 def second_moment_pass(
     model,
     tokenizer,
@@ -127,11 +139,51 @@ def second_moment_pass(
     dtype: torch.dtype = torch.float64,
     architecture: Architecture | None = None,
     progress: bool = True,
+    checkpoint: str | Path | None = None,
+    checkpoint_every: int = 50,
 ) -> dict[int, SecondMoment]:
     """One forward pass over ``texts`` in batches: ``K0 K0^T / N`` at each layer's edited matrix input,
-    summed in ``dtype`` over every non-padding token (hooks removed on return; the model is unchanged)."""
+    summed in ``dtype`` over every non-padding token (hooks removed on return; the model is unchanged).
+
+    ``checkpoint``: a file for the running sums, written every ``checkpoint_every`` batches; a pass that
+    finds one made for the same model, texts, layers and settings continues after its last batch
+    (an interrupted pass on a large corpus loses at most ``checkpoint_every`` batches). It is removed
+    when the pass ends.
+
+    Data-parallel: in an initialised ``torch.distributed`` process group each rank runs every
+    ``world_size``-th batch and the sums and counts are all-reduced once at the end, so every rank
+    returns the statistics one process would compute (equal up to the order of float additions). A
+    checkpoint is then per rank (``<checkpoint>.rank<r>``).
+    """
     architecture = architecture or detect_architecture(model)
+    rank, world = _distributed()
     sums, counts, hooks, current_mask = {}, {layer: 0 for layer in layers}, [], {}
+    starts = list(range(0, len(texts), batch_size))
+    done = 0  # batches of this rank's share already summed
+    signature = {
+        "model": model_fingerprint(model),
+        "texts": texts_fingerprint(texts),
+        "count": len(texts),
+        "layers": list(layers),
+        "batch_size": batch_size,
+        "max_length": max_length,
+        "dtype": str(dtype),
+        "rank": rank,
+        "world": world,
+    }
+    if checkpoint is not None:
+        checkpoint = Path(checkpoint)
+        if world > 1:
+            checkpoint = checkpoint.with_name(f"{checkpoint.name}.rank{rank}")
+        if checkpoint.exists():
+            state = torch.load(checkpoint, weights_only=False)
+            if state["signature"] != signature:
+                raise ValueError(
+                    f"{checkpoint} holds a statistics pass of other inputs (model, texts, layers or settings); "
+                    "delete it or use another checkpoint path"
+                )
+            sums, counts, done = state["sums"], state["counts"], state["done"]
+    mine = starts[rank::world]
 
     def make_hook(layer):
         def hook(module, inputs):
@@ -146,14 +198,18 @@ def second_moment_pass(
 
     for layer in layers:
         hooks.append(mlp_out_module(model, architecture, layer).register_forward_pre_hook(make_hook(layer)))
-    iterator = range(0, len(texts), batch_size)
+    iterator = enumerate(mine)
     if progress:
         from tqdm.auto import tqdm
 
-        iterator = tqdm(iterator, desc=f"key statistics, layers {layers}", leave=False)
+        iterator = tqdm(
+            iterator, total=len(mine), initial=done, desc=f"key statistics, layers {list(layers)}", leave=False
+        )
     try:
         with evaluation_mode(model):
-            for start in iterator:
+            for index, start in iterator:
+                if index < done:
+                    continue
                 encoded = tokenizer(
                     texts[start : start + batch_size],
                     return_tensors="pt",
@@ -165,11 +221,96 @@ def second_moment_pass(
                 mask = encoded["attention_mask"].to(ids.device)
                 current_mask["mask"] = mask.bool()
                 model(input_ids=ids, attention_mask=mask)
+                if checkpoint is not None and (index + 1) % checkpoint_every == 0 and index + 1 < len(mine):
+                    state = {"signature": signature, "sums": sums, "counts": counts, "done": index + 1}
+                    checkpoint.parent.mkdir(parents=True, exist_ok=True)
+                    torch.save(state, checkpoint.with_suffix(checkpoint.suffix + ".partial"))
+                    checkpoint.with_suffix(checkpoint.suffix + ".partial").replace(checkpoint)
     finally:
         for handle in hooks:
             handle.remove()
+    if world > 1:
+        import torch.distributed as dist
+
+        d_k = {layer: key_dimension(model, architecture, layer) for layer in layers}
+        for layer in layers:
+            total = sums.get(layer)
+            if total is None:  # this rank had no batch
+                total = torch.zeros(d_k[layer], d_k[layer], dtype=dtype, device=model_device(model))
+            dist.all_reduce(total)
+            sums[layer] = total
+        tokens = torch.tensor([counts[layer] for layer in layers], dtype=torch.long, device=model_device(model))
+        dist.all_reduce(tokens)
+        counts = dict(zip(layers, tokens.tolist()))
     moments = {}
     for layer in layers:
         covariance = (sums[layer] / counts[layer]).cpu()
         moments[layer] = SecondMoment(layer, (covariance + covariance.T) / 2, counts[layer])
+    if checkpoint is not None and checkpoint.exists():
+        checkpoint.unlink()
     return moments
+
+
+#: what a shared statistics file says about itself (safetensors metadata; every value a string)
+STATISTICS_METADATA = ("model", "model_fingerprint", "layers", "corpus", "texts", "n_samples", "max_length", "dtype")
+
+
+def save_statistics(
+    statistics: dict[int, SecondMoment],
+    path: str | Path,
+    *,
+    model,
+    corpus: str,
+    texts: int | None = None,
+    max_length: int | None = None,
+) -> Path:
+    """One safetensors file with ``C0`` of every layer, for sharing: its metadata names the model (its
+    name and weight fingerprint), the layers, the corpus (a description you give), the number of texts
+    and of key vectors per layer. ``load_statistics`` reads it back."""
+    from safetensors.torch import save_file
+
+    if not statistics:
+        raise ValueError("no statistics to save")
+    path = Path(path)
+    tensors = {f"layer{layer}.covariance": moment.covariance.contiguous() for layer, moment in statistics.items()}
+    metadata = {
+        "model": str(getattr(model.config, "_name_or_path", "") or type(model).__name__),
+        "model_fingerprint": model_fingerprint(model),
+        "layers": json.dumps(sorted(statistics)),
+        "corpus": corpus,
+        "texts": json.dumps(texts),
+        "n_samples": json.dumps({str(layer): moment.n_samples for layer, moment in statistics.items()}),
+        "max_length": json.dumps(max_length),
+        "dtype": str(next(iter(statistics.values())).covariance.dtype),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(path), metadata=metadata)
+    return path
+
+
+def load_statistics(path: str | Path, model=None) -> tuple[dict[int, SecondMoment], dict]:
+    """``(statistics, metadata)`` from a ``save_statistics`` file. With ``model``, refuse a file made for
+    other weights (its fingerprint differs): statistics of another model protect the wrong keys."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"statistics file not found: {path}")
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = handle.metadata() or {}
+        missing = [name for name in STATISTICS_METADATA if name not in metadata]
+        if missing:
+            raise ValueError(f"{path} is not a statistics file of save_statistics (metadata lacks {missing})")
+        samples = json.loads(metadata["n_samples"])
+        statistics = {
+            int(layer): SecondMoment(
+                int(layer), handle.get_tensor(f"layer{layer}.covariance"), int(samples[str(layer)]), True
+            )
+            for layer in json.loads(metadata["layers"])
+        }
+    if model is not None and metadata["model_fingerprint"] != model_fingerprint(model):
+        raise ValueError(
+            f"{path} was made for other weights ({metadata['model']}, fingerprint {metadata['model_fingerprint']}); "
+            f"this model's fingerprint is {model_fingerprint(model)}"
+        )
+    return statistics, metadata
