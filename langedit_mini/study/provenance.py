@@ -15,7 +15,7 @@ ROOT = PACKAGE.parent
 
 #: where a study run starts: the package modules it imports, directly or not, are its code
 STUDY_ENTRY = "langedit_mini.study.experiment"
-#: the bundled files a pocket run reads: the editing dataset, the probes, the model and its tokenizer
+#: the bundled files a pocket run reads: the editing dataset, the probes, the models and their tokenizer
 POCKET_INPUTS = (
     "data/pocket/edits.json",
     "data/pocket/probes.json",
@@ -23,6 +23,8 @@ POCKET_INPUTS = (
     "data/pocket/model/model.safetensors",
     "data/pocket/model/tokenizer.json",
     "data/pocket/model/tokenizer_config.json",
+    "data/pocket/model-wide/config.json",
+    "data/pocket/model-wide/model.safetensors",
 )
 
 
