@@ -62,12 +62,17 @@ def imported_modules(entry: str = STUDY_ENTRY) -> list[str]:
 
 
 def package_hash(entry: str = STUDY_ENTRY) -> str:
-    """A hash of what defines a study run: the source of every module it imports (``imported_modules``)
-    and the bundled pocket files it reads. File contents only, not their paths or names, so that moving
-    a module leaves it unchanged; any edit of code a run executes changes it."""
+    """A hash of what defines a study run: the source of every module it imports (``imported_modules``),
+    the bundled pocket files it reads and the hyperparameter files. File contents only, not their paths
+    or names, so that moving a module leaves it unchanged; any edit of code a run executes changes it."""
     digests = sorted(hashlib.sha256(module_path(module).read_bytes()).hexdigest() for module in imported_modules(entry))
     digests += [
         hashlib.sha256((ROOT / name).read_bytes()).hexdigest() for name in POCKET_INPUTS if (ROOT / name).is_file()
+    ]
+    # the hyperparameter files are the defaults a run uses
+    digests += [
+        hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted((PACKAGE / "editing" / "hparams").glob("*.json"))
     ]
     return hashlib.sha256("\n".join(digests).encode()).hexdigest()[:16]
 
