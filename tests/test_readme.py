@@ -1,5 +1,6 @@
-"""Every Python block of the README runs as written, in order, in one fresh interpreter."""
+"""Every code block of the README runs as written, each on its own in a fresh interpreter or shell."""
 
+import os
 import re
 import subprocess
 import sys
@@ -10,24 +11,54 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def python_blocks() -> list[str]:
-    return re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(encoding="utf-8"), flags=re.S)
+def blocks(language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", (ROOT / "README.md").read_text(encoding="utf-8"), flags=re.S)
 
 
 def test_the_readme_shows_the_package_in_python():
-    blocks = python_blocks()
-    assert len(blocks) >= 4
-    assert any("EditingSession" in block for block in blocks) and any("run_schedule" in block for block in blocks)
+    python = blocks("python")
+    assert len(python) >= 6
+    assert any("edit(" in block for block in python) and any("run_schedule" in block for block in python)
+    assert any("langedit-mini edit" in block for block in blocks("bash"))
 
 
 @pytest.mark.slow
-def test_every_python_block_of_the_readme_runs(tmp_path):
-    script = "import torch\ntorch.set_num_threads(2)\n" + "\n".join(python_blocks())
+@pytest.mark.parametrize("index", range(len(blocks("python"))))
+def test_every_python_block_of_the_readme_runs_on_its_own(tmp_path, index):
+    script = "import torch\ntorch.set_num_threads(2)\n" + blocks("python")[index]
+    env = dict(os.environ, LANGEDIT_CACHE=str(tmp_path / "cache"))
     completed = subprocess.run(
-        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=1200
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=1200, env=env
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     out = completed.stdout
-    assert "teacher_forced" in out and "('FT', 'MEMIT', 'AlphaEdit', 'LangEdit-published', 'LangEdit-exact')" in out
-    assert "ExactBasisSettings(" in out and "FineTuningSettings(learning_rate=0.005, steps=10" in out
-    assert (tmp_path / "runs" / "demo").is_dir()  # the resumable run kept its records
+    expected = {
+        "edit(": ["reliability", "teacher-forced"],
+        "list_hparams": ["llama-3-8b", "pocket-wide", "ExactBasisSettings("],
+        "run_schedule": [],
+        "save_statistics": ["[0, 1]"],
+        "METHODS": [
+            "('FT', 'MEMIT', 'AlphaEdit', 'LangEdit-published', 'LangEdit-exact')",
+            "FineTuningSettings(learning_rate=0.005, steps=10",
+        ],
+    }
+    for marker, texts in expected.items():
+        if marker in blocks("python")[index]:
+            for text in texts:
+                assert text in out, (text, out[-2000:])
+    if "run_schedule" in blocks("python")[index]:
+        assert (tmp_path / "runs" / "demo").is_dir()  # the resumable run kept its records
+
+
+@pytest.mark.slow
+def test_the_command_line_block_of_the_readme_runs(tmp_path):
+    [block] = [b for b in blocks("bash") if "langedit-mini edit" in b]
+    env = dict(os.environ, LANGEDIT_CACHE=str(tmp_path / "cache"))
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    completed = subprocess.run(
+        ["bash", "-e", "-c", block], cwd=tmp_path, capture_output=True, text=True, timeout=1200, env=env
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert (tmp_path / "runs" / "one" / "requests.csv").exists() and (
+        tmp_path / "runs" / "seq" / "summary.csv"
+    ).exists()
