@@ -191,3 +191,30 @@ def test_unreached_targets_are_recorded_warned_and_saved(pocket, tmp_path):
     assert all(steps <= config.values.steps for steps in full.value_steps)
     ft = EditingSession(model, tokenizer, default_config("FT"), statistics).apply(requests)
     assert ft.unreached == 0 and ft.target_reached == []  # FT has no target values
+
+
+@pytest.mark.parametrize("method", ["AlphaEdit", "LangEdit-published", "LangEdit-exact"])
+def test_rolling_back_the_last_batch_needs_no_rebuild_and_leaves_the_state_of_a_rebuild(pocket, method):
+    from dataclasses import replace
+
+    model, tokenizer, statistics = pocket
+    config = default_config(method)
+    config = replace(config, values=replace(config.values, steps=5))  # the rules do not care how good z is
+    fast = EditingSession(model, tokenizer, config, statistics)
+    slow = EditingSession(model, tokenizer, config, statistics, keep_undo=False)
+    for session in (fast, slow):
+        session.apply(pick("fr", 3, seed=8))
+        session.apply(pick("de", 3, seed=9))
+
+    def refuse():
+        raise AssertionError("the rules were rebuilt")
+
+    fast._fresh_rules = refuse
+    fast.rollback()
+    slow.rollback()  # rebuilds the rules and replays the first batch
+    assert all(torch.equal(p, q) for p, q in zip(fast.model.parameters(), slow.model.parameters()))
+    assert fast.capacity_left == slow.capacity_left
+    nxt = pick("es", 3, seed=10)  # both then write the same next batch
+    first, second = fast.apply(nxt), slow.apply(nxt)
+    for layer in first.deltas:
+        assert (first.deltas[layer] - second.deltas[layer]).abs().max() <= 1e-6 * second.deltas[layer].abs().max()

@@ -125,6 +125,8 @@ class EditingSession:
         *,
         in_place: bool = False,
         architecture: Architecture | None = None,
+        keep_undo: bool = True,
+        progress: bool = False,
     ):
         check_model_and_tokenizer(model, tokenizer)
         self.architecture = architecture or detect_architecture(model)
@@ -145,6 +147,11 @@ class EditingSession:
         }
         self.rules = self._fresh_rules()
         self.records: list[BatchRecord] = []
+        # ``keep_undo``: a copy of the rules before the last batch, so that rolling it back needs no
+        # rebuild (one more copy of each rule's state in memory: turn it off for very large d_k).
+        self.keep_undo = keep_undo
+        self.progress = progress  # progress bars in the target-value optimisation
+        self._undo: tuple[int, dict] | None = None
 
     def _fresh_rules(self) -> dict[int, UpdateRule]:
         return self.method.make_rules(self.config.settings, self.statistics, self.config.layers)
@@ -160,7 +167,9 @@ class EditingSession:
         """
         requests = check_batch(list(requests))
         seconds = {"keys": 0.0, "values": 0.0, "solve": 0.0, "projector": 0.0, "write": 0.0}
+        snapshot = copy.deepcopy(self.rules) if self.keep_undo else None
         deltas, keys, values = self.method.write(self, requests, seconds)
+        self._undo = (len(self.records), snapshot) if snapshot is not None else None
         record = BatchRecord(
             len(self.records),
             self.config.method,
@@ -201,6 +210,11 @@ class EditingSession:
         """Undo the last ``batches`` batches: original weights restored, the kept records replayed in order."""
         if not 0 <= batches <= len(self.records):
             raise ValueError(f"cannot roll back {batches} batches: the session holds {len(self.records)}")
+        if batches == 1 and self._undo is not None and self._undo[0] == len(self.records) - 1:
+            # the rules as they were before the last batch: no rebuild (eigendecompositions, commits)
+            self._replay(self.records[:-1], rules=self._undo[1])
+            self._undo = None
+            return
         self._replay(self.records[: len(self.records) - batches])
 
     def rollback_language(self, language: str) -> int:
@@ -220,19 +234,25 @@ class EditingSession:
                 )
         self._replay(self.records + list(records))
 
-    def _replay(self, kept: list[BatchRecord]) -> None:
+    def _replay(self, kept: list[BatchRecord], rules: dict | None = None) -> None:
+        """The original weights plus the kept records' updates, in order (the same float additions as
+        when they were made); the rules rebuilt and the kept keys committed, unless ``rules`` (their
+        state after the kept records) is given."""
         for layer, original in self.original_weights.items():
             weight = edited_weight(self.model, self.architecture, layer)
             with torch.no_grad():
                 weight.copy_(original)
-        self.rules = self._fresh_rules()
+        self.rules = self._fresh_rules() if rules is None else rules
         for index, record in enumerate(kept):
             for layer in self.config.layers:
                 add_to_weight(self.model, self.architecture, layer, record.deltas[layer])
-            for layer, rule in self.rules.items():
-                rule.commit(record.keys[layer].to(SOLVE_DTYPE))
+            if rules is None:
+                for layer, rule in self.rules.items():
+                    rule.commit(record.keys[layer].to(SOLVE_DTYPE))
             record.index = index
         self.records = list(kept)
+        if rules is None:
+            self._undo = None
 
 
 def apply_records(model, records: list[BatchRecord], architecture: Architecture | None = None):

@@ -118,7 +118,7 @@ def run_study(
         reference = dict(zip([(r.fact_id, r.lang) for r in edited], locality_reference(model, tokenizer, edited)))
         for method in methods:
             config = default_config(method, model_name, seed=seed, **applicable_overrides(method, overrides))
-            session = EditingSession(model, tokenizer, config, statistics)
+            session = EditingSession(model, tokenizer, config, statistics, keep_undo=False)  # never rolled back
             start = time.perf_counter()
 
             def progress(index, record, seconds, method=method, seed=seed, session=session, plan=plan):
