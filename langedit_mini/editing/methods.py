@@ -159,7 +159,16 @@ class ClosedFormMethod(EditingMethod):
             except CapacityError as error:
                 raise layer_error(layer, error) from None
         start = time.perf_counter()
-        values = compute_target_values(model, tokenizer, architecture, requests, last, config.values, seed=config.seed)
+        values = compute_target_values(
+            model,
+            tokenizer,
+            architecture,
+            requests,
+            last,
+            config.values,
+            seed=config.seed,
+            progress=getattr(session, "progress", False),
+        )
         seconds["values"] += time.perf_counter() - start
         deltas, keys = {}, {}
         for j, layer in enumerate(layers):

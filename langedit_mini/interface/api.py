@@ -141,7 +141,7 @@ def edit(
     )
     before = predictions(model, tokenizer, requests) if evaluate else None
     reference = locality_reference(model, tokenizer, requests) if evaluate else None
-    session = EditingSession(model, tokenizer, config, needed, in_place=in_place)
+    session = EditingSession(model, tokenizer, config, needed, in_place=in_place, progress=progress)
     record = session.apply(requests)
     if not evaluate:
         return EditReport(session.model, session, record, pd.DataFrame(), pd.DataFrame())

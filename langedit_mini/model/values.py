@@ -166,8 +166,11 @@ def compute_target_values(
     settings: ValueSettings | None = None,
     *,
     seed: int = 0,
+    progress: bool = False,
 ) -> TargetValues:
     """Optimise ``delta_i`` for every request at once; returns ``z = h + delta`` (d_v, n).
+
+    ``progress``: a progress bar over the steps, with the requests still optimising and their mean NLL.
 
     With ``settings.reuse_prefix`` (default) what ``delta`` cannot change is computed once, before
     the first step (``_SuffixForward``); otherwise every token of every row runs through the whole
@@ -193,7 +196,7 @@ def compute_target_values(
             forward = _SuffixForward(model, blocks, batch)
         else:
             forward = _FullForward(model, blocks[-1], batch)
-        delta, final_nll, steps_taken = _optimise_deltas(forward, batch, hidden, settings, device)
+        delta, final_nll, steps_taken = _optimise_deltas(forward, batch, hidden, settings, device, progress)
     z = hidden + delta.T.cpu()
     return TargetValues(z, hidden, final_nll.cpu().tolist(), steps_taken.cpu().tolist())
 
@@ -400,7 +403,9 @@ def _forwards_replaced(modules, forwards):
                 module.forward = old
 
 
-def _optimise_deltas(forward, batch: _OptimisationRows, hidden: torch.Tensor, settings: ValueSettings, device):
+def _optimise_deltas(
+    forward, batch: _OptimisationRows, hidden: torch.Tensor, settings: ValueSettings, device, progress: bool = False
+):
     """Adam on ``delta`` (n, d_v), added to block L's output at each row's subject position; per request:
     NLL of its targets + KL on its KL row + weight decay, clamped, frozen once its NLL is small. Returns
     ``(delta, final_nll, steps_taken)``; the model is unchanged."""
@@ -421,6 +426,11 @@ def _optimise_deltas(forward, batch: _OptimisationRows, hidden: torch.Tensor, se
     active = torch.ones(n, dtype=torch.bool, device=device)
     final_nll = torch.zeros(n, device=device)
     steps_taken = torch.zeros(n, dtype=torch.long, device=device)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=settings.steps, desc=f"target values, {n} requests", leave=False)
     for _ in range(settings.steps):
         # Only the rows of requests still optimising take part: a frozen request's loss no
         # longer matters, and rows never interact, so leaving them out changes nothing else.
@@ -446,6 +456,11 @@ def _optimise_deltas(forward, batch: _OptimisationRows, hidden: torch.Tensor, se
         final_nll = torch.where(active, nll.detach(), final_nll)
         steps_taken += active.long()
         active = active & (nll.detach() >= settings.stop_nll)
+        if bar is not None:
+            bar.update()
+            bar.set_postfix(
+                left=int(active.sum()), nll=f"{float(nll.detach()[active].mean()) if active.any() else 0:.3f}"
+            )
         if not active.any():
             break
         frozen = delta.detach().clone()
@@ -457,4 +472,6 @@ def _optimise_deltas(forward, batch: _OptimisationRows, hidden: torch.Tensor, se
             limit = settings.clamp_norm_factor * hidden_norm
             norms = delta.norm(dim=1)
             delta.mul_(torch.where(norms > limit, limit / norms.clamp_min(1e-12), torch.ones_like(norms))[:, None])
+    if bar is not None:
+        bar.close()
     return delta.detach(), final_nll, steps_taken
