@@ -75,7 +75,8 @@ def test_parallel_facts_edit_the_same_facts_in_every_language():
     assert Counter(r.fact_id for r in mixed.requests) == by_fact
     assert {r.lang for r in mixed.batches[0]} == set(SIX)
     distinct = build_schedule(REQUESTS, "delta", SIX, edits_per_language=20, batch_size=10, seed=1)
-    assert distinct.facts == "distinct" and "distinct facts" in distinct.summary()
+    assert distinct.facts == "distinct" and "parallel" not in distinct.summary()
+    assert "parallel facts" in schedule.summary()
     with pytest.raises(ValueError, match="unknown facts mode"):
         build_schedule(REQUESTS, "delta", SIX, edits_per_language=20, batch_size=10, facts="same")
     # parallel needs edits_per_language facts, distinct needs six times as many

@@ -39,7 +39,9 @@ def test_an_interrupted_pass_resumes_from_its_checkpoint(tokenizer, tmp_path, mo
         second_moment_pass(
             model, tokenizer, TEXTS, [0, 2], batch_size=4, progress=False, checkpoint=checkpoint, checkpoint_every=5
         )
-    assert checkpoint.exists() and torch.load(checkpoint, weights_only=False)["done"] == 5
+    from langedit_mini.model.statistics import _read_checkpoint, _write_checkpoint
+
+    assert checkpoint.exists() and _read_checkpoint(checkpoint)["done"] == 5
     calls["n"] = -100  # no more crashes; count the batches the resumed pass runs
     resumed = second_moment_pass(
         model, tokenizer, TEXTS, [0, 2], batch_size=4, progress=False, checkpoint=checkpoint, checkpoint_every=5
@@ -50,7 +52,7 @@ def test_an_interrupted_pass_resumes_from_its_checkpoint(tokenizer, tmp_path, mo
         assert resumed[layer].n_samples == whole[layer].n_samples
         assert torch.allclose(resumed[layer].covariance, whole[layer].covariance, rtol=0, atol=1e-12)
     monkeypatch.undo()
-    torch.save({"signature": {"other": 1}, "sums": {}, "counts": {}, "done": 1}, checkpoint)
+    _write_checkpoint(checkpoint, {"other": 1}, {0: torch.zeros(2, 2)}, {0: 1}, 1)
     with pytest.raises(ValueError, match="other inputs"):
         second_moment_pass(model, tokenizer, TEXTS, [0], batch_size=4, progress=False, checkpoint=checkpoint)
 
@@ -113,4 +115,6 @@ def test_two_gloo_processes_give_the_statistics_of_one(tmp_path):
         for layer in (0, 2):
             covariance, samples = merged[layer]
             assert samples == single[layer].n_samples
-            assert torch.allclose(covariance, single[layer].covariance, rtol=1e-12, atol=1e-14)
+            # float32 forward passes with other thread counts: equal to float32 rounding
+            scale = single[layer].covariance.abs().max()
+            assert (covariance - single[layer].covariance).abs().max() <= 1e-5 * scale

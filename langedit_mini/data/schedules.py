@@ -62,8 +62,9 @@ class Schedule:
 
     def summary(self) -> str:
         sizes = ", ".join(f"{n} x {s}" for s, n in Counter(len(b) for b in self.batches).items())
+        name = f"{self.name} (parallel facts)" if self.facts == "parallel" else self.name
         return (
-            f"{self.name} ({self.facts} facts): {len(self.batches)} batches ({sizes} "
+            f"{name}: {len(self.batches)} batches ({sizes} "
             f"edits), {len(self.requests)} edits in {', '.join(self.languages)}, "
             f"{self.repeated_subjects} repeated subjects within a batch, seed {self.seed}"
         )

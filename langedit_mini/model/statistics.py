@@ -119,6 +119,32 @@ def _write_cached(moment: SecondMoment, path: Path) -> None:
     save_file({"covariance": moment.covariance.contiguous(), "n_samples": torch.tensor(moment.n_samples)}, str(path))
 
 
+def _write_checkpoint(path: Path, signature: dict, sums: dict, counts: dict, done: int) -> None:
+    """The running sums as safetensors (no pickle), written under a temporary name and renamed."""
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    metadata = {"signature": json.dumps(signature), "counts": json.dumps(counts), "done": str(done)}
+    partial = path.with_name(path.name + ".partial")
+    save_file({f"sum.{layer}": total.contiguous() for layer, total in sums.items()}, str(partial), metadata=metadata)
+    partial.replace(path)
+
+
+def _read_checkpoint(path: Path) -> dict:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = handle.metadata()
+        sums = {int(name.split(".")[1]): handle.get_tensor(name) for name in handle.keys()}
+    counts = {int(layer): count for layer, count in json.loads(metadata["counts"]).items()}
+    return {
+        "signature": json.loads(metadata["signature"]),
+        "sums": sums,
+        "counts": counts,
+        "done": int(metadata["done"]),
+    }
+
+
 def _distributed() -> tuple[int, int]:
     """(rank, world size) of an initialised ``torch.distributed`` process group, else (0, 1)."""
     import torch.distributed as dist
@@ -176,7 +202,7 @@ def second_moment_pass(
         if world > 1:
             checkpoint = checkpoint.with_name(f"{checkpoint.name}.rank{rank}")
         if checkpoint.exists():
-            state = torch.load(checkpoint, weights_only=False)
+            state = _read_checkpoint(checkpoint)
             if state["signature"] != signature:
                 raise ValueError(
                     f"{checkpoint} holds a statistics pass of other inputs (model, texts, layers or settings); "
@@ -222,10 +248,7 @@ def second_moment_pass(
                 current_mask["mask"] = mask.bool()
                 model(input_ids=ids, attention_mask=mask)
                 if checkpoint is not None and (index + 1) % checkpoint_every == 0 and index + 1 < len(mine):
-                    state = {"signature": signature, "sums": sums, "counts": counts, "done": index + 1}
-                    checkpoint.parent.mkdir(parents=True, exist_ok=True)
-                    torch.save(state, checkpoint.with_suffix(checkpoint.suffix + ".partial"))
-                    checkpoint.with_suffix(checkpoint.suffix + ".partial").replace(checkpoint)
+                    _write_checkpoint(checkpoint, signature, sums, counts, index + 1)
     finally:
         for handle in hooks:
             handle.remove()

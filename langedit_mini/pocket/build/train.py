@@ -170,7 +170,7 @@ def train_model(
     history, step, first_epoch, elapsed_before = [], 0, 0, 0.0
     path = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir is not None else None
     if path is not None and path.exists():
-        state = torch.load(path, weights_only=False)
+        state = torch.load(path, weights_only=True)  # tensors and plain containers only
         if state["config"] != asdict(config):
             raise ValueError(
                 f"the checkpoint {path} was made with another training config ({state['config']}); "
