@@ -11,7 +11,6 @@ that setting ignores it).
 from __future__ import annotations
 
 import argparse
-import random
 import time
 from dataclasses import replace
 
@@ -19,21 +18,10 @@ import pandas as pd
 import torch
 
 from langedit_mini.data.datasets import load_pocket
+from langedit_mini.data.schedules import distinct_subjects
 from langedit_mini.editing import METHODS, EditingSession
 from langedit_mini.editing.defaults import applicable_overrides, default_config, load_pocket_editing
 from langedit_mini.evaluation.edit_metrics import evaluate_requests, locality_reference
-
-
-def distinct_subjects(requests, count: int, seed: int):
-    shuffled = random.Random(seed).sample(requests, len(requests))
-    chosen, seen = [], set()
-    for request in shuffled:
-        if request.subject not in seen:
-            seen.add(request.subject)
-            chosen.append(request)
-    if len(chosen) < count:
-        raise ValueError(f"only {len(chosen)} distinct subjects, {count} asked")
-    return chosen[:count]
 
 
 def configure(method: str, settings: list[str]):

@@ -28,7 +28,7 @@ import torch
 
 from langedit_mini.data.datasets import load_pocket
 from langedit_mini.data.languages import LANGUAGES
-from langedit_mini.data.schedules import split_facts
+from langedit_mini.data.schedules import distinct_subjects, split_facts
 from langedit_mini.editing import EditingSession
 from langedit_mini.editing.defaults import default_config, load_pocket_editing
 from langedit_mini.evaluation.edit_metrics import evaluate_requests, locality_reference
@@ -40,17 +40,6 @@ from langedit_mini.study.calibration import covariance_coverage, key_distinctnes
 from langedit_mini.study.provenance import finish_record, start_record
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def distinct_subjects(requests, count: int, seed: int):
-    chosen, seen = [], set()
-    for request in random.Random(seed).sample(requests, len(requests)):
-        if request.subject not in seen:
-            seen.add(request.subject)
-            chosen.append(request)
-    if len(chosen) < count:
-        raise ValueError(f"only {len(chosen)} distinct subjects, {count} asked")
-    return chosen[:count]
 
 
 def write_batch(model, tokenizer, statistics, batch, model_name, methods=("MEMIT", "AlphaEdit")) -> pd.DataFrame:

@@ -147,6 +147,18 @@ def build_schedule(
     return Schedule(schedule, languages, batches, seed, mode)
 
 
+def distinct_subjects(requests: list[EditRequest], count: int, seed: int) -> list[EditRequest]:
+    """``count`` requests of distinct subjects, drawn in a seeded order (one batch without key conflicts)."""
+    chosen, seen = [], set()
+    for request in random.Random(seed).sample(requests, len(requests)):
+        if request.subject not in seen:
+            seen.add(request.subject)
+            chosen.append(request)
+    if len(chosen) < count:
+        raise ValueError(f"only {len(chosen)} distinct subjects, {count} asked")
+    return chosen[:count]
+
+
 def split_facts(
     requests: list[EditRequest], tuning_facts: int, *, salt: str = "tuning"
 ) -> tuple[list[EditRequest], list[EditRequest]]:

@@ -76,7 +76,7 @@ def _read_corpus(path: Path) -> list[str]:
 
 
 def _load_model(name: str, device: str, dtype: str):
-    from langedit_mini.model.hub import resolve_dtype
+    from langedit_mini.model.hub import load_model, resolve_dtype
     from langedit_mini.pocket import load_pocket_model
 
     try:
@@ -85,20 +85,13 @@ def _load_model(name: str, device: str, dtype: str):
         raise SystemExit(f"--dtype: {error}") from None
     if name in ("pocket", "pocket-wide"):
         model, tokenizer = load_pocket_model(size="small" if name == "pocket" else "wide", dtype=torch_dtype)
-    else:
-        import transformers
-
-        try:
-            tokenizer = transformers.AutoTokenizer.from_pretrained(name)
-            model = transformers.AutoModelForCausalLM.from_pretrained(name, dtype=torch_dtype)
-        except OSError as error:
-            raise SystemExit(
-                f"--model: could not load {name!r} (a local directory, or a hub id with network or cache): {error}"
-            ) from None
-        model.eval()
-    if device != "cpu":
-        model.to(device)
-    return model, tokenizer
+        return (model.to(device) if device != "cpu" else model), tokenizer
+    try:  # a local directory or a hub id: in eval mode on the device, with a pad token
+        return load_model(name, device=device, dtype=dtype)
+    except OSError as error:
+        raise SystemExit(
+            f"--model: could not load {name!r} (a local directory, or a hub id with network or cache): {error}"
+        ) from None
 
 
 def _prepare(arguments):
