@@ -25,8 +25,8 @@ from pathlib import Path
 import pandas as pd
 
 from langedit_mini.data.requests import as_requests
+from langedit_mini.editing.config import EditConfig
 from langedit_mini.editing.defaults import MODEL_NAMES, default_config, reference_name
-from langedit_mini.editing.registry import get_method
 from langedit_mini.editing.session import BatchRecord, EditingSession
 from langedit_mini.evaluation.edit_metrics import evaluate_requests, locality_reference
 from langedit_mini.evaluation.scoring import score
@@ -83,6 +83,21 @@ def _statistics(model, tokenizer, layers, texts, statistics, cache_dir, progress
     return key_second_moments(model, tokenizer, texts, list(layers), cache_dir=cache_dir, progress=progress)
 
 
+def summarise(scores: pd.DataFrame, metrics=None) -> pd.DataFrame:
+    """Rows: metrics (``metrics`` only, in that order, when given); columns: teacher-forced and exact
+    match (means over the rows of ``scores``, ``evaluate_requests`` rows) and n."""
+    if metrics is not None:
+        scores = scores[scores.metric.isin(metrics)]
+    summary = scores.groupby("metric").agg(
+        **{
+            "teacher-forced": ("teacher_forced", "mean"),
+            "exact match": ("exact_match", "mean"),
+            "n": ("teacher_forced", "size"),
+        }
+    )
+    return summary if metrics is None else summary.reindex([m for m in metrics if m in summary.index])
+
+
 def predictions(model, tokenizer, requests) -> list[str]:
     """The greedy continuation of each request's edit prompt, as many tokens as its target."""
     result = score(
@@ -110,6 +125,7 @@ def edit(
     in_place: bool = False,
     evaluate: bool = True,
     progress: bool = True,
+    config: EditConfig | None = None,
     **settings,
 ) -> EditReport:
     """Edit ``requests`` into (a copy of) ``model`` with ``method`` in one batch; see the module docstring.
@@ -119,19 +135,23 @@ def edit(
     overriding the model's defaults (``model_name``: which defaults; found from the model when None;
     a model without defaults needs ``layers``). Statistics: ``statistics`` (layer -> SecondMoment, e.g.
     from ``load_statistics``), else computed from ``statistics_texts`` (default for the pocket models:
-    their preserved-knowledge corpus) and cached under ``cache_dir``.
+    their preserved-knowledge corpus) and cached under ``cache_dir``. ``config``: a complete
+    ``EditConfig`` instead of the defaults and ``settings`` (its method is used, not ``method``).
     """
     check_model_and_tokenizer(model, tokenizer)
     requests = as_requests(requests, lang=lang)
-    editing_method = get_method(method)
     if model_name is None:
         try:
             model_name = model_defaults_name(model)
         except ValueError:
-            if "layers" not in settings:
+            if config is None and "layers" not in settings:
                 raise
-            model_name = "tiny-random"  # only its method settings are used; the layers are the caller's
-    config = default_config(method, model_name, **settings)
+    if config is None:
+        # a model without defaults but with the caller's layers: tiny-random's method settings
+        config = default_config(method, model_name or "tiny-random", **settings)
+    elif settings:
+        raise ValueError(f"give config= or settings, not both (settings: {', '.join(sorted(settings))})")
+    editing_method = config.editing_method
     if statistics_texts is None and model_name in ("pocket", "pocket-wide"):
         statistics_texts = covariance_texts()
     needed = (
@@ -163,16 +183,5 @@ def edit(
                 row[f"{metric} {label}"] = wide[key].get(index) if key in wide.columns else None
         rows.append(row)
     table = pd.DataFrame(rows)
-    summary = (
-        scores[scores.metric.isin(METRICS)]
-        .groupby("metric")
-        .agg(
-            **{
-                "teacher-forced": ("teacher_forced", "mean"),
-                "exact match": ("exact_match", "mean"),
-                "n": ("teacher_forced", "size"),
-            }
-        )
-        .reindex([m for m in METRICS if m in set(scores.metric)])
-    )
+    summary = summarise(scores, METRICS)
     return EditReport(session.model, session, record, table, summary)

@@ -149,19 +149,7 @@ def command_edit(arguments) -> int:
     from langedit_mini.interface.api import edit
 
     model, tokenizer, requests, config, statistics, out = _prepare(arguments)
-    settings = {"layers": config.layers, "values": config.values, "seed": config.seed}
-    own = {name: value for name, value in asdict(config.settings).items()}
-    report = edit(
-        model,
-        tokenizer,
-        requests,
-        config.method,
-        statistics=statistics,
-        in_place=True,
-        model_name="tiny-random",
-        **settings,
-        **own,
-    )
+    report = edit(model, tokenizer, requests, statistics=statistics, in_place=True, config=config)
     report.table.to_csv(out / "requests.csv", index=False)
     report.summary.to_csv(out / "summary.csv")
     (out / "records").mkdir(exist_ok=True)
@@ -178,6 +166,7 @@ def command_edit(arguments) -> int:
 def command_sequence(arguments) -> int:
     from langedit_mini.data.schedules import Schedule
     from langedit_mini.editing.session import EditingSession
+    from langedit_mini.interface.api import summarise
     from langedit_mini.study.sequential import run_schedule
 
     model, tokenizer, requests, config, statistics, out = _prepare(arguments)
@@ -207,13 +196,7 @@ def command_sequence(arguments) -> int:
     )
     results.to_csv(out / "evaluations.csv", index=False)
     final = results[results.after_batch == results.after_batch.max()]
-    summary = final.groupby("metric").agg(
-        **{
-            "teacher-forced": ("teacher_forced", "mean"),
-            "exact match": ("exact_match", "mean"),
-            "n": ("teacher_forced", "size"),
-        }
-    )
+    summary = summarise(final)
     summary.to_csv(out / "summary.csv")
     _print_summary(summary)
     print(f"written to {out}")
