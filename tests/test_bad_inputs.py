@@ -64,3 +64,25 @@ def test_models_that_predict_no_next_token_are_refused_with_the_reason(tokenizer
         locality_reference(tokenizer, model, [REQUEST])
     with pytest.raises(TypeError, match="seem swapped"):
         EditingSession(tokenizer, model, default_config("MEMIT", "tiny-random"), {})
+
+
+def test_an_item_longer_than_the_context_is_refused_naming_it(pocket_model):
+    model, tokenizer = pocket_model  # 128 positions
+    long_question = "Q: " + "very " * 200 + "long? A:"
+    request = EditRequest(
+        prompt="The capital of {} is",
+        subject="Chile",
+        target="Lima",
+        lang="en",
+        locality_prompt=long_question,
+        locality_answer="Paris",
+        fact_id="too-long",
+    )
+    with pytest.raises(ValueError, match=r"locality prompt .*longer than the model's context \(128 tokens\)"):
+        locality_reference(model, tokenizer, [request])
+    with pytest.raises(ValueError, match=r"request too-long, locality \(gold\) .*context \(128 tokens\)"):
+        evaluate_requests(model, tokenizer, [request])
+    with pytest.raises(ValueError, match=r"item 1 .*context \(128 tokens\)"):
+        score(model, tokenizer, ["The capital of Chile is", long_question], ["Santiago", "Paris"])
+    # within the context nothing changes
+    assert score(model, tokenizer, ["The capital of Chile is"], ["Santiago"]).teacher_forced[0] >= 0

@@ -11,6 +11,7 @@ editing chapter) and use a leftover-fraction cut, because its key spectrum has n
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import fields
 from pathlib import Path
 
@@ -133,6 +134,46 @@ def reference_name(model_name: str) -> str:
         f"no editing defaults for {model_name!r}; known: {', '.join(MODEL_NAMES)}. Pass "
         "edit_layers (and, for other families, your own EditConfig values) to edit it anyway"
     )
+
+
+#: A model without a hyperparameter file takes, with the layers its caller gives, the reference values of
+#: AlphaEdit's and LangEdit's releases (``llama-3-8b.json``: v_lr 0.1, 25 value steps, clamp 0.75,
+#: MEMIT's mom2_update_weight 15000, tau 2e-2, alpha 10): the recipe the methods were published with,
+#: not values tuned for some other model. ``defaults_for`` says so with a warning.
+REFERENCE_DEFAULTS = "llama-3-8b"
+
+
+class ReferenceDefaultsWarning(UserWarning):
+    """A model without a hyperparameter file is edited with the reference values (``REFERENCE_DEFAULTS``)."""
+
+
+def defaults_for(model_name: str | None, *, layers_given: bool) -> str:
+    """The hyperparameter file (a ``MODEL_NAMES`` entry) for a model named ``model_name`` (a defaults name or
+    a hub name; None: unknown).
+
+    A model with a file takes it (the caller's layers, when given, replace the file's). A model without
+    one takes ``REFERENCE_DEFAULTS`` with a ``ReferenceDefaultsWarning``, but only when the caller gives
+    the layers (which layers to edit cannot be guessed: ``interface.guide.layer_and_cut_guide`` helps
+    choose them); without layers it is an error naming the known models.
+    """
+    if model_name is not None:
+        try:
+            return reference_name(model_name)
+        except ValueError:
+            if not layers_given:
+                raise
+    elif not layers_given:
+        raise ValueError(
+            f"cannot tell which model this is: name its defaults (one of {', '.join(MODEL_NAMES)}) or give the layers"
+        )
+    warnings.warn(
+        f"no editing defaults for {model_name or 'this model'}: using the reference values of AlphaEdit's and "
+        f"LangEdit's releases ({REFERENCE_DEFAULTS}.json: value lr 0.1, 25 steps, mom2_weight 15000, tau 2e-2, "
+        "alpha 10) with the layers given; copy a hyperparameter file and tune it for this model",
+        ReferenceDefaultsWarning,
+        stacklevel=2,
+    )
+    return REFERENCE_DEFAULTS
 
 
 def load_pocket_editing(

@@ -19,7 +19,7 @@ import pandas as pd
 
 from langedit_mini.data.datasets import EditRequest
 from langedit_mini.data.languages import LANGUAGES, check_languages
-from langedit_mini.evaluation.scoring import greedy_continuations, score, score_token_ids
+from langedit_mini.evaluation.scoring import check_lengths, greedy_continuations, score, score_token_ids
 from langedit_mini.model.architecture import check_model_and_tokenizer
 from langedit_mini.model.tokens import encode_pairs, evaluation_mode, pad_token_id
 
@@ -38,6 +38,7 @@ def locality_reference(
     prompt_ids, answer_ids = encode_pairs(
         tokenizer, prompts, [r.locality_answer for r in usable], [r.joiner for r in usable]
     )
+    check_lengths(model, prompt_ids, answer_ids, [f"locality prompt {r.locality_prompt[:50]!r}" for r in usable])
     pad = pad_token_id(tokenizer)
     predictions = []
     with evaluation_mode(model):
@@ -100,6 +101,8 @@ def evaluate_requests(
     if given:
         for i, prompt in zip(given, tokenizer([items[i][2] for i in given])["input_ids"]):
             prompt_ids[i], answer_ids[i] = prompt, items[i][3]
+    labels = [f"request {requests[i].fact_id or i}, {metric} ({prompt[:50]!r})" for i, metric, prompt, _ in items]
+    check_lengths(model, prompt_ids, answer_ids, labels)
     teacher, exact = (
         score_token_ids(model, prompt_ids, answer_ids, pad_token_id(tokenizer), batch_size) if items else ([], [])
     )

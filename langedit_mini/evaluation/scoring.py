@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 
 from langedit_mini.model.architecture import check_model_and_tokenizer
+from langedit_mini.model.keys import context_limit
 from langedit_mini.model.tokens import encode_pairs, evaluation_mode, model_device, pad_rows, pad_token_id
 
 
@@ -29,6 +30,20 @@ class Scores:
     teacher_forced: list[float]  # per item, in [0, 1]
     exact_match: list[bool]  # per item
     predictions: list[str]  # per item: the greedy continuation (as many tokens as the answer), when asked
+
+
+def check_lengths(model, prompt_ids, answer_ids, labels) -> None:
+    """Refuse an item whose prompt and answer are longer than the model's context, naming it (``labels[i]``:
+    what item i is), instead of a library warning and scores from positions the model never learnt."""
+    limit = context_limit(model)
+    if limit is None:
+        return
+    for index, (prompt, answer) in enumerate(zip(prompt_ids, answer_ids)):
+        if len(prompt) + len(answer) > limit:
+            raise ValueError(
+                f"{labels[index]}: the prompt ({len(prompt)} tokens) and the answer ({len(answer)}) are longer "
+                f"than the model's context ({limit} tokens); shorten them or drop the item"
+            )
 
 
 def _teacher_forced_hits(model, prompt_ids, answer_ids, pad_id: int) -> list[list[bool]]:
@@ -118,6 +133,7 @@ def score(
     if isinstance(joiners, str):
         joiners = [joiners] * len(prompts)
     prompt_ids, answer_ids = encode_pairs(tokenizer, prompts, answers, joiners)
+    check_lengths(model, prompt_ids, answer_ids, [f"item {i} ({p[:50]!r})" for i, p in enumerate(prompts)])
     pad_id = pad_token_id(tokenizer)
     teacher, exact = score_token_ids(model, prompt_ids, answer_ids, pad_id, batch_size)
     texts = []

@@ -26,7 +26,7 @@ import pandas as pd
 
 from langedit_mini.data.requests import as_requests
 from langedit_mini.editing.config import EditConfig
-from langedit_mini.editing.defaults import MODEL_NAMES, default_config, reference_name
+from langedit_mini.editing.defaults import default_config, defaults_for
 from langedit_mini.editing.session import BatchRecord, EditingSession
 from langedit_mini.evaluation.edit_metrics import evaluate_requests, locality_reference
 from langedit_mini.evaluation.scoring import score
@@ -53,19 +53,15 @@ class EditReport:
         )
 
 
-def model_defaults_name(model) -> str:
-    """The ``editing.defaults.MODEL_NAMES`` entry for a loaded model: a pocket model by its directory,
-    a hub model by its name (``meta-llama/Meta-Llama-3-8B-Instruct`` -> ``llama-3-8b``)."""
+def model_defaults_name(model) -> str | None:
+    """The name a loaded model's defaults are looked up by: "pocket" / "pocket-wide" for the bundled models
+    (by their directory), else the name it was loaded from (``meta-llama/Meta-Llama-3-8B-Instruct``; passed
+    to ``editing.defaults.defaults_for``), None when its config does not say."""
     path = str(getattr(model.config, "_name_or_path", "") or getattr(model, "name_or_path", ""))
     for size, directory in POCKET_MODELS.items():
         if path and Path(path).resolve() == Path(directory).resolve():
             return "pocket" if size == "small" else "pocket-wide"
-    if not path:
-        raise ValueError(
-            "cannot tell which model this is (its config has no name_or_path): pass model_name= "
-            f"(one of {', '.join(MODEL_NAMES)}) or layers="
-        )
-    return reference_name(path)
+    return path or None
 
 
 def _statistics(model, tokenizer, layers, texts, statistics, cache_dir, progress):
@@ -132,23 +128,18 @@ def edit(
 
     ``settings``: any field every method shares (``layers``, ``values``, ``seed``) or one of the method's
     own settings (``alpha``, ``tau``, ``leftover_fraction``, ``mom2_weight``, FT's ``steps`` ...),
-    overriding the model's defaults (``model_name``: which defaults; found from the model when None;
-    a model without defaults needs ``layers``). Statistics: ``statistics`` (layer -> SecondMoment, e.g.
-    from ``load_statistics``), else computed from ``statistics_texts`` (default for the pocket models:
-    their preserved-knowledge corpus) and cached under ``cache_dir``. ``config``: a complete
-    ``EditConfig`` instead of the defaults and ``settings`` (its method is used, not ``method``).
+    overriding the model's defaults (``model_name``: which defaults; found from the model when None; a
+    model without defaults needs ``layers`` and takes the reference values, ``editing.defaults.defaults_for``).
+    Statistics: ``statistics`` (layer -> SecondMoment, e.g. from ``load_statistics``), else computed from
+    ``statistics_texts`` (default for the pocket models: their preserved-knowledge corpus) and cached
+    under ``cache_dir``. ``config``: a complete ``EditConfig`` instead of the defaults and ``settings``
+    (its method is used, not ``method``).
     """
     check_model_and_tokenizer(model, tokenizer)
     requests = as_requests(requests, lang=lang)
-    if model_name is None:
-        try:
-            model_name = model_defaults_name(model)
-        except ValueError:
-            if config is None and "layers" not in settings:
-                raise
+    model_name = model_name or model_defaults_name(model)
     if config is None:
-        # a model without defaults but with the caller's layers: tiny-random's method settings
-        config = default_config(method, model_name or "tiny-random", **settings)
+        config = default_config(method, defaults_for(model_name, layers_given="layers" in settings), **settings)
     elif settings:
         raise ValueError(f"give config= or settings, not both (settings: {', '.join(sorted(settings))})")
     editing_method = config.editing_method

@@ -96,7 +96,7 @@ def _load_model(name: str, device: str, dtype: str):
 
 def _prepare(arguments):
     from langedit_mini.data.requests import as_requests
-    from langedit_mini.editing.defaults import default_config
+    from langedit_mini.editing.defaults import default_config, defaults_for
     from langedit_mini.interface.api import model_defaults_name
     from langedit_mini.model.statistics import key_second_moments, load_statistics
     from langedit_mini.pocket import covariance_texts
@@ -110,8 +110,8 @@ def _prepare(arguments):
     if arguments.hparams:
         base = default_config(arguments.method, hparams=arguments.hparams, **settings)
     else:
-        name = arguments.defaults or (model_defaults_name(model) if "layers" not in settings else None)
-        base = default_config(arguments.method, name or "tiny-random", **settings)
+        name = arguments.defaults or model_defaults_name(model) or arguments.model
+        base = default_config(arguments.method, defaults_for(name, layers_given="layers" in settings), **settings)
     config = replace(base, values=replace(base.values, **values)) if values else base
     statistics, out = None, Path(arguments.out)
     if config.editing_method.needs_statistics:
