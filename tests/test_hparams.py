@@ -45,3 +45,20 @@ def test_a_bad_file_is_refused_naming_it(tmp_path, change, message):
         load_hparams(path)
     with pytest.raises(ValueError, match="no defaults for model 'mistral-7b'"):
         load_hparams("mistral-7b")
+
+
+def test_a_file_can_tune_one_method_apart_from_the_others(tmp_path):
+    data = json.loads(open(list_hparams().loc["pocket", "path"]).read())
+    data["methods"] = {"AlphaEdit": {"alpha": 7.0, "tau": 0.5}, "MEMIT": {"mom2_weight": 42.0}}
+    path = tmp_path / "tuned.json"
+    path.write_text(json.dumps(data))
+    alphaedit = default_config("AlphaEdit", hparams=path).settings
+    assert alphaedit.alpha == 7.0 and alphaedit.tau == 0.5 and alphaedit.leftover_fraction is None
+    exact = default_config("LangEdit-exact", hparams=path).settings  # the file's shared settings
+    assert exact.alpha == data["settings"]["alpha"] and exact.leftover_fraction == data["settings"]["leftover_fraction"]
+    assert default_config("MEMIT", hparams=path).settings.mom2_weight == 42.0
+    assert default_config("AlphaEdit", hparams=path, alpha=3.0).settings.alpha == 3.0  # the caller's word is last
+    data["methods"] = {"ROME": {"alpha": 1.0}}
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="unknown methods \\['ROME'\\]"):
+        load_hparams(path)

@@ -19,6 +19,7 @@ from langedit_mini import (
     projected_ridge_delta,
 )
 from langedit_mini.core.synthetic import SyntheticConfig, make_world, run_sequence
+from langedit_mini.core.updates import BLENDS
 
 SETTINGS = settings(max_examples=30, deadline=None)
 
@@ -110,11 +111,12 @@ def test_langedit_exact_updates_are_invisible_to_every_earlier_batch():
     assert max(result.edit_residual) < 0.5  # the edits were written (a zero update scores 1)
 
 
-def test_published_recompute_follows_the_blend_recursion():
+@pytest.mark.parametrize("blend", BLENDS)
+def test_published_recompute_follows_its_blend(blend):
     world = make_world(
         SyntheticConfig(d_k=48, d_v=4, edits_per_language=5, n_languages=3, seed=2, preserved_samples=200)
     )
-    rule = LangEditPublishedRule(world.covariance, n_samples=200, tau=2e-2, alpha=1.0)
+    rule = LangEditPublishedRule(world.covariance, n_samples=200, blend=blend, tau=2e-2, alpha=1.0)
     expected_covariance = world.covariance.clone()
     running = torch.zeros_like(expected_covariance)
     for t, keys in enumerate(world.edit_keys, start=1):
@@ -123,12 +125,37 @@ def test_published_recompute_follows_the_blend_recursion():
         assert torch.equal(rule.projector.dense(), before)  # propose changes nothing
         rule.commit(keys)
         running += keys @ keys.T
-        a_t, b_t = 200 / (200 + 5 * t), 5 / (200 + 5 * t)
-        expected_covariance = a_t * expected_covariance + b_t * running
+        if blend == "reference":  # the reference code's constants, whatever N and n are here
+            a_t, b_t = 100_000 / (100_000 + 100 * t), 100 / (100_000 + 100 * t)
+            expected_covariance = a_t * expected_covariance + b_t * running
+        elif blend == "counted":
+            a_t, b_t = 200 / (200 + 5 * t), 5 / (200 + 5 * t)
+            expected_covariance = a_t * expected_covariance + b_t * running
+        else:  # every key once, in a mean over the 200 samples and the 5 t keys
+            expected_covariance = (200 * world.covariance + running) / (200 + 5 * t)
         assert torch.allclose(rule.blended_covariance, expected_covariance, atol=1e-12)
         fresh = NullSpaceProjector.from_covariance(expected_covariance, 2e-2)
         assert rule.capacity_left == fresh.null_dim
         assert torch.allclose(rule.projector.dense(), fresh.dense(), atol=1e-8)
+
+
+def test_the_reference_blend_counts_early_keys_again_at_every_batch():
+    # the arithmetic: after 8 batches of 100 a first-batch key weighs about 786 times its pooled share
+    d_k, batches = 4, 8
+    covariance = torch.diag(torch.tensor([1.0, 1.0, 1e-6, 1e-6], dtype=torch.float64))  # a null space under the cut
+    rules = {blend: LangEditPublishedRule(covariance, n_samples=100_000, blend=blend, tau=1e-3) for blend in BLENDS}
+    first = torch.zeros(d_k, 100, dtype=torch.float64)
+    first[0] = 1.0  # batch 1's keys: e_0; the later batches' keys: zero (only the first batch's weight matters)
+    for rule in rules.values():
+        rule.commit(first)
+        for _ in range(batches - 1):
+            rule.commit(torch.zeros(d_k, 100, dtype=torch.float64))
+    weight = {
+        blend: float(rule.blended_covariance[0, 0] - rule.blended_covariance[1, 1]) for blend, rule in rules.items()
+    }
+    pooled_share = 100 / (100_000 + 100 * batches)
+    assert weight["pooled"] == pytest.approx(pooled_share, rel=1e-12)
+    assert weight["reference"] / pooled_share == pytest.approx(786.2, rel=1e-3)
 
 
 def test_alphaedit_rule_accumulates_previous_keys():
@@ -169,6 +196,7 @@ def test_interference_matrix_definition():
         (lambda c, r, k, p: alphaedit_delta(r * float("inf"), k, p), "residuals contains .* NaN or Inf"),
         (lambda c, r, k, p: alphaedit_delta(r, k, p, previous_key_moment=torch.ones(3, 3)), "rows|square|d_k"),
         (lambda c, r, k, p: LangEditPublishedRule(c, n_samples=0), "n_samples"),
+        (lambda c, r, k, p: LangEditPublishedRule(c, n_samples=5, blend="mean"), "unknown blend 'mean'"),
         (lambda c, r, k, p: LangEditExactRule(None), "give a covariance, or d_k"),
     ],
 )

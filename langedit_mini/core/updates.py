@@ -238,13 +238,34 @@ class AlphaEditRule(UpdateRule):
         self.previous_key_moment += keys @ keys.T
 
 
+#: The constants of the reference code's blend (VRCMF/LangEdit, ``AlphaEdit_main.get_project``): N = 100000
+#: (the number of covariance *texts*) and n = 100 (the batch size), written into the code, whatever the run.
+REFERENCE_BLEND_SAMPLES, REFERENCE_BLEND_BATCH = 100_000, 100
+
+#: How ``LangEditPublishedRule`` mixes the committed keys into the covariance (see its docstring).
+BLENDS = ("reference", "counted", "pooled")
+
+
 class LangEditPublishedRule(AlphaEditRule):
     """LangEdit as published: before batch t the projector is recomputed from a blended covariance.
 
-    ``C_t = a_t C_{t-1} + b_t Kp Kp^T`` with ``a_t = N / (N + n t)``, ``b_t = n / (N + n t)``
-    (``N`` covariance samples, ``n`` keys in the last committed batch, ``t`` batches committed),
-    then ``P_t`` from the eigenvectors of ``C_t`` below the cut: a full ``d_k x d_k``
-    eigendecomposition per batch, as the reference code does.
+    ``C_t = a_t C_{t-1} + b_t S_t`` with ``S_t = sum K K^T`` the raw running sum of every committed
+    batch's keys and ``t`` the number of batches committed, then ``P_t`` from the eigenvectors of
+    ``C_t`` below the cut: a full ``d_k x d_k`` eigendecomposition per batch, as the reference code does.
+    ``blend`` says where ``a_t`` and ``b_t`` come from:
+
+    * ``"reference"`` (the default, the reference code literally): ``a_t = N / (N + n t)``,
+      ``b_t = n / (N + n t)`` with its constants ``N = 100000``, ``n = 100``. ``C0`` is a per-token
+      mean while ``S_t`` is a sum, and ``S_t`` (which already holds every earlier batch) is added again
+      at every batch, so an early key ends up weighing far more than its share of a pooled mean.
+    * ``"counted"``: the same recursion with ``N = n_samples`` (the covariance's sample count) and
+      ``n`` the last batch's size (this project's reading before; an ablation).
+    * ``"pooled"``: a correctly pooled mean, every key counted once:
+      ``C_t = (N C0 + S_t) / (N + m_t)``, ``m_t`` keys committed, ``N = n_samples`` (an ablation).
+
+    A deviation from the reference, kept on purpose (the project's rule for capacity): a batch whose
+    keys need more dimensions than the recomputed null space has is refused before anything is
+    written (``CapacityError``); the reference solves anyway, and with an empty null space writes nothing.
     """
 
     name = "LangEdit-published"
@@ -254,6 +275,7 @@ class LangEditPublishedRule(AlphaEditRule):
         covariance,
         *,
         n_samples: int,
+        blend: str = "reference",
         tau: float = 2e-2,
         relative: bool = False,
         alpha: float = 10.0,
@@ -265,18 +287,34 @@ class LangEditPublishedRule(AlphaEditRule):
         )
         if int(n_samples) < 1:
             raise ProjectionError(f"n_samples (N, the covariance's sample count) must be >= 1, got {n_samples!r}")
-        self.n_samples = int(n_samples)
+        if blend not in BLENDS:
+            raise ProjectionError(f"unknown blend {blend!r}; choose one of {', '.join(BLENDS)}")
+        self.n_samples, self.blend = int(n_samples), blend
         self.tau, self.relative = tau, relative
-        self.blended_covariance = as_covariance(covariance, dtype=dtype)
+        self.initial_covariance = as_covariance(covariance, dtype=dtype)
+        self.blended_covariance = self.initial_covariance
         self.batches_committed = 0
+        self.keys_committed = 0
 
     def commit(self, keys) -> None:
-        super().commit(keys)  # Kp Kp^T += K K^T
+        super().commit(keys)  # S_t = Kp Kp^T += K K^T
         self.batches_committed += 1
         batch_size = torch.as_tensor(keys).shape[1]
-        denominator = self.n_samples + batch_size * self.batches_committed
-        a_t, b_t = self.n_samples / denominator, batch_size / denominator
-        self.blended_covariance = a_t * self.blended_covariance + b_t * self.previous_key_moment
+        self.keys_committed += batch_size
+        t = self.batches_committed
+        if self.blend == "pooled":
+            total = self.n_samples + self.keys_committed
+            self.blended_covariance = (
+                self.n_samples / total * self.initial_covariance + self.previous_key_moment / total
+            )
+        else:
+            samples, batch = (
+                (REFERENCE_BLEND_SAMPLES, REFERENCE_BLEND_BATCH)
+                if self.blend == "reference"
+                else (self.n_samples, batch_size)
+            )
+            a_t, b_t = samples / (samples + batch * t), batch / (samples + batch * t)
+            self.blended_covariance = a_t * self.blended_covariance + b_t * self.previous_key_moment
         # The blend can lift every eigenvalue above the cut; then P_t = 0 and propose refuses.
         self._projector = NullSpaceProjector.from_covariance(
             self.blended_covariance,

@@ -49,11 +49,13 @@ def list_hparams() -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("model")
 
 
-def load_hparams(name_or_path: str | Path) -> tuple[dict, dict]:
+def load_hparams(name_or_path: str | Path, method: str | None = None) -> tuple[dict, dict]:
     """``(shared, settings)`` from a hyperparameter file: a model name of ``MODEL_NAMES`` or a JSON path.
 
-    ``shared``: ``layers`` and ``values`` (a ``ValueSettings``); ``settings``: the method settings.
-    Unknown fields are errors, naming the file."""
+    ``shared``: ``layers`` and ``values`` (a ``ValueSettings``); ``settings``: the method settings of the
+    file's ``settings``, and, for ``method``, its own entries of ``methods`` over them (a file may tune
+    one method's cut apart from another's: ``{"methods": {"AlphaEdit": {"alpha": 30}}}``). Unknown fields
+    are errors, naming the file."""
     if str(name_or_path) in MODEL_NAMES:
         path = HPARAMS_DIRECTORY / f"{name_or_path}.json"
     elif str(name_or_path).endswith(".json"):
@@ -70,9 +72,11 @@ def load_hparams(name_or_path: str | Path) -> tuple[dict, dict]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
         raise ValueError(f"{path}: not valid JSON ({error})") from None
-    unknown = sorted(set(data) - {"model", "note", "layers", "values", "settings"})
+    unknown = sorted(set(data) - {"model", "note", "layers", "values", "settings", "methods"})
     if unknown or "layers" not in data:
-        raise ValueError(f"{path}: needs 'layers' (and optionally values, settings, model, note); unknown {unknown}")
+        raise ValueError(
+            f"{path}: needs 'layers' (and optionally values, settings, methods, model, note); unknown {unknown}"
+        )
     value_fields = {f.name for f in fields(ValueSettings)}
     bad = sorted(set(data.get("values", {})) - value_fields)
     if bad:
@@ -80,8 +84,20 @@ def load_hparams(name_or_path: str | Path) -> tuple[dict, dict]:
     layers = data["layers"]
     if not isinstance(layers, list) or not layers or not all(isinstance(x, int) for x in layers):
         raise ValueError(f"{path}: layers must be a non-empty list of integers, got {layers!r}")
+    per_method = data.get("methods", {})
+    if not isinstance(per_method, dict) or not all(isinstance(v, dict) for v in per_method.values()):
+        raise ValueError(f"{path}: methods must map method names to settings, got {per_method!r}")
+    strangers = sorted(set(per_method) - set(REGISTRY))
+    if strangers:
+        raise ValueError(f"{path}: methods names unknown methods {strangers}; known: {', '.join(REGISTRY)}")
     shared = dict(layers=tuple(layers), values=ValueSettings(**data.get("values", {})))
-    return shared, dict(data.get("settings", {}))
+    settings = dict(data.get("settings", {}))
+    own = per_method.get(method, {}) if method is not None else {}
+    for cut, other in (("tau", "leftover_fraction"), ("leftover_fraction", "tau")):
+        if own.get(cut) is not None and other not in own:
+            settings.pop(other, None)  # a method's own cut replaces the file's cut of the other kind
+    settings |= own
+    return shared, settings
 
 
 _SHARED_FIELDS = {f.name for f in fields(EditConfig)} - {"method", "settings"}
@@ -98,7 +114,7 @@ def default_config(
     not have is an error (``applicable_overrides`` keeps only those that apply).
     """
     editing_method = get_method(method)
-    shared, settings = load_hparams(hparams if hparams is not None else model_name)
+    shared, settings = load_hparams(hparams if hparams is not None else model_name, method)
     shared = dict(shared, **{k: v for k, v in overrides.items() if k in _SHARED_FIELDS})
     own = {k: v for k, v in overrides.items() if k not in _SHARED_FIELDS}
     values = applicable_overrides(method, settings)

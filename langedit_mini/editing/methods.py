@@ -25,7 +25,14 @@ from dataclasses import dataclass, fields, replace
 import torch
 
 from langedit_mini.core.projection import tau_for_leftover
-from langedit_mini.core.updates import AlphaEditRule, LangEditExactRule, LangEditPublishedRule, MemitRule, UpdateRule
+from langedit_mini.core.updates import (
+    BLENDS,
+    AlphaEditRule,
+    LangEditExactRule,
+    LangEditPublishedRule,
+    MemitRule,
+    UpdateRule,
+)
 from langedit_mini.core.validation import SOLVE_DTYPE, CapacityError
 from langedit_mini.model.architecture import add_to_weight
 from langedit_mini.model.keys import compute_hidden, compute_keys
@@ -63,7 +70,7 @@ class MemitSettings:
 
 @dataclass
 class NullSpaceSettings:
-    """AlphaEdit and LangEdit as published: the null-space cut and the regulariser."""
+    """AlphaEdit: the null-space cut and the regulariser."""
 
     tau: float | None = None  # absolute eigenvalue cut; or
     leftover_fraction: float | None = 0.05  # the cut whose discarded eigenvalues hold this share of trace(C0)
@@ -78,6 +85,19 @@ class NullSpaceSettings:
     def cut(self, covariance: torch.Tensor) -> float:
         """The absolute eigenvalue cut ``tau`` for this covariance."""
         return self.tau if self.tau is not None else tau_for_leftover(covariance, self.leftover_fraction)
+
+
+@dataclass
+class PublishedSettings(NullSpaceSettings):
+    """LangEdit as published: the cut, the regulariser, and how committed keys are blended into the covariance."""
+
+    blend: str = "reference"  # "reference" (the code's N=100000, n=100), "counted" or "pooled" (core.updates)
+
+    def validate(self) -> PublishedSettings:
+        super().validate()
+        if self.blend not in BLENDS:
+            raise ValueError(f"PublishedSettings.blend must be one of {', '.join(BLENDS)}, got {self.blend!r}")
+        return self
 
 
 @dataclass
@@ -211,9 +231,14 @@ def _alphaedit_rule(settings: NullSpaceSettings, covariance, moment, dtype) -> U
     return AlphaEditRule(covariance, tau=settings.cut(covariance), alpha=settings.alpha, dtype=dtype)
 
 
-def _langedit_published_rule(settings: NullSpaceSettings, covariance, moment, dtype) -> UpdateRule:
+def _langedit_published_rule(settings: PublishedSettings, covariance, moment, dtype) -> UpdateRule:
     return LangEditPublishedRule(
-        covariance, n_samples=moment.n_samples, tau=settings.cut(covariance), alpha=settings.alpha, dtype=dtype
+        covariance,
+        n_samples=moment.n_samples,
+        blend=settings.blend,
+        tau=settings.cut(covariance),
+        alpha=settings.alpha,
+        dtype=dtype,
     )
 
 
@@ -226,6 +251,6 @@ def _langedit_exact_rule(settings: ExactBasisSettings, covariance, moment, dtype
 CLOSED_FORM = (
     ClosedFormMethod("MEMIT", MemitSettings, _memit_rule),
     ClosedFormMethod("AlphaEdit", NullSpaceSettings, _alphaedit_rule),
-    ClosedFormMethod("LangEdit-published", NullSpaceSettings, _langedit_published_rule),
+    ClosedFormMethod("LangEdit-published", PublishedSettings, _langedit_published_rule),
     ClosedFormMethod("LangEdit-exact", ExactBasisSettings, _langedit_exact_rule),
 )
