@@ -1,17 +1,19 @@
 """Calibrate a pocket model as a testbed (``study.calibration``): gates G1 and G3, and the measures that
 explain a failure, written with their provenance under ``results/calibration/<model>/``.
 
-    python scripts/calibrate.py --model pocket-wide --batch-size 25 [--trace-facts 10] [--seed 0]
+    python scripts/calibrate.py --model pocket [--batch-size 7] [--trace-facts 10] [--seed 0] [--band 0]
 
-* G1 write: one batch of ``--batch-size`` English edits of distinct subjects, drawn from the study
-  facts (the tuning split left out), written by MEMIT and by AlphaEdit with the model's defaults
-  (``editing/hparams/<model>.json``); also a batch of 100, the earlier yardstick, as information.
+* G1 write: in every language, one batch of ``--batch-size`` edits of distinct subjects (the density
+  study's batch: the paper's batch-to-d_k ratio, ``study.density``), drawn from the study facts (the
+  tuning split left out) and written into a fresh copy by MEMIT and by AlphaEdit with the model's
+  defaults (``editing/hparams/<model>.json``, tuned by ``scripts/tune.py``); the gate reads the mean
+  over the languages. Also one English batch of 100, the earlier yardstick, as information.
 * G3 mechanism: causal tracing of ``--trace-facts`` facts per language that the model answers right,
-  every layer, with the model's edited band restored together.
+  every layer, with the edited band (``--band``, default the model's edited layers) restored together.
 * Key distinctness at every layer, and the coverage of the edit keys by the preserved covariance at
   the edited layers.
 
-G2 needs sequential runs at the paper's density (``scripts/run_study.py``); the density chapter
+G2 needs sequential runs at the paper's density (``scripts/run_density.py``); the density chapter
 reads them. A few minutes on 2 cores.
 """
 
@@ -37,12 +39,14 @@ from langedit_mini.model.architecture import detect_architecture, num_layers
 from langedit_mini.model.keys import compute_keys
 from langedit_mini.model.tracing import causal_trace, trace_summary
 from langedit_mini.study.calibration import covariance_coverage, key_distinctness, mechanism_gate, write_gate
+from langedit_mini.study.density import DENSITY_GRIDS
 from langedit_mini.study.provenance import finish_record, start_record
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def write_batch(model, tokenizer, statistics, batch, model_name, methods=("MEMIT", "AlphaEdit")) -> pd.DataFrame:
+    """Each method writes ``batch`` into a fresh copy of ``model``; the scores of every request, per method."""
     reference = locality_reference(model, tokenizer, batch)
     frames = []
     for method in methods:
@@ -83,14 +87,17 @@ def traced_facts(model, tokenizer, requests, per_language: int, seed: int) -> li
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", choices=("pocket", "pocket-wide"), default="pocket-wide")
-    parser.add_argument("--batch-size", type=int, default=25)
+    parser.add_argument("--model", choices=("pocket", "pocket-wide"), default="pocket")
+    parser.add_argument("--batch-size", type=int, default=None, help="default: the density study's batch")
+    parser.add_argument("--band", type=int, nargs="+", default=None, help="default: the model's edited layers")
     parser.add_argument("--tuning-facts", type=int, default=200)
     parser.add_argument("--trace-facts", type=int, default=10, help="facts traced per language")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", default=None)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
+    if args.batch_size is None:
+        args.batch_size = DENSITY_GRIDS[args.model]["batch_size"] if args.model in DENSITY_GRIDS else 25
     torch.set_num_threads(args.threads)
     output = Path(args.output or ROOT / "results" / "calibration" / args.model)
     output.mkdir(parents=True, exist_ok=True)
@@ -99,19 +106,25 @@ def main(argv=None) -> dict:
 
     start = time.perf_counter()
     model, tokenizer, statistics = load_pocket_editing(model_name=args.model)
-    band = default_config("MEMIT", args.model).layers
+    band = tuple(args.band) if args.band else default_config("MEMIT", args.model).layers
     requests, _ = load_pocket()
     study, _ = split_facts(requests, args.tuning_facts)
     english = [r for r in study if r.lang == "en"]
     timings["load"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    batch = distinct_subjects(english, args.batch_size, args.seed)
-    written = write_batch(model, tokenizer, statistics, batch, args.model)
+    frames = []
+    for language in LANGUAGES:
+        pool = [r for r in study if r.lang == language]
+        batch = distinct_subjects(pool, args.batch_size, args.seed)
+        frames.append(write_batch(model, tokenizer, statistics, batch, args.model).assign(lang=language))
+    written = pd.concat(frames, ignore_index=True)
     written.to_csv(output / "write.csv", index=False)
     gate1 = write_gate(written, args.batch_size)
-    yardstick = write_batch(model, tokenizer, statistics, distinct_subjects(english, 100, args.seed), args.model)
-    yardstick.to_csv(output / "write_100.csv", index=False)
+    if args.batch_size != 100:
+        hundred = distinct_subjects(english, 100, args.seed)
+        yardstick = write_batch(model, tokenizer, statistics, hundred, args.model)
+        yardstick.to_csv(output / "write_100.csv", index=False)
     timings["G1"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -128,7 +141,8 @@ def main(argv=None) -> dict:
     distinct = key_distinctness(model, tokenizer, english, layers)
     distinct.to_csv(output / "distinctness.csv", index=False)
     architecture = detect_architecture(model)
-    keys = {layer: compute_keys(model, tokenizer, architecture, batch, layer) for layer in band}
+    hundred = distinct_subjects(english, 100, args.seed)  # edit keys of 100 English subjects
+    keys = {layer: compute_keys(model, tokenizer, architecture, hundred, layer) for layer in statistics}
     coverage = covariance_coverage(statistics, keys)
     coverage.to_csv(output / "coverage.csv", index=False)
     timings["diagnostics"] = time.perf_counter() - start
@@ -153,7 +167,10 @@ def main(argv=None) -> dict:
         for gate in (gate1, gate3):
             print(gate.table().to_string(index=False))
         print(written.groupby(["method", "metric"])[["teacher_forced", "exact_match"]].mean().round(3).to_string())
-        print(yardstick.groupby(["method", "metric"])[["teacher_forced", "exact_match"]].mean().round(3).to_string())
+        if args.batch_size != 100:
+            print(
+                yardstick.groupby(["method", "metric"])[["teacher_forced", "exact_match"]].mean().round(3).to_string()
+            )
         print(summary[summary.position == "subject last"].round(3).to_string(index=False))
         print(distinct.round(3).to_string(index=False))
         print(coverage.round(3).to_string(index=False))

@@ -8,13 +8,16 @@ results and its record (commit, package hash, parameters, machine, wall time, cl
                                 [--languages en de ...] [--methods MEMIT LangEdit-exact ...]
                                 [--output results/main] [--max-runs N] [--rerun-stale] [--merge-only]
                                 [--model pocket-wide] [--facts parallel] [--evaluate-every 6]
-                                [--tuning-facts 200] [--probe-every 2]
+                                [--tuning-facts 200] [--probe-every 2] [--schedule mt] [--set blend=pooled]
 
-``--model pocket-wide`` edits the wide pocket model (the density study's testbed); ``--facts parallel``
-edits the same facts in every language (the paper's shape); ``--tuning-facts N`` leaves out the N
-facts of the tuning split (``data.schedules.split_facts``), so a study never edits what its
-hyperparameters were tuned on; ``--evaluate-every K`` scores every edit so far after every K-th
-batch and each other batch right after its write.
+``--model pocket-wide`` edits the wide pocket model; ``--facts parallel`` edits the same facts in
+every language (the paper's shape); ``--tuning-facts N`` leaves out the N facts of the tuning split
+(``data.schedules.split_facts``), so a study never edits what its hyperparameters were tuned on;
+``--schedule mt`` mixes the languages inside each batch (the paper's second setting; default: delta,
+language blocks); ``--set name=value`` changes a setting over the model's defaults for the methods
+that have it (an ablation: ``--set blend=pooled``); ``--evaluate-every K`` scores every edit so far
+after every K-th batch and each other batch right after its write. ``scripts/run_density.py`` runs
+this command at every point of the density study.
 
 A run already on disk is skipped, so an interrupted study resumes where it stopped and can be spread
 over several sessions (``--max-runs`` bounds one session's share). ``--rerun-stale`` reruns the runs
@@ -36,15 +39,34 @@ from langedit_mini.data.datasets import load_pocket
 from langedit_mini.data.languages import LANGUAGES
 from langedit_mini.data.schedules import FACT_MODES, split_facts
 from langedit_mini.editing import METHODS
-from langedit_mini.editing.defaults import load_pocket_editing
+from langedit_mini.editing.defaults import applicable_overrides, load_pocket_editing
 from langedit_mini.pocket import load_probes
 from langedit_mini.study.provenance import package_hash
-from langedit_mini.study.results import FIXED, describe, merge_parts, part_name, run_part
+from langedit_mini.study.results import describe, merge_parts, part_name, run_parameters, run_part
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def main(argv=None) -> None:
+def overrides(parser, pairs: list[str]) -> dict:
+    """``name=value`` pairs (numbers parsed) checked against the methods' settings."""
+    values = {}
+    for pair in pairs:
+        name, separator, text = pair.partition("=")
+        if not separator or not name:
+            parser.error(f"--set expects name=value, got {pair!r}")
+        try:
+            values[name] = json.loads(text)
+        except json.JSONDecodeError:
+            values[name] = text
+    try:
+        applicable_overrides("MEMIT", values)  # raises for a name no method has
+    except ValueError as error:
+        parser.error(str(error))
+    return values
+
+
+def main(argv=None) -> int:
+    """Run the missing parts, merge; returns how many runs were made."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--edits-per-language", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=100)
@@ -60,6 +82,8 @@ def main(argv=None) -> None:
     parser.add_argument("--evaluate-every", type=int, default=1)
     parser.add_argument("--tuning-facts", type=int, default=0, help="facts of the tuning split left out (0: none)")
     parser.add_argument("--probe-every", type=int, default=2)
+    parser.add_argument("--schedule", choices=("delta", "mt"), default="delta")
+    parser.add_argument("--set", action="append", default=[], help="name=value over the defaults (an ablation)")
     args = parser.parse_args(argv)
     for name in ("evaluate_every", "probe_every"):
         if getattr(args, name) < 1:
@@ -83,7 +107,10 @@ def main(argv=None) -> None:
         "facts": args.facts,
         "evaluate_every": args.evaluate_every,
         "tuning_facts": args.tuning_facts,
+        "schedule": args.schedule,
     }
+    if args.set:  # recorded only when given, so the runs made before the option keep their parameters
+        shared["overrides"] = overrides(parser, args.set)
     runs, setup = 0, None
     requests, _ = load_pocket(languages=args.languages)
     if args.tuning_facts:
@@ -95,7 +122,7 @@ def main(argv=None) -> None:
             part = output / "parts" / part_name(seed, method) / "part.json"
             if part.exists():
                 info = json.loads(part.read_text())
-                if info["parameters"] != shared | FIXED:
+                if info["parameters"] != run_parameters(shared):
                     parser.error(
                         f"{part} was made with other parameters ({info['parameters']}); "
                         "use another --output or move it away"
@@ -115,6 +142,7 @@ def main(argv=None) -> None:
             merge_parts(output, args.seeds, planned, args.languages)  # progress is visible after every run
     provenance = merge_parts(output, args.seeds, planned, args.languages)
     print(describe(provenance))
+    return runs
 
 
 if __name__ == "__main__":

@@ -78,3 +78,16 @@ def test_locality_compares_token_ids_so_the_unedited_model_agrees_with_itself(to
         evaluate_requests(model, tokenizer, requests, [tokenizer.decode(r) for r in reference])
     with pytest.raises(ValueError, match="entries for"):
         evaluate_requests(model, tokenizer, requests, reference[:-1])
+
+
+def test_evaluation_can_show_a_progress_bar_and_scores_the_same(tokenizer, capsys):
+    from langedit_mini.data.datasets import load_pocket
+    from langedit_mini.evaluation.edit_metrics import evaluate_requests
+
+    model = tiny_model("llama", tokenizer)
+    requests, _ = load_pocket(languages=["en"])
+    quiet = evaluate_requests(model, tokenizer, requests[:5], batch_size=4)
+    assert "evaluation" not in capsys.readouterr().err
+    shown = evaluate_requests(model, tokenizer, requests[:5], batch_size=4, progress=True)
+    assert "evaluation, " in capsys.readouterr().err  # tqdm writes to stderr
+    assert quiet.equals(shown)

@@ -65,12 +65,14 @@ def evaluate_requests(
     requests: list[EditRequest],
     reference: list[tuple[int, ...] | None] | None = None,
     batch_size: int = 128,
+    *,
+    progress: bool = False,
 ) -> pd.DataFrame:
     """One row per (request, metric): request (its index in ``requests``), fact_id, lang, relation, metric,
     teacher_forced, exact_match.
 
     ``reference``: per request, the unedited model's locality answer as token ids
-    (``locality_reference``); without it only ``locality (gold)`` is scored.
+    (``locality_reference``); without it only ``locality (gold)`` is scored. ``progress``: a progress bar.
     """
     check_model_and_tokenizer(model, tokenizer)
     if reference is not None and len(reference) != len(requests):
@@ -104,7 +106,9 @@ def evaluate_requests(
     labels = [f"request {requests[i].fact_id or i}, {metric} ({prompt[:50]!r})" for i, metric, prompt, _ in items]
     check_lengths(model, prompt_ids, answer_ids, labels)
     teacher, exact = (
-        score_token_ids(model, prompt_ids, answer_ids, pad_token_id(tokenizer), batch_size) if items else ([], [])
+        score_token_ids(model, prompt_ids, answer_ids, pad_token_id(tokenizer), batch_size, progress=progress)
+        if items
+        else ([], [])
     )
     return pd.DataFrame(
         [

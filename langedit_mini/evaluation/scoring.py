@@ -104,15 +104,28 @@ def greedy_continuations(model, prompt_ids, lengths: list[int], pad_id: int) -> 
     return [g[:n] for g, n in zip(generated, lengths)]
 
 
-def score_token_ids(model, prompt_ids, answer_ids, pad_id: int, batch_size: int = 64) -> tuple[list[float], list[bool]]:
-    """Teacher-forced accuracy and greedy exact match of answers given as token ids (no text round trip)."""
+def score_token_ids(
+    model, prompt_ids, answer_ids, pad_id: int, batch_size: int = 64, *, progress: bool = False
+) -> tuple[list[float], list[bool]]:
+    """Teacher-forced accuracy and greedy exact match of answers given as token ids (no text round trip).
+    ``progress``: a progress bar over the items."""
     teacher, exact = [], []
+    starts = range(0, len(prompt_ids), batch_size)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(prompt_ids), desc=f"evaluation, {len(prompt_ids)} items", leave=False)
     with evaluation_mode(model):
-        for start in range(0, len(prompt_ids), batch_size):
+        for start in starts:
             part = slice(start, start + batch_size)
             for hits in _teacher_forced_hits(model, prompt_ids[part], answer_ids[part], pad_id):
                 teacher.append(sum(hits) / len(hits))
                 exact.append(all(hits))
+            if bar is not None:
+                bar.update(len(prompt_ids[part]))
+    if bar is not None:
+        bar.close()
     return teacher, exact
 
 

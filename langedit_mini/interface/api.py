@@ -157,7 +157,7 @@ def edit(
     if not evaluate:
         return EditReport(session.model, session, record, pd.DataFrame(), pd.DataFrame())
     after = predictions(session.model, tokenizer, requests)
-    scores = evaluate_requests(session.model, tokenizer, requests, reference)
+    scores = evaluate_requests(session.model, tokenizer, requests, reference, progress=progress)
     wide = scores.pivot_table(index="request", columns="metric", values=["teacher_forced", "exact_match"])
     rows = []
     for index, request in enumerate(requests):

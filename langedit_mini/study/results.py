@@ -46,6 +46,7 @@ SHARED = (
     "facts",
     "evaluate_every",
     "tuning_facts",
+    "overrides",
 )
 
 
@@ -63,9 +64,14 @@ def write_raw(folder: str | Path, study) -> Path:
     return folder
 
 
-#: what a full-scale run fixes (recorded with each run): the pocket dataset, the delta schedule, the
-#: model's default null-space cut and regulariser
+#: what a full-scale run fixes (recorded with each run): the pocket dataset, the model's default null-space
+#: cut and regulariser; and the schedule when ``shared`` does not name one (the delta schedule)
 FIXED = {"dataset": "pocket", "schedule": "delta", "tau": None, "alpha": None}
+
+
+def run_parameters(shared: dict) -> dict:
+    """The parameters recorded with a run: ``shared`` over ``FIXED`` (a ``schedule`` in ``shared`` wins)."""
+    return FIXED | dict(shared)
 
 
 def run_part(output: str | Path, seed: int, method: str, shared: dict, setup: tuple, requests, probes) -> dict:
@@ -74,7 +80,8 @@ def run_part(output: str | Path, seed: int, method: str, shared: dict, setup: tu
     ``setup`` is ``(model, tokenizer, statistics)`` (``editing.defaults.load_pocket_editing``), ``shared``
     the parameters every part shares (``edits_per_language``, ``batch_size``, ``languages``,
     ``probe_every``, ``probe_limit``, and optionally ``model``, ``facts``, ``evaluate_every``,
-    ``tuning_facts``: see ``experiment.run_study``; ``requests`` must already exclude the tuning facts).
+    ``tuning_facts``, ``schedule``, ``overrides`` (settings over the model's defaults, each reaching the
+    methods that have it): see ``experiment.run_study``; ``requests`` must already exclude the tuning facts).
     The run is written into ``<name>.running`` and renamed when it has
     finished, so an interrupted run is never taken for a finished one. A claim of ``study_claims`` that
     does not hold is kept with the run as a finding (at full scale that is a result, not a broken run).
@@ -95,7 +102,7 @@ def run_part(output: str | Path, seed: int, method: str, shared: dict, setup: tu
         statistics,
         methods=[method],
         seeds=[seed],
-        schedule=FIXED["schedule"],
+        schedule=run_parameters(shared)["schedule"],
         languages=shared["languages"],
         edits_per_language=shared["edits_per_language"],
         batch_size=shared["batch_size"],
@@ -105,6 +112,7 @@ def run_part(output: str | Path, seed: int, method: str, shared: dict, setup: tu
         model_name=shared.get("model", "pocket"),
         facts=shared.get("facts", "distinct"),
         evaluate_every=shared.get("evaluate_every", 1),
+        overrides=shared.get("overrides"),
         log=None,
     )
     write_raw(work, study)
@@ -114,7 +122,7 @@ def run_part(output: str | Path, seed: int, method: str, shared: dict, setup: tu
         "method": method,
         "claims": [claim.as_dict() for claim in claims],
         "failed_claims": [claim.failure for claim in claims if not claim.holds],
-        "parameters": dict(shared) | FIXED,
+        "parameters": run_parameters(shared),
     } | finish_record(record)
     (work / "part.json").write_text(json.dumps(info, indent=1) + "\n")
     shutil.rmtree(final, ignore_errors=True)
