@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install book test notebooks pocket pocket-card benchmarks study clean
+.PHONY: install book test notebooks pocket pocket-card benchmarks study tune calibrate density clean
 
 install: $(STAMP)
 
@@ -45,6 +45,19 @@ benchmarks: $(STAMP)
 # (e.g. --max-runs 4, --rerun-stale; see scripts/run_study.py).
 study: $(STAMP)
 	$(BIN)/python scripts/run_study.py $(STUDY_ARGS)
+
+# The study at the paper's density (the density chapter and the report), in order: tune every method with
+# the same budget and write the choices into the hyperparameter file; calibrate the testbeds (gates G1, G3);
+# run every method at every density (hours on 2 cores; resumes; DENSITY_ARGS="--max-runs 10" bounds a session).
+tune: $(STAMP)
+	$(BIN)/python scripts/tune.py --model pocket --apply
+
+calibrate: $(STAMP)
+	$(BIN)/python scripts/calibrate.py --model pocket
+	$(BIN)/python scripts/calibrate.py --model pocket-wide --batch-size 25
+
+density: $(STAMP)
+	$(BIN)/python scripts/run_density.py --model pocket $(DENSITY_ARGS)
 
 # Lint and format check, then every test. The chapters are executed once, by the book build this target
 # depends on (cached: an unchanged chapter is not re-executed); the tests read that execution (errors,

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import time
 from pathlib import Path
 
@@ -34,11 +33,16 @@ from langedit_mini.data.schedules import distinct_subjects, split_facts
 from langedit_mini.editing import EditingSession
 from langedit_mini.editing.defaults import default_config, load_pocket_editing
 from langedit_mini.evaluation.edit_metrics import evaluate_requests, locality_reference
-from langedit_mini.evaluation.scoring import score
 from langedit_mini.model.architecture import detect_architecture, num_layers
 from langedit_mini.model.keys import compute_keys
 from langedit_mini.model.tracing import causal_trace, trace_summary
-from langedit_mini.study.calibration import covariance_coverage, key_distinctness, mechanism_gate, write_gate
+from langedit_mini.study.calibration import (
+    covariance_coverage,
+    key_distinctness,
+    known_facts,
+    mechanism_gate,
+    write_gate,
+)
 from langedit_mini.study.density import DENSITY_GRIDS
 from langedit_mini.study.provenance import finish_record, start_record
 
@@ -55,34 +59,6 @@ def write_batch(model, tokenizer, statistics, batch, model_name, methods=("MEMIT
         frame = evaluate_requests(session.model, tokenizer, batch, reference).assign(method=method)
         frames.append(frame.assign(unreached=record.unreached))
     return pd.concat(frames, ignore_index=True)
-
-
-def traced_facts(model, tokenizer, requests, per_language: int, seed: int) -> list[dict]:
-    """Facts the model answers right (greedy exact match on the true answer), ``per_language`` each."""
-    facts = []
-    for language in LANGUAGES:
-        pool = [r for r in requests if r.lang == language]
-        pool = random.Random(seed).sample(pool, min(len(pool), 6 * per_language))
-        scores = score(
-            model,
-            tokenizer,
-            [r.question for r in pool],
-            [r.true_answers[0] for r in pool],
-            [r.joiner for r in pool],
-            predictions=False,
-        )
-        known = [r for r, right in zip(pool, scores.exact_match) if right][:per_language]
-        facts += [
-            {
-                "prompt": r.question,
-                "subject": r.subject,
-                "answer": r.true_answers[0],
-                "joiner": r.joiner,
-                "lang": language,
-            }
-            for r in known
-        ]
-    return facts
 
 
 def main(argv=None) -> dict:
@@ -128,7 +104,7 @@ def main(argv=None) -> dict:
     timings["G1"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    facts = traced_facts(model, tokenizer, study, args.trace_facts, args.seed)
+    facts = known_facts(model, tokenizer, study, args.trace_facts, args.seed)
     layers = list(range(num_layers(model, detect_architecture(model))))
     trace = causal_trace(model, tokenizer, facts, layers=layers, band=list(band), samples=10, seed=args.seed)
     trace.to_csv(output / "trace.csv", index=False)

@@ -4,7 +4,7 @@ the chosen settings into the model's hyperparameter file.
     python scripts/tune.py --model pocket [--edits-per-language 28] [--batch-size 7] [--methods MEMIT ...]
                            [--output results/tuning/pocket] [--apply] [--configs N]
 
-Each configuration of ``study.tuning.GRIDS`` (8 per method) is one sequential study of the tuning
+Each configuration of ``study.tuning.GRIDS`` (12 per method, in two stages) is one sequential study of the tuning
 facts (``--tuning-facts``, the same split the study leaves out) at the study's operating point:
 parallel facts, the delta schedule, six languages. Each finished run is one row of
 ``<output>/runs.csv``; a rerun skips the rows already there. ``tuning.json`` records the grid, the

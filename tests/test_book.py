@@ -82,58 +82,39 @@ def _text(path: Path) -> str:
     return re.sub(r"\s+", " ", BeautifulSoup(path.read_text(encoding="utf-8"), "html.parser").get_text(" "))
 
 
-def test_reproduction_report_pastes_numbers_from_the_chapters():
+def test_the_reproduction_report_is_a_table_of_claims_with_numbers_from_this_build():
+    soup = BeautifulSoup((HTML / "book" / "report.html").read_text(encoding="utf-8"), "html.parser")
+    rows = soup.find("table").find_all("tr")
+    assert [cell.get_text(" ", strip=True) for cell in rows[0].find_all("th")] == [
+        "",
+        "claim",
+        "the paper",
+        "this book",
+        "regime",
+        "verdict",
+        "chapter",
+    ]
+    assert len(rows) >= 9, "a row per claim"
     text = _text(HTML / "book" / "report.html")
-    exact = re.search(r"earlier batch.s outputs was (\S+) for LangEdit.s exact form", text)  # smart quotes
-    assert exact, "the guarantee's glued number is missing from the report"
-    assert float(exact.group(1)) <= 1e-8
-    reliability = re.search(
-        r"LangEdit-exact (\d\.\d\d) ?, LangEdit-published (\d\.\d\d) ?, AlphaEdit (\d\.\d\d) ?, "
-        r"MEMIT (\d\.\d\d) ?, FT (\d\.\d\d)",
-        text,
-    )
-    assert reliability, "the main table's glued averages are missing from the report"
-    assert all(0 <= float(value) <= 1 for value in reliability.groups())
-    assert re.search(r"this build ran it in (smoke|full) mode", text)
-    status = re.search(r"of it, this build found (not run|\d+ of \d+ runs, \d+ of \d+ seeds)", text)
-    assert status, "the full-scale study's status is missing from the report"
-    committed = (ROOT / "results" / "main" / "provenance.json").exists()
-    assert (status.group(1) != "not run") == committed, (status.group(1), committed)
-    value = r"(\d\.\d\d(?: ± \d\.\d\d)?|not run) ?"
-    full = re.search(
-        rf"At full scale \(600 edits, [^)]*\): LangEdit-exact {value}, LangEdit-published {value}, "
-        rf"AlphaEdit {value}, MEMIT {value}, FT {value}\.",
-        text,
-    )
-    assert full, "the full-scale reliabilities are missing from the report"
-    assert any(v != "not run" for v in full.groups()) == committed, full.groups()
-    spread = re.search(
-        r"reliability after the last batch was (not run|from (\d\.\d\d) \(([\w-]+)\) to (\d\.\d\d) "
-        r"\(([\w-]+)\))",
-        text,
-    )
-    assert spread, "the closed-form methods' full-scale range is missing from the report"
-    assert (spread.group(1) != "not run") == committed, spread.group(1)
-    if committed:  # the range's ends are the closed-form methods' means pasted in the sentence above
-        means = dict(zip(["LangEdit-exact", "LangEdit-published", "AlphaEdit", "MEMIT"], full.groups()))
-        low, low_method, high, high_method = spread.group(2, 3, 4, 5)
-        assert means[low_method].startswith(low) and means[high_method].startswith(high), (spread.group(1), means)
-        assert all(low <= v[:4] <= high for v in means.values() if v != "not run"), (spread.group(1), means)
+    status = re.search(r"The testbed is (calibrated \(G1, G2, G3 pass\)|not calibrated \(([G0-9, ]+) fail\))", text)
+    assert status, "the testbed's calibration is missing from the report"
     judged = re.findall(
-        r"At full scale(?: on the pocket world \(the runs listed in the sequential chapter.s last "
-        r"section\))?: (reproduced|not reproduced|not separated|not judged) ?, seed by seed: ([^.]+)\.",
+        r"(?:TF|EM|pocket probes): (reproduced|not reproduced|not separated|cannot be tested on a CPU testbed|"
+        r"not judged \([^)]*\))",
         text,
     )
-    assert len(judged) == 2, "the full-scale verdicts of claims 2 and 3 are missing from the report"
-    for verdict, standing in judged:
-        assert (verdict != "not judged") == committed, (verdict, committed)
-        if committed:  # each LangEdit form's standing against the baselines, and the seeds compared
-            assert re.search(
-                r"LangEdit-exact scored .*; LangEdit-published scored .*\((one seed|in each of seeds|seeds? \d)",
-                standing,
-            ), standing
-    for verdict in ("reproduced", "not reproduced at the book.s scale", "cannot be tested here"):
-        assert re.search(verdict, text), verdict
+    assert len(judged) >= 6, judged
+    if status.group(1).startswith("not calibrated"):  # no verdict on the study's claims from a failing testbed
+        assert all(v == "cannot be tested on a CPU testbed" or v.startswith("not judged") for v in judged), judged
+    value = r"(\d\.\d\d(?: ± \d\.\d\d)?|not run)"
+    cells = re.findall(rf"LangEdit-exact {value} / {value}", text)
+    assert len(cells) >= 3, "the per-method numbers at the paper's density are missing"
+    assert all(v == "not run" or 0 <= float(v[:4]) <= 1 for pair in cells for v in pair)
+    exact = re.search(r"largest change to an earlier batch.s outputs: exact (\S+)", text)
+    assert exact and float(exact.group(1)) <= 1e-8, "the guarantee's glued number is missing from the report"
+    assert re.search(r"in (smoke|full) mode", text)
+    density = _text(HTML / "notebooks" / "09_density.html")
+    assert "quoted, not measured here" in density and "cannot be tested on a CPU testbed" in density
 
 
 def test_general_ability_chapter_reports_each_methods_loss():
@@ -163,21 +144,9 @@ def test_api_reference_documents_the_package():
         assert name in text, f"{name} is not in the API reference"
 
 
-def test_report_pastes_the_forgetting_diagnosis_when_it_is_committed():
-    text = _text(HTML / "book" / "report.html")
-    v = r"(not measured|\S+)"
-    found = re.search(
-        rf"moved the first batch.s committed keys by {v} of the edits. own change, the prompts. other "
-        rf"keys by {v} and the answer positions. keys by {v} \(MEMIT: {v} and {v} ?\)",
-        text,
-    )
-    assert found, "the diagnosis's glued numbers are missing from the report"
-    committed = (ROOT / "results" / "diagnostics" / "forgetting.json").exists()
-    values = [value.strip(" .,") for value in found.groups()]
-    if not committed:
-        assert set(values) == {"not measured"}, values
+def test_the_ablations_chapter_shows_the_forgetting_diagnosis_when_it_is_committed():
+    text = _text(HTML / "notebooks" / "06_ablations.html")
+    if not (ROOT / "results" / "diagnostics" / "forgetting.json").exists():
+        assert "not measured" in text
         return
-    assert float(values[0]) < 1e-6, "the exact form moved its committed keys"
-    assert all(float(value) >= 0 for value in values[1:])
-    ablations = _text(HTML / "notebooks" / "06_ablations.html")
-    assert "made by scripts/diagnose_forgetting.py at commit" in ablations
+    assert "made by scripts/diagnose_forgetting.py at commit" in text

@@ -93,3 +93,17 @@ def test_bad_input_gives_a_message_and_exit_status_2(data, tmp_path):
     )
     assert result.returncode == 2 and "does not occur in the prompt" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_records_that_cannot_be_requests_are_skipped_counted_and_listed_when_asked(data, tmp_path, capsys):
+    records = [{"prompts": r.question, "subject": r.subject, "target_new": r.target} for r in REQUESTS[:2]]
+    records.insert(1, {"prompts": "The capital of France is", "subject": "Spain", "target_new": "Lyon"})
+    path = tmp_path / "mixed.json"
+    path.write_text(json.dumps(records))
+    out = tmp_path / "skipping"
+    arguments = ["edit", "--model", "pocket", "--data", str(path), "--method", "FT", "--out", str(out)]
+    assert main(arguments) == 2  # without the flag: an error naming the record
+    assert main(arguments + ["--skip-invalid"]) == 0
+    assert "skipped 1 of 3 records" in capsys.readouterr().out
+    assert [entry["record"] for entry in json.loads((out / "skipped.json").read_text())] == [1]
+    assert len(pd.read_csv(out / "requests.csv")) == 2

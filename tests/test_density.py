@@ -90,5 +90,102 @@ def test_the_choice_is_the_best_objective_of_a_complete_grid():
     assert math.isclose(runs.objective[3], 0.99)
     chosen = choose(runs)
     assert chosen == {"MEMIT": {"config": GRIDS["MEMIT"][3], "objective": pytest.approx(0.99), "runs": GRID_SIZE}}
-    with pytest.raises(ValueError, match="MEMIT: 1 of its 8 configurations not run"):
+    with pytest.raises(ValueError, match=f"MEMIT: 1 of its {GRID_SIZE} configurations not run"):
         choose(runs.iloc[:-1])
+
+
+@pytest.fixture(scope="module")
+def toy_density(pocket, tmp_path_factory):
+    """Two points of a toy density study on disk (2 languages, 1 and 2 edits per language, batches of 1, two
+    methods, seeds 0 and 1), written by the study command's own run_part."""
+    from langedit_mini.data.datasets import load_pocket
+    from langedit_mini.data.schedules import split_facts
+    from langedit_mini.pocket import load_probes
+    from langedit_mini.study.results import run_part
+
+    root = tmp_path_factory.mktemp("density")
+    requests, _ = load_pocket(languages=["en", "de"])
+    study, _ = split_facts(requests, 200)
+    for edits in (1, 2):
+        shared = {
+            "edits_per_language": edits,
+            "batch_size": 1,
+            "languages": ["en", "de"],
+            "probe_every": 2 * edits,
+            "probe_limit": 5,
+            "model": "pocket",
+            "facts": "parallel",
+            "evaluate_every": 2,
+            "tuning_facts": 200,
+            "schedule": "delta",
+        }
+        for seed in (0, 1):
+            for method in ("MEMIT", "LangEdit-exact"):
+                run_part(root / f"e{edits:03d}", seed, method, shared, pocket, study, load_probes())
+    return root
+
+
+def test_the_readers_summarise_a_density_study_on_disk(toy_density):
+    from langedit_mini.study.density import (
+        final_by_run,
+        general_ability_by_run,
+        null_space_left,
+        paired_verdict,
+        read_density,
+        runs_on_disk,
+        with_intervals,
+        write_forget_by_run,
+    )
+    from langedit_mini.study.provenance import package_hash
+
+    points = read_density(toy_density)
+    assert list(points) == ["e001", "e002"]
+    assert points["e002"]["density"] == pytest.approx(4 / 1024) and points["e002"]["edits"] == 4
+    finals = final_by_run(points)
+    reliability = finals[finals.metric == "reliability"]
+    assert len(reliability) == 2 * 2 * 2 and reliability.teacher_forced.between(0, 1).all()
+    summary = with_intervals(reliability, ["point", "method"], "teacher_forced")
+    assert (summary.seeds == 2).all() and summary["half"].notna().all()
+    decomposition = write_forget_by_run(points)
+    assert len(decomposition) == 8 and {"written", "final", "forgotten", "never_written"} <= set(decomposition)
+    assert (decomposition.kept + decomposition.forgotten + decomposition.never_written).round(9).eq(1).all()
+    ability = general_ability_by_run(points)
+    assert len(ability) == 8 and ability["relative ability"].between(0, 2).all()
+    left = null_space_left(points)
+    assert set(left.method) == {"LangEdit-exact"}  # MEMIT has no null space
+    by_point = left.groupby("point")["null space left"].mean()
+    assert by_point["e002"] < by_point["e001"]  # every committed key took a dimension
+    on_disk = runs_on_disk(points, package_hash())
+    assert len(on_disk) == 4 and (on_disk.stale == 0).all() and set(on_disk.seeds) == {"0, 1"}
+    verdict = paired_verdict(
+        finals[finals.point == "e002"], "reliability", methods=["LangEdit-exact"], baselines=["MEMIT"]
+    )
+    assert verdict["verdict"] in {"reproduced", "not reproduced", "not separated"} and verdict["seeds"] == 2
+    untestable = paired_verdict(
+        finals[finals.point == "e002"], "reliability", methods=["LangEdit-exact"], baselines=["MEMIT"], calibrated=False
+    )
+    assert untestable["verdict"] == "cannot be tested on a CPU testbed" and untestable["pairs"] == verdict["pairs"]
+    missing = paired_verdict(finals[finals.point == "e002"], "reliability")
+    assert missing["verdict"].startswith("not judged (no run of LangEdit-published")
+
+
+def test_the_gate_table_reads_a_calibration_record_and_the_sequential_gate():
+    from langedit_mini.study.claims import Claim
+    from langedit_mini.study.density import gate_table
+
+    record = {
+        "gates": {
+            "G1": {"claims": [Claim("MEMIT writes a batch of 7: reliability (TF)", 0.97, 0.95, True).as_dict()]},
+            "G3": {"claims": [Claim("peak inside the band", 0.0, 1.0, True).as_dict()]},
+        }
+    }
+    rows = []
+    for seed, (alpha, memit) in enumerate([(0.9, 0.7), (0.92, 0.71), (0.91, 0.69)]):
+        for method, value in (("AlphaEdit", alpha), ("MEMIT", memit)):
+            for metric in ("reliability", "locality"):
+                rows.append({"method": method, "seed": seed, "metric": metric, "teacher_forced": value})
+    table = gate_table(record, pd.DataFrame(rows), PAPER_DENSITY)
+    assert list(table.gate) == ["G1", "G3", "G2", "G2"]
+    assert table.holds.tolist() == [True, False, True, True]
+    no_runs = gate_table(record, None, PAPER_DENSITY)
+    assert no_runs.iloc[-1].gate == "G2" and not no_runs.iloc[-1].holds  # not run: not passed

@@ -131,6 +131,29 @@ def test_capacity_running_out_mid_sequence_keeps_the_earlier_batches(pocket):
     assert len(session.records) == 1 and min(session.capacity_left.values()) <= 2
 
 
+def test_a_study_run_goes_on_past_a_refused_batch_and_says_so(pocket):
+    from langedit_mini.data.schedules import Schedule
+    from langedit_mini.study.sequential import run_schedule
+
+    model, tokenizer, statistics = pocket
+    config = default_config("LangEdit-exact", leftover_fraction=2e-4)
+    free = min(EditingSession(model, tokenizer, config, statistics).capacity_left.values())
+    batches = [pick("de", free - 2, seed=31), pick("fr", 5, seed=32), pick("es", 1, seed=33)]
+    schedule = Schedule("test", ("de", "fr", "es"), batches, seed=0)
+    with pytest.raises(CapacityError):  # the default: a refused batch stops the run
+        run_schedule(EditingSession(model, tokenizer, config, statistics), schedule)
+    session, refused = EditingSession(model, tokenizer, config, statistics), []
+    results = run_schedule(
+        session, schedule, refused="continue", progress=lambda index, record, seconds: refused.append(record is None)
+    )
+    assert refused == [False, True, False] and len(session.records) == 2  # the last batch still fits
+    final = results[(results.after_batch == 2) & (results.metric == "reliability")]
+    assert set(final.batch) == {0, 1, 2}  # the refused edits are scored with the rest, as edits not made
+    assert final[final.batch == 1].teacher_forced.mean() < final[final.batch != 1].teacher_forced.mean()
+    with pytest.raises(ValueError, match="refused must be"):
+        run_schedule(session, schedule, refused="skip")
+
+
 @pytest.mark.parametrize(
     "make, message",
     [

@@ -73,3 +73,16 @@ def test_mzsre_and_bmike_records_as_they_come():
         record = json.loads(bmike.read_text())[0]["de"]
         [request] = as_requests({**record, "lang": "de"})
         assert request.lang == "de" and request.portability_answer == record.get("port_ans")
+
+
+def test_records_that_cannot_be_requests_are_skipped_and_counted_only_when_asked():
+    good = {"prompt": "The capital of {} is", "subject": "Chile", "target": "Lima"}
+    bad = {"subject": "Ruf den Arzt", "src": "Welcher Künstler hat Call the Doctor geschaffen?", "alt": "Soap&Skin"}
+    with pytest.raises(DatasetError, match="request 1: subject 'Ruf den Arzt' does not occur in the prompt"):
+        as_requests([good, bad, good], lang="de")
+    skipped = []
+    requests = as_requests([good, bad, good], lang="de", skipped=skipped)
+    assert len(requests) == 2 and [index for index, _ in skipped] == [1]
+    assert "request 1: subject 'Ruf den Arzt' does not occur" in skipped[0][1]
+    with pytest.raises(DatasetError, match="no usable edit request: all 1 were skipped"):
+        as_requests([bad], lang="de", skipped=[])

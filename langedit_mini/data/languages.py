@@ -2,6 +2,11 @@
 
 The reference LangEdit code had six copy-pasted per-language branches; here each per-language
 datum is one entry of a dictionary keyed by language code.
+
+To add a language: add its code to ``LANGUAGES`` and one entry to each table below
+(``ANSWER_JOINER``, ``CONTEXT_PREFIXES``, ``KL_PROMPTS``, ``PREFIX_SEPARATOR``; and ``UPSTREAM_CODES``
+when a dataset spells the code differently). ``tests/test_languages.py`` checks that every table
+covers every language. The pocket model knows only the six; a hub model may know more.
 """
 
 from __future__ import annotations

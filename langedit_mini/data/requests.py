@@ -142,10 +142,26 @@ def _zsre_record(item: dict, lang: str, where: str, index: int) -> EditRequest:
     )
 
 
-def as_requests(items, *, lang: str = "en") -> list[EditRequest]:
+def as_requests(items, *, lang: str = "en", skipped: list | None = None) -> list[EditRequest]:
     """``EditRequest`` objects from any of the accepted forms (module docstring); ``lang`` for items that
-    do not name their language."""
+    do not name their language.
+
+    A record that cannot be an edit request (e.g. an MzsRE record whose translated question does not
+    contain its subject) is an error, unless ``skipped`` is a list: then it is left out and
+    ``(index, reason)`` is appended to ``skipped``, so the caller can count and report it."""
     check_language(lang)
+    if skipped is not None:
+        if isinstance(items, (EditRequest, dict)):
+            items = [items]
+        kept = []
+        for index, item in enumerate(items):
+            try:
+                kept += as_requests([item], lang=lang)
+            except DatasetError as error:
+                skipped.append((index, str(error).replace("request 0", f"request {index}", 1)))
+        if not kept:
+            raise DatasetError(f"no usable edit request: all {len(skipped)} were skipped ({skipped[0][1]})")
+        return kept
     if isinstance(items, (EditRequest, dict)):
         items = [items]
     if isinstance(items, str) or not hasattr(items, "__iter__"):

@@ -11,7 +11,9 @@ lines) of requests in any form ``data.requests.as_requests`` reads: EasyEdit's f
 records, ``{"prompt", "subject", "target"}``. Statistics: ``--statistics FILE`` (a ``save_statistics``
 file, e.g. one someone shared), else computed from ``--corpus`` (a text file, one text per line, or a
 JSON list of strings; the pocket models default to their own corpus) and written to
-``<out>/statistics.safetensors`` to share. Settings: ``--set name=value`` (e.g. ``--set alpha=100
+``<out>/statistics.safetensors`` to share. ``--skip-invalid`` leaves out, counts and lists in
+``<out>/skipped.json`` the records that cannot be edit requests (MzsRE has translated questions without
+their subject); without it such a record is an error naming it. Settings: ``--set name=value`` (e.g. ``--set alpha=100
 --set values.steps=40``) over the model's hyperparameter file, or ``--hparams FILE``.
 
 Writes into ``--out``: ``requests.csv`` (per request: prompt, target, before, after, target reached,
@@ -102,7 +104,10 @@ def _prepare(arguments):
     from langedit_mini.pocket import covariance_texts
 
     model, tokenizer = _load_model(arguments.model, arguments.device, arguments.dtype)
-    requests = as_requests(_read_data(Path(arguments.data)), lang=arguments.lang)
+    records, skipped = _read_data(Path(arguments.data)), [] if arguments.skip_invalid else None
+    requests = as_requests(records, lang=arguments.lang, skipped=skipped)
+    if skipped:
+        print(f"skipped {len(skipped)} of {len(records)} records that cannot be edit requests, e.g. {skipped[0][1]}")
     settings = _settings(arguments.set or [])
     values = settings.pop("values", {})
     if arguments.layers:
@@ -138,6 +143,8 @@ def _prepare(arguments):
             save_statistics(statistics, out / "statistics.safetensors", model=model, corpus=corpus, texts=len(texts))
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(asdict(config), indent=1, default=str) + "\n")
+    if skipped:
+        (out / "skipped.json").write_text(json.dumps([{"record": i, "reason": r} for i, r in skipped], indent=1) + "\n")
     return model, tokenizer, requests, config, statistics, out
 
 
@@ -215,6 +222,9 @@ def parser() -> argparse.ArgumentParser:
         sub.add_argument("--method", default="LangEdit-exact")
         sub.add_argument("--out", required=True, help="output directory")
         sub.add_argument("--lang", default="en", help="language of requests that do not name one")
+        sub.add_argument(
+            "--skip-invalid", action="store_true", help="leave out (and count) records that cannot be requests"
+        )
         sub.add_argument("--layers", type=int, nargs="+", help="edited layers (default: the model's file)")
         sub.add_argument("--defaults", help="which hyperparameter file (a model name of list_hparams)")
         sub.add_argument("--hparams", help="a hyperparameter JSON file of your own")

@@ -86,12 +86,14 @@ def write_gate(scores: pd.DataFrame, batch_size: int, methods=GATE_METHODS) -> G
     return Gate("G1 write", f"is one batch of {batch_size} written without breaking unrelated facts?", claims)
 
 
-def paired_difference(finals: pd.DataFrame, metric: str, first: str, second: str) -> tuple[float, float, int]:
+def paired_difference(
+    finals: pd.DataFrame, metric: str, first: str, second: str, value: str = "teacher_forced"
+) -> tuple[float, float, int]:
     """Mean and 95% half-width over seeds of ``first - second`` on ``metric`` (paired by seed).
 
-    ``finals``: rows ``method``, ``seed``, ``metric``, ``teacher_forced`` (e.g. ``final_scores``); the
-    values are averaged per (method, seed, metric) first."""
-    part = finals[finals.metric == metric].groupby(["method", "seed"]).teacher_forced.mean()
+    ``finals``: rows ``method``, ``seed``, ``metric``, ``value`` (``teacher_forced`` or ``exact_match``; e.g.
+    ``final_scores``); the values are averaged per (method, seed, metric) first."""
+    part = finals[finals.metric == metric].groupby(["method", "seed"])[value].mean()
     if first not in part.index.get_level_values(0) or second not in part.index.get_level_values(0):
         raise ValueError(f"paired_difference needs {first} and {second} for {metric}")
     a, b = part.xs(first), part.xs(second)
@@ -146,6 +148,40 @@ def mechanism_gate(summary: pd.DataFrame, band) -> Gate:
     return Gate(
         "G3 mechanism", "does the recall pass through the subject's last token's MLP states in the band?", claims
     )
+
+
+def known_facts(model, tokenizer, requests, per_language: int, seed: int = 0, languages=None) -> list[dict]:
+    """Facts the model answers right (greedy exact match on the true answer), ``per_language`` per language,
+    drawn with ``seed``: the dicts ``model.tracing.causal_trace`` takes (prompt, subject, answer, joiner, lang)."""
+    import random
+
+    from langedit_mini.data.languages import LANGUAGES
+    from langedit_mini.evaluation.scoring import score
+
+    facts = []
+    for language in languages or LANGUAGES:
+        pool = [r for r in requests if r.lang == language]
+        pool = random.Random(seed).sample(pool, min(len(pool), 6 * per_language))
+        scores = score(
+            model,
+            tokenizer,
+            [r.question for r in pool],
+            [r.true_answers[0] for r in pool],
+            [r.joiner for r in pool],
+            predictions=False,
+        )
+        known = [r for r, right in zip(pool, scores.exact_match) if right][:per_language]
+        facts += [
+            {
+                "prompt": r.question,
+                "subject": r.subject,
+                "answer": r.true_answers[0],
+                "joiner": r.joiner,
+                "lang": language,
+            }
+            for r in known
+        ]
+    return facts
 
 
 def key_distinctness(model, tokenizer, requests, layers, *, architecture=None) -> pd.DataFrame:

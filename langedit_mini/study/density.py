@@ -17,6 +17,7 @@ and the readers below summarise what is on disk.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -271,3 +272,168 @@ def null_space_left(points: dict[str, dict]) -> pd.DataFrame:
                 }
             )
     return pd.DataFrame(rows)
+
+
+# --- gates and verdicts at the paper's density ---------------------------------------------------------
+
+#: the verdict for a claim when the testbed fails a calibration gate
+UNTESTABLE = "cannot be tested on a CPU testbed"
+
+
+def paired_verdict(
+    finals: pd.DataFrame,
+    metric: str,
+    methods=("LangEdit-exact", "LangEdit-published"),
+    baselines=("MEMIT", "AlphaEdit"),
+    value: str = "teacher_forced",
+    *,
+    calibrated: bool = True,
+) -> dict:
+    """Does every one of ``methods`` score above every one of ``baselines`` on ``metric``?
+
+    ``finals``: final scores of one point (``final_by_run`` rows of one point). For each pair, the mean and
+    95% half-width over seeds of the difference, paired by seed (``calibration.paired_difference``).
+    Verdict: "reproduced" when every pair's interval lies above 0, "not reproduced" when some pair's lies
+    below 0, "not separated" otherwise; ``UNTESTABLE`` when the testbed is not ``calibrated`` (the pairs
+    are still measured and returned). With one seed there is no interval: the verdict is "not judged"."""
+    from langedit_mini.study.calibration import paired_difference
+
+    present = set(finals.method)
+    missing = [m for m in (*methods, *baselines) if m not in present]
+    if missing:
+        return {"verdict": f"not judged (no run of {', '.join(missing)})", "pairs": {}, "standing": "", "seeds": 0}
+    pairs, seeds = {}, set()
+    for method in methods:
+        for baseline in baselines:
+            mean, half, count = paired_difference(finals, metric, method, baseline, value)
+            pairs[method, baseline] = (mean, half)
+            seeds.add(count)
+    lows = [mean - half for mean, half in pairs.values()]
+    highs = [mean + half for mean, half in pairs.values()]
+    if min(seeds) < 2:
+        verdict = "not judged (one seed: no interval)"
+    elif not calibrated:
+        verdict = UNTESTABLE
+    elif all(low > 0 for low in lows):
+        verdict = "reproduced"
+    elif any(high < 0 for high in highs):
+        verdict = "not reproduced"
+    else:
+        verdict = "not separated"
+    standing = "; ".join(
+        f"{method} - {baseline}: {mean:+.3f} ± {half:.3f}" for (method, baseline), (mean, half) in pairs.items()
+    )
+    return {"verdict": verdict, "pairs": pairs, "standing": standing, "seeds": min(seeds)}
+
+
+def gate_table(calibration: dict, finals_at_paper: pd.DataFrame | None, paper_density: float) -> pd.DataFrame:
+    """Every gate's claims, measured value, bound and whether it holds: G1 and G3 from a calibration record
+    (``scripts/calibrate.py``'s ``calibration.json``), G2 from the final scores at the paper's density
+    (``None``: not run yet, listed as not passed)."""
+    from langedit_mini.study.calibration import sequential_gate
+
+    rows = []
+    for name in ("G1", "G3"):
+        for claim in calibration["gates"][name]["claims"]:
+            rows.append(
+                {
+                    "gate": name,
+                    "claim": claim["claim"],
+                    "value": claim["value"],
+                    "bound": f"{'>=' if claim['at_least'] else '<='} {claim['bound']:g}",
+                    "holds": bool(claim["holds"]),
+                }
+            )
+    if finals_at_paper is None or finals_at_paper.empty or finals_at_paper.seed.nunique() < 2:
+        rows.append(
+            {
+                "gate": "G2",
+                "claim": "AlphaEdit above MEMIT at the paper's density (needs >= 2 seeds)",
+                "value": float("nan"),
+                "bound": "> 0",
+                "holds": False,
+            }
+        )
+    else:
+        for claim in sequential_gate(finals_at_paper, paper_density).claims:
+            rows.append(
+                {
+                    "gate": "G2",
+                    "claim": claim.claim,
+                    "value": claim.value,
+                    "bound": f"{claim.relation} {claim.bound:g}",
+                    "holds": claim.holds,
+                }
+            )
+    table = pd.DataFrame(rows)
+    return table[["gate", "claim", "value", "bound", "holds"]]
+
+
+# --- tables for the chapter ------------------------------------------------------------------------------
+
+
+def operating_points(model: str = "pocket") -> pd.DataFrame:
+    """The published runs' operating points, the book's earlier full-scale study and this grid's points:
+    edits, d_k, batch, edits per key dimension and batch per key dimension."""
+    grid = DENSITY_GRIDS[model]
+    rows = [
+        ("LangEdit, main run (Llama-3-8B-Instruct, MzsRE 6 x 400)", 2400, REFERENCE_D_K, REFERENCE_BATCH),
+        ("AlphaEdit, sequential runs (Llama-3-8B)", 2000, REFERENCE_D_K, REFERENCE_BATCH),
+        ("this book before: full-scale study (pocket, 6 x 100)", 600, grid["d_k"], 100),
+    ]
+    rows += [
+        (f"this grid: {point_name(e)} ({model}, 6 x {e})", e * len(LANGUAGES), grid["d_k"], grid["batch_size"])
+        for e in grid["edits_per_language"]
+    ]
+    table = pd.DataFrame(rows, columns=["run", "edits", "d_k", "batch"])
+    table["edits / d_k"] = table.edits / table.d_k
+    table["batch / d_k"] = table.batch / table.d_k
+    return table.set_index("run")
+
+
+def runs_on_disk(points: dict[str, dict], current_hash: str | None = None) -> pd.DataFrame:
+    """Per point and method: the seeds finished, the mean wall time per run (minutes), and how many runs were
+    made by other code than ``current_hash`` (stale)."""
+    rows = []
+    for name, point in points.items():
+        for method, part in point["runs"].groupby("method"):
+            rows.append(
+                {
+                    "point": name,
+                    "density": round(point["density"], 3),
+                    "schedule": point["schedule"],
+                    "method": method,
+                    "seeds": ", ".join(str(s) for s in sorted(part.seed)),
+                    "minutes per run": round(part.wall_s.mean() / 60, 1),
+                    "stale": int((part.package_hash != current_hash).sum()) if current_hash else 0,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def mean_cell(part: pd.DataFrame, value: str) -> str:
+    """ "0.931 ± 0.010" over the seeds of ``part`` (one row per seed); the mean alone for one seed."""
+    from langedit_mini.study.experiment import interval
+
+    if part.empty:
+        return "not run"
+    mean, half = interval(part[value])
+    return f"{mean:.3f}" + ("" if math.isnan(half) else f" ± {half:.3f}")
+
+
+def paper_point_table(finals: pd.DataFrame, metrics=("reliability", "generality", "locality", "portability")):
+    """Rows: methods (in ``METHODS`` order); columns: "<metric> TF" and "<metric> EM", cells mean ± 95%
+    half-width over seeds; and the seed count. ``finals``: ``final_by_run`` rows of one point."""
+    from langedit_mini.editing.registry import METHODS
+
+    rows = {}
+    for method in [m for m in METHODS if m in set(finals.method)]:
+        part = finals[finals.method == method]
+        row = {}
+        for metric in metrics:
+            scores = part[part.metric == metric]
+            row[f"{metric} TF"] = mean_cell(scores, "teacher_forced")
+            row[f"{metric} EM"] = mean_cell(scores, "exact_match")
+        row["seeds"] = part.seed.nunique()
+        rows[method] = row
+    return pd.DataFrame(rows).T

@@ -34,7 +34,7 @@ class StudyResult:
     evaluations: pd.DataFrame  # method, seed, after_batch, batch, fact_id, lang, metric, teacher_forced, exact_match
     probes: pd.DataFrame  # method, seed, after_batch (-1 = unedited), lang, probe, metric, value, n
     transfer: pd.DataFrame  # method, seed, edited in, scored in, fact_id, teacher_forced, exact_match
-    batches: pd.DataFrame  # method, seed, batch, lang, seconds, capacity_left, unreached (target values)
+    batches: pd.DataFrame  # method, seed, batch, lang, seconds, capacity_left, unreached (target values), refused
     schedules: dict = field(default_factory=dict)  # seed -> Schedule
 
 
@@ -122,7 +122,8 @@ def run_study(
             start = time.perf_counter()
 
             def progress(index, record, seconds, method=method, seed=seed, session=session, plan=plan):
-                capacity = [v for v in record.capacity_left.values() if v is not None]
+                left = record.capacity_left if record is not None else session.capacity_left
+                capacity = [v for v in left.values() if v is not None]
                 batches.append(
                     {
                         "method": method,
@@ -131,7 +132,8 @@ def run_study(
                         "lang": plan.batch_languages[index],
                         "seconds": seconds,
                         "capacity_left": min(capacity) if capacity else None,
-                        "unreached": record.unreached,
+                        "unreached": record.unreached if record is not None else None,
+                        "refused": record is None,  # not written: no null space left for its keys
                     }
                 )
                 if probes is not None and (index % probe_every == probe_every - 1 or index == len(plan.batches) - 1):
@@ -146,6 +148,7 @@ def run_study(
                     progress=progress,
                     evaluate_every=evaluate_every,
                     written=evaluate_every > 1,
+                    refused="continue",  # counted in `batches`; the refused edits are scored as not made
                 )
             evaluations.append(frame.assign(method=method, seed=seed))
             transfer.append(

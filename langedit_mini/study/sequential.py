@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from langedit_mini.core.validation import CapacityError
 from langedit_mini.data.schedules import Schedule
 from langedit_mini.editing.session import BatchRecord, EditingSession
 from langedit_mini.evaluation.edit_metrics import evaluate_requests, locality_reference
@@ -88,14 +89,23 @@ def run_schedule(
     progress=None,
     stop_after: int | None = None,
     written: bool = False,
+    refused: str = "raise",
 ) -> pd.DataFrame:
     """Edit ``schedule`` batch by batch; the evaluations of every edit so far after each evaluated batch.
 
     ``reference``: the unedited model's locality answers, ``{(fact_id, lang): answer}`` (computed
     from ``session``'s model before the first batch when not given). ``stop_after``: edit at most
     this many batches in this call (to split a long run; with ``record_dir`` the next call goes on).
-    ``progress``: called with (batch index, record, seconds) after every batch.
+    ``progress``: called with (batch index, record, seconds) after every batch; ``record`` is None
+    for a refused batch. ``refused``: what a batch the method refuses for lack of null space
+    (``CapacityError``, raised before anything is written) does to the run: "raise" (stop there) or
+    "continue" (nothing of it is written, its edits are still scored with the rest, as edits that were
+    asked for and not made, and the schedule goes on: a study of how many edits fit needs the runs
+    that reach the limit to finish; with ``record_dir``, a resumed run redoes the batches from the
+    first refused one, which is refused again).
     """
+    if refused not in ("raise", "continue"):
+        raise ValueError(f"refused must be 'raise' or 'continue', got {refused!r}")
     if not isinstance(evaluate_every, int) or evaluate_every < 1:
         raise ValueError(f"evaluate_every must be a positive integer, got {evaluate_every!r}")
     requests = schedule.requests
@@ -114,8 +124,13 @@ def run_schedule(
     end = len(schedule.batches) if stop_after is None else min(len(schedule.batches), done + stop_after)
     for index in range(done, end):
         start = time.perf_counter()
-        record = session.apply(schedule.batches[index])
-        if directory is not None:
+        try:
+            record = session.apply(schedule.batches[index])
+        except CapacityError:
+            if refused == "raise":
+                raise
+            record = None  # refused whole, before anything was written
+        if directory is not None and record is not None:
             _write_atomic(directory / f"batch_{index:03d}.safetensors", record.save)
         full = index % evaluate_every == evaluate_every - 1 or index == last
         if full or written:

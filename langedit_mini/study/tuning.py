@@ -1,7 +1,8 @@
 """Tuning every method with the same budget, on facts the study never edits.
 
 A baseline tuned less than the method it is compared with makes any comparison meaningless. So every
-method gets the same number of configurations (``GRID_SIZE``) of its own main settings (``GRIDS``),
+method gets the same number of configurations (``GRID_SIZE``) of its own main settings (``GRIDS``: a
+first grid of 8, then 4 more by one rule for all, ``STAGE_2``),
 each run as one sequential study on the tuning split (``data.schedules.split_facts``: facts set aside
 by a hash of their ids, never edited by the study) at the study's operating point (its edits per
 language, batch size, schedule and languages), and the configuration with the best ``objective``
@@ -24,15 +25,15 @@ from langedit_mini.editing.registry import METHODS
 from langedit_mini.editing.session import UnreachedTargetWarning
 from langedit_mini.study.experiment import after_last_batch, run_study
 
-#: configurations per method: the same for every method (the tuning budget)
-GRID_SIZE = 8
+#: configurations per method: the same for every method (the tuning budget), in two stages
+GRID_SIZE = 12
 _NULL_SPACE = [
     {"leftover_fraction": leftover, "alpha": alpha}
     for leftover, alpha in itertools.product((0.02, 0.05, 0.1, 0.2), (30.0, 300.0))
 ]
-#: each method's configurations: its main settings (the cut and the regulariser of the null-space methods,
-#: MEMIT's weight on C0, FT's learning rate and norm bound); the target values are shared and fixed
-GRIDS = {
+#: stage 1, 8 configurations each: every method's main settings (the cut and the regulariser of the null-space
+#: methods, MEMIT's weight on C0, FT's learning rate and norm bound); the target values are shared and fixed
+STAGE_1 = {
     "FT": [
         {"learning_rate": lr, "norm_constraint": bound}
         for lr, bound in itertools.product((1e-3, 5e-3), (1e-2, 5e-2, 2e-1, 1.0))
@@ -42,6 +43,24 @@ GRIDS = {
     "LangEdit-published": _NULL_SPACE,
     "LangEdit-exact": _NULL_SPACE,
 }
+#: stage 2, 4 more each, by one rule for every method after stage 1: where a method's best configuration lay on
+#: an edge of its grid, one step beyond it (each null-space method's best was the corner leftover 0.2, alpha 300;
+#: FT's the corner lr 1e-3, bound 0.01); where it lay inside (MEMIT's, 100), a finer grid around it
+_NULL_SPACE_BEYOND = [
+    {"leftover_fraction": leftover, "alpha": alpha}
+    for leftover, alpha in ((0.1, 3000.0), (0.2, 3000.0), (0.4, 300.0), (0.4, 3000.0))
+]
+STAGE_2 = {
+    "FT": [
+        {"learning_rate": lr, "norm_constraint": bound}
+        for lr, bound in ((3e-4, 1e-2), (1e-3, 3e-3), (3e-4, 3e-3), (1e-3, 1e-3))
+    ],
+    "MEMIT": [{"mom2_weight": weight} for weight in (50.0, 70.0, 150.0, 200.0)],
+    "AlphaEdit": _NULL_SPACE_BEYOND,
+    "LangEdit-published": _NULL_SPACE_BEYOND,
+    "LangEdit-exact": _NULL_SPACE_BEYOND,
+}
+GRIDS = {method: STAGE_1[method] + STAGE_2[method] for method in STAGE_1}
 #: the metrics whose final mean (teacher-forced) the objective averages
 OBJECTIVE_METRICS = ("reliability", "generality", "locality")
 
