@@ -107,6 +107,8 @@ def test_guarantee_chapter_with_a_small_world_runs_out_of_capacity(tmp_path):
         ("06_ablations.ipynb", {"leftover_fractions": [1.5]}, r"leftover_fractions must be a list .* in \(0, 1\)"),
         ("06_ablations.ipynb", {"languages": ["en"]}, "parameter languages must be a list of at least 2 language"),
         ("10_performance.ipynb", {"results_dir": "/nonexistent"}, "parameter results_dir='/nonexistent'"),
+        ("09_density.ipynb", {"model_name": "llama"}, "parameter model_name must be one of"),
+        ("09_density.ipynb", {"guide_facts": 0}, "parameter guide_facts must be a positive integer"),
     ],
 )
 def test_bad_parameters_stop_the_notebook_with_a_message_naming_them(tmp_path, name, parameters, message):
@@ -217,3 +219,49 @@ def test_the_study_command_runs_in_parts_resumes_and_the_chapter_shows_them(tmp_
     other.write_text(json.dumps(info | {"parameters": info["parameters"] | {"edits_per_language": 3}}))
     with pytest.raises(ValueError, match="ran with edits_per_language=2 but part seed0-LangEdit-exact with 3"):
         merge_parts(output, [0], ["MEMIT", "LangEdit-exact"])
+
+
+@pytest.mark.chapter
+def test_the_density_chapter_reads_a_study_on_disk_and_says_what_is_missing(tmp_path):
+    """On a toy density study made by the study command (two points, two methods, two seeds) the chapter
+    shows the runs, judges nothing at the paper's density (not run) and says which points are missing."""
+    import subprocess
+    import sys
+
+    root = tmp_path / "density"
+    for edits in (7, 14):
+        subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "scripts" / "run_study.py"),
+                "--edits-per-language",
+                str(edits),
+                "--batch-size",
+                "7",
+                "--seeds",
+                "0",
+                "1",
+                "--languages",
+                "en",
+                "de",
+                "--methods",
+                "MEMIT",
+                "LangEdit-exact",
+                "--facts",
+                "parallel",
+                "--tuning-facts",
+                "200",
+                "--evaluate-every",
+                "2",
+                "--output",
+                str(root / f"e{edits:03d}"),
+            ],
+            check=True,
+            cwd=ROOT,
+            capture_output=True,
+        )
+    text = run_notebook("09_density.ipynb", tmp_path, density_results=str(root), guide_facts=1)
+    assert "points not run yet: e028, e028-mt, e049" in text
+    assert "e028: not run yet" in text
+    assert "not judged (not run)" in text or "not judged (no run of" in text
+    assert "claim failed" not in text and text.count("holds: ") == 1  # the paper's point has no runs to check
