@@ -220,6 +220,12 @@ def write_forget_by_run(points: dict[str, dict]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
+def _run_row(name: str, point: dict, method: str, seed: int, **values) -> dict:
+    """One row of a per-run table: the point, its density and schedule, the method and seed, and ``values``."""
+    identity = {"point": name, "density": point["density"], "schedule": point["schedule"]}
+    return identity | {"method": method, "seed": seed} | values
+
+
 def general_ability_by_run(points: dict[str, dict]) -> pd.DataFrame:
     """Per point, method and seed: the pocket general-ability probes after the last batch, as the mean over
     probes and languages of the score relative to the unedited model (accuracy-like probes: edited / unedited;
@@ -237,16 +243,7 @@ def general_ability_by_run(points: dict[str, dict]) -> pd.DataFrame:
             part = part.set_index(["lang", "probe", "metric"]).value
             base = unedited.reindex(part.index)
             ratio = (base / part).where(part.index.get_level_values("metric") == "perplexity", part / base)
-            rows.append(
-                {
-                    "point": name,
-                    "density": point["density"],
-                    "schedule": point["schedule"],
-                    "method": method,
-                    "seed": seed,
-                    "relative ability": float(ratio.mean()),
-                }
-            )
+            rows.append(_run_row(name, point, method, seed, **{"relative ability": float(ratio.mean())}))
     return pd.DataFrame(rows)
 
 
@@ -261,16 +258,7 @@ def null_space_left(points: dict[str, dict]) -> pd.DataFrame:
         with_capacity = batches.dropna(subset=["capacity_left"])
         for (method, seed), part in with_capacity.groupby(["method", "seed"]):
             last = part[part.batch == part.batch.max()]
-            rows.append(
-                {
-                    "point": name,
-                    "density": point["density"],
-                    "schedule": point["schedule"],
-                    "method": method,
-                    "seed": seed,
-                    "null space left": int(last.capacity_left.min()),
-                }
-            )
+            rows.append(_run_row(name, point, method, seed, **{"null space left": int(last.capacity_left.min())}))
     return pd.DataFrame(rows)
 
 
