@@ -189,3 +189,16 @@ def test_the_gate_table_reads_a_calibration_record_and_the_sequential_gate():
     assert table.holds.tolist() == [True, False, True, True]
     no_runs = gate_table(record, None, PAPER_DENSITY)
     assert no_runs.iloc[-1].gate == "G2" and not no_runs.iloc[-1].holds  # not run: not passed
+
+
+def test_capacity_read_off_the_grid_stops_at_the_first_point_below_a_threshold():
+    from langedit_mini.study.density import holds_up_to
+
+    rows = []
+    for density, memit, alpha in ((0.1, 0.95, 0.99), (0.2, 0.85, 0.97), (0.4, 0.92, 0.7), (0.8, 0.4, 0.45)):
+        for method, value in (("MEMIT", memit), ("AlphaEdit", alpha)):
+            rows.append({"method": method, "density": density, "metric": "reliability", "teacher_forced": value})
+    table = holds_up_to(pd.DataFrame(rows), thresholds=(0.9, 0.5))
+    assert table.loc["MEMIT", ">= 0.9 up to"] == 0.1  # not 0.4: it fell below 0.9 at 0.2 already
+    assert table.loc["AlphaEdit", ">= 0.9 up to"] == 0.2 and table.loc["AlphaEdit", ">= 0.5 up to"] == 0.4
+    assert list(table.index) == ["MEMIT", "AlphaEdit"]  # the registry's order

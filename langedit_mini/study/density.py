@@ -425,3 +425,22 @@ def paper_point_table(finals: pd.DataFrame, metrics=("reliability", "generality"
         row["seeds"] = part.seed.nunique()
         rows[method] = row
     return pd.DataFrame(rows).T
+
+
+def holds_up_to(finals: pd.DataFrame, thresholds=(0.9, 0.8, 0.5), metric: str = "reliability") -> pd.DataFrame:
+    """Per method: the largest density of the grid up to which the mean final ``metric`` (teacher-forced,
+    mean over seeds) stays at or above each threshold at every point (None when it is below already at the
+    lowest point): a capacity curve read off the grid."""
+    from langedit_mini.editing.registry import METHODS
+
+    means = finals[finals.metric == metric].groupby(["method", "density"]).teacher_forced.mean()
+    rows = {}
+    for method in [m for m in METHODS if m in means.index.get_level_values(0)]:
+        curve = means.xs(method).sort_index()
+        row = {}
+        for threshold in thresholds:
+            below = curve[curve < threshold]
+            kept = curve[curve.index < below.index.min()] if len(below) else curve
+            row[f">= {threshold:g} up to"] = round(float(kept.index.max()), 3) if len(kept) else None
+        rows[method] = row
+    return pd.DataFrame(rows).T
