@@ -11,6 +11,9 @@ parallel facts, the delta schedule, six languages. Each finished run is one row 
 choice per method and the provenance. ``--apply`` writes the choices into
 ``langedit_mini/editing/hparams/<model>.json`` (its ``methods`` section). ``--configs N`` runs only
 the first N configurations of each grid (a smoke test; no choice is made from part of a grid).
+``--recheck`` reruns, with today's code, the best row of each method among the rows made by each version of
+the code (``package_hash``) older than the one that made the last row, and writes ``recheck.csv``
+(objective then and now): a tuning whose rows span code versions is comparable only if those reruns agree.
 """
 
 from __future__ import annotations
@@ -50,6 +53,37 @@ def apply_choices(model: str, chosen: dict, output: Path) -> Path:
     return path
 
 
+def recheck(runs: pd.DataFrame, path: Path, tuning: list, point: dict, args) -> pd.DataFrame:
+    """Rerun the best row of each (method, code version older than the last row's) with today's code."""
+    current = package_hash()
+    earlier = runs[runs.method.isin(args.methods) & (runs.package_hash != runs.package_hash.iloc[-1])]
+    picked = earlier.loc[earlier.groupby(["method", "package_hash"]).objective.idxmax()]
+    torch.manual_seed(0)
+    setup = load_pocket_editing(model_name=args.model)
+    rows = []
+    for _, old in picked.iterrows():
+        config = {k[4:]: old[k] for k in old.index if k.startswith("set ") and pd.notna(old[k])}
+        row = tuning_run(*setup[:2], tuning, setup[2], old.method, config, point=point, seed=args.seed)
+        rows.append(
+            {
+                "method": old.method,
+                "config": old.config,
+                "made by": old.package_hash,
+                "objective then": old.objective,
+                "rerun by": current,
+                "objective now": row["objective"],
+                "difference": row["objective"] - old.objective,
+            }
+        )
+        print(
+            f"recheck {old.method} {old.config} (made by {old.package_hash}): {old.objective:.4f} then, "
+            f"{row['objective']:.4f} now",
+            flush=True,
+        )
+        pd.DataFrame(rows).to_csv(path, index=False)
+    return pd.DataFrame(rows)
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", choices=("pocket", "pocket-wide"), default="pocket")
@@ -63,6 +97,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--configs", type=int, default=None, help="only the first N configurations of each grid")
     parser.add_argument("--apply", action="store_true", help="write the choices into the hyperparameter file")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--recheck", action="store_true", help="rerun one row per method and earlier code version")
     args = parser.parse_args(argv)
     unknown = sorted(set(args.methods) - set(METHODS))
     if unknown:
@@ -104,6 +139,8 @@ def main(argv=None) -> dict:
             )
             runs = pd.concat([runs, pd.DataFrame([row])], ignore_index=True)
             runs.to_csv(runs_path, index=False)
+    if args.recheck:  # tuning.json and the choices stay as the tuning made them
+        return {"recheck": recheck(runs, output / "recheck.csv", tuning, point, args)}
     complete = [m for m in args.methods if args.configs is None]
     chosen = choose(runs[runs.method.isin(complete)]) if complete else {}
     info = {

@@ -195,10 +195,34 @@ def test_capacity_read_off_the_grid_stops_at_the_first_point_below_a_threshold()
     from langedit_mini.study.density import holds_up_to
 
     rows = []
-    for density, memit, alpha in ((0.1, 0.95, 0.99), (0.2, 0.85, 0.97), (0.4, 0.92, 0.7), (0.8, 0.4, 0.45)):
+    for at, memit, alpha in ((0.1, 0.95, 0.99), (0.2, 0.85, 0.97), (0.4, 0.92, 0.7), (0.8, 0.4, 0.45)):
         for method, value in (("MEMIT", memit), ("AlphaEdit", alpha)):
-            rows.append({"method": method, "density": density, "metric": "reliability", "teacher_forced": value})
+            rows.append({"method": method, "density": at, "metric": "reliability", "teacher_forced": value})
     table = holds_up_to(pd.DataFrame(rows), thresholds=(0.9, 0.5))
     assert table.loc["MEMIT", ">= 0.9 up to"] == 0.1  # not 0.4: it fell below 0.9 at 0.2 already
     assert table.loc["AlphaEdit", ">= 0.9 up to"] == 0.2 and table.loc["AlphaEdit", ">= 0.5 up to"] == 0.4
     assert list(table.index) == ["MEMIT", "AlphaEdit"]  # the registry's order
+
+
+@pytest.mark.slow
+def test_the_tuning_recheck_reruns_rows_of_older_code_and_agrees(tmp_path):
+    """``scripts/tune.py --recheck`` reruns the best row of each older code version; the pocket runs are
+    deterministic, so today's code, unchanged, reproduces the objective it recorded."""
+    from test_results import load_script
+
+    tune = load_script("tune")
+    small = ["--edits-per-language", "1", "--batch-size", "1", "--languages", "en", "de", "--tuning-facts", "20"]
+    tune.main([*small, "--methods", "MEMIT", "--configs", "1", "--output", str(tmp_path), "--threads", "1"])
+    runs = pd.read_csv(tmp_path / "runs.csv")
+    assert len(runs) == 1 and runs.method.tolist() == ["MEMIT"]
+    older = runs.assign(package_hash="older")
+    newest = runs.assign(package_hash="newest", config="mom2_weight=1", objective=0.0)
+    pd.concat([older, newest]).to_csv(tmp_path / "runs.csv", index=False)
+    info_before = (tmp_path / "tuning.json").read_text()
+    tune.main(
+        [*small, "--methods", "MEMIT", "--configs", "1", "--output", str(tmp_path), "--recheck", "--threads", "1"]
+    )
+    recheck = pd.read_csv(tmp_path / "recheck.csv")
+    assert recheck["made by"].tolist() == ["older"]  # the last row's version is the reference, not rerun
+    assert recheck["objective now"].iloc[0] == pytest.approx(runs.objective.iloc[0], abs=1e-9)
+    assert (tmp_path / "tuning.json").read_text() == info_before  # the tuning's record stays as it was
