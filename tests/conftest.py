@@ -29,3 +29,35 @@ def pocket(pocket_model):
         model, tokenizer, covariance_texts(), list(POCKET_EDIT_LAYERS), cache_dir=None, progress=False
     )  # the model already loaded above; load_pocket_editing(cache_dir=None) would load a second copy
     return model, tokenizer, statistics
+
+
+@pytest.fixture(scope="session")
+def toy_density(pocket, tmp_path_factory):
+    """Two points of a toy density study on disk (2 languages, 1 and 2 edits per language, batches of 1, two
+    methods, seeds 0 and 1), written by the study command's own run_part; read by the density readers' test and
+    the density chapter's."""
+    from langedit_mini.data.datasets import load_pocket
+    from langedit_mini.data.schedules import split_facts
+    from langedit_mini.pocket import load_probes
+    from langedit_mini.study.results import run_part
+
+    root = tmp_path_factory.mktemp("density")
+    requests, _ = load_pocket(languages=["en", "de"])
+    study, _ = split_facts(requests, 200)
+    for edits in (1, 2):
+        shared = {
+            "edits_per_language": edits,
+            "batch_size": 1,
+            "languages": ["en", "de"],
+            "probe_every": 2 * edits,
+            "probe_limit": 5,
+            "model": "pocket",
+            "facts": "parallel",
+            "evaluate_every": 2,
+            "tuning_facts": 200,
+            "schedule": "delta",
+        }
+        for seed in (0, 1):
+            for method in ("MEMIT", "LangEdit-exact"):
+                run_part(root / f"e{edits:03d}", seed, method, shared, pocket, study, load_probes())
+    return root

@@ -94,37 +94,6 @@ def test_the_choice_is_the_best_objective_of_a_complete_grid():
         choose(runs.iloc[:-1])
 
 
-@pytest.fixture(scope="module")
-def toy_density(pocket, tmp_path_factory):
-    """Two points of a toy density study on disk (2 languages, 1 and 2 edits per language, batches of 1, two
-    methods, seeds 0 and 1), written by the study command's own run_part."""
-    from langedit_mini.data.datasets import load_pocket
-    from langedit_mini.data.schedules import split_facts
-    from langedit_mini.pocket import load_probes
-    from langedit_mini.study.results import run_part
-
-    root = tmp_path_factory.mktemp("density")
-    requests, _ = load_pocket(languages=["en", "de"])
-    study, _ = split_facts(requests, 200)
-    for edits in (1, 2):
-        shared = {
-            "edits_per_language": edits,
-            "batch_size": 1,
-            "languages": ["en", "de"],
-            "probe_every": 2 * edits,
-            "probe_limit": 5,
-            "model": "pocket",
-            "facts": "parallel",
-            "evaluate_every": 2,
-            "tuning_facts": 200,
-            "schedule": "delta",
-        }
-        for seed in (0, 1):
-            for method in ("MEMIT", "LangEdit-exact"):
-                run_part(root / f"e{edits:03d}", seed, method, shared, pocket, study, load_probes())
-    return root
-
-
 def test_the_readers_summarise_a_density_study_on_disk(toy_density):
     from langedit_mini.study.density import (
         final_by_run,

@@ -222,46 +222,12 @@ def test_the_study_command_runs_in_parts_resumes_and_the_chapter_shows_them(tmp_
 
 
 @pytest.mark.chapter
-def test_the_density_chapter_reads_a_study_on_disk_and_says_what_is_missing(tmp_path):
-    """On a toy density study made by the study command (two points, two methods, two seeds) the chapter
-    shows the runs, judges nothing at the paper's density (not run) and says which points are missing."""
-    import subprocess
-    import sys
-
-    root = tmp_path / "density"
-    for edits in (7, 14):
-        subprocess.run(
-            [
-                sys.executable,
-                str(ROOT / "scripts" / "run_study.py"),
-                "--edits-per-language",
-                str(edits),
-                "--batch-size",
-                "7",
-                "--seeds",
-                "0",
-                "1",
-                "--languages",
-                "en",
-                "de",
-                "--methods",
-                "MEMIT",
-                "LangEdit-exact",
-                "--facts",
-                "parallel",
-                "--tuning-facts",
-                "200",
-                "--evaluate-every",
-                "2",
-                "--output",
-                str(root / f"e{edits:03d}"),
-            ],
-            check=True,
-            cwd=ROOT,
-            capture_output=True,
-        )
+def test_the_density_chapter_reads_a_study_on_disk_and_says_what_is_missing(toy_density, tmp_path):
+    """On a toy density study made by the study command's run_part (two points, two methods, two seeds) the
+    chapter shows the runs, judges nothing at the paper's density (not run) and says which points are missing."""
+    root = toy_density
     text = run_notebook("09_density.ipynb", tmp_path, density_results=str(root), guide_facts=1)
-    assert "points not run yet: e028, e028-mt, e049" in text
+    assert "points not run yet: e007, e014, e028, e028-mt, e049" in text
     assert "e028: not run yet" in text
     assert "not judged (not run)" in text or "not judged (no run of" in text
     assert "claim failed" not in text and text.count("holds: ") == 1  # the paper's point has no runs to check
