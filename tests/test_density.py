@@ -4,6 +4,7 @@ import math
 
 import pandas as pd
 import pytest
+import torch
 
 from langedit_mini.study.density import (
     DENSITY_GRIDS,
@@ -180,17 +181,16 @@ def test_the_tuning_recheck_reruns_rows_of_older_code_and_agrees(tmp_path):
     from test_results import load_script
 
     tune = load_script("tune")
+    threads = ["--threads", str(torch.get_num_threads())]  # the script sets it: leave the suite's own
     small = ["--edits-per-language", "1", "--batch-size", "1", "--languages", "en", "de", "--tuning-facts", "20"]
-    tune.main([*small, "--methods", "MEMIT", "--configs", "1", "--output", str(tmp_path), "--threads", "1"])
+    tune.main([*small, "--methods", "MEMIT", "--configs", "1", "--output", str(tmp_path), *threads])
     runs = pd.read_csv(tmp_path / "runs.csv")
     assert len(runs) == 1 and runs.method.tolist() == ["MEMIT"]
     older = runs.assign(package_hash="older")
     newest = runs.assign(package_hash="newest", config="mom2_weight=1", objective=0.0)
     pd.concat([older, newest]).to_csv(tmp_path / "runs.csv", index=False)
     info_before = (tmp_path / "tuning.json").read_text()
-    tune.main(
-        [*small, "--methods", "MEMIT", "--configs", "1", "--output", str(tmp_path), "--recheck", "--threads", "1"]
-    )
+    tune.main([*small, "--methods", "MEMIT", "--configs", "1", "--output", str(tmp_path), "--recheck", *threads])
     recheck = pd.read_csv(tmp_path / "recheck.csv")
     assert recheck["made by"].tolist() == ["older"]  # the last row's version is the reference, not rerun
     assert recheck["objective now"].iloc[0] == pytest.approx(runs.objective.iloc[0], abs=1e-9)
