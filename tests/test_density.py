@@ -195,3 +195,13 @@ def test_the_tuning_recheck_reruns_rows_of_older_code_and_agrees(tmp_path):
     assert recheck["made by"].tolist() == ["older"]  # the last row's version is the reference, not rerun
     assert recheck["objective now"].iloc[0] == pytest.approx(runs.objective.iloc[0], abs=1e-9)
     assert (tmp_path / "tuning.json").read_text() == info_before  # the tuning's record stays as it was
+
+
+def test_a_cell_is_the_mean_and_the_95_percent_half_width_over_seeds():
+    from langedit_mini.study.density import mean_cell
+
+    seeds = pd.DataFrame({"teacher_forced": [0.90, 0.92, 0.94]})  # sd 0.02, t(2) = 4.303: half-width 0.0497
+    assert mean_cell(seeds, "teacher_forced") == "0.920 ± 0.050"
+    assert mean_cell(seeds, "teacher_forced", digits=2) == "0.92 ± 0.05"
+    assert mean_cell(seeds.iloc[:1], "teacher_forced") == "0.900"  # one seed: no interval
+    assert mean_cell(seeds.iloc[:0], "teacher_forced") == "not run"

@@ -399,14 +399,15 @@ def runs_on_disk(points: dict[str, dict], current_hash: str | None = None) -> pd
     return pd.DataFrame(rows)
 
 
-def mean_cell(part: pd.DataFrame, value: str) -> str:
-    """ "0.931 ± 0.010" over the seeds of ``part`` (one row per seed); the mean alone for one seed."""
+def mean_cell(part: pd.DataFrame, value: str, digits: int = 3) -> str:
+    """ "0.931 ± 0.010" over the seeds of ``part`` (one row per seed), to ``digits`` decimals; the mean alone
+    for one seed; "not run" for none."""
     from langedit_mini.study.experiment import interval
 
     if part.empty:
         return "not run"
     mean, half = interval(part[value])
-    return f"{mean:.3f}" + ("" if math.isnan(half) else f" ± {half:.3f}")
+    return f"{mean:.{digits}f}" + ("" if math.isnan(half) else f" ± {half:.{digits}f}")
 
 
 def paper_point_table(finals: pd.DataFrame, metrics=("reliability", "generality", "locality", "portability")):
