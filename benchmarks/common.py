@@ -16,6 +16,20 @@ from langedit_mini.study.provenance import git_commit, machine
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+def add_texts_argument(parser) -> None:
+    """``--texts N``: C0 from the preserved-knowledge corpus's first N texts (the tests' toy sizes)."""
+    parser.add_argument("--texts", type=int, help="C0 from the corpus's first N texts (default: all; tests use few)")
+
+
+def preserved_texts(parser, args) -> list[str]:
+    """The preserved-knowledge corpus (``pocket.covariance_texts``), cut to ``--texts`` when it is given."""
+    from langedit_mini.pocket import covariance_texts
+
+    if args.texts is not None and args.texts < 1:
+        parser.error(f"--texts must be a positive integer, got {args.texts}")
+    return covariance_texts()[: args.texts]
+
+
 def peak_rss_mb() -> float:
     """This process's peak resident memory so far (Linux reports kilobytes)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

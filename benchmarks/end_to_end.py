@@ -4,7 +4,7 @@ Stages timed: statistics (the covariance pass, no cache), keys, target values, s
 update, writing, and the final evaluation of all edits. Schedule ``delta`` (one language per
 batch), batches of 100, LangEdit-exact with the pocket defaults.
 
-    python benchmarks/end_to_end.py [--edits-per-language 100] [--method LangEdit-exact]
+    python benchmarks/end_to_end.py [--edits-per-language 100] [--method LangEdit-exact] [--texts N]
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
-from common import peak_rss_mb, save, table  # noqa: E402
+from common import add_texts_argument, peak_rss_mb, preserved_texts, save, table  # noqa: E402
 
 from langedit_mini.data.datasets import load_pocket  # noqa: E402
 from langedit_mini.data.languages import LANGUAGES  # noqa: E402
@@ -31,7 +31,6 @@ from langedit_mini.evaluation.edit_metrics import locality_reference  # noqa: E4
 from langedit_mini.model.statistics import key_second_moments  # noqa: E402
 from langedit_mini.pocket import (  # noqa: E402
     POCKET_EDIT_LAYERS,
-    covariance_texts,  # noqa: E402
     load_pocket_model,
 )
 from langedit_mini.study.sequential import run_schedule  # noqa: E402
@@ -42,7 +41,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--edits-per-language", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--method", default="LangEdit-exact")
+    add_texts_argument(parser)
     args = parser.parse_args(argv)
+    texts = preserved_texts(parser, args)
     total_start = time.perf_counter()
     stages = Counter()
     model, tokenizer = load_pocket_model()
@@ -51,9 +52,7 @@ def main(argv=None) -> dict:
         requests, "delta", LANGUAGES, edits_per_language=args.edits_per_language, batch_size=args.batch_size, seed=0
     )
     start = time.perf_counter()
-    statistics = key_second_moments(
-        model, tokenizer, covariance_texts(), list(POCKET_EDIT_LAYERS), cache_dir=None, progress=False
-    )
+    statistics = key_second_moments(model, tokenizer, texts, list(POCKET_EDIT_LAYERS), cache_dir=None, progress=False)
     stages["statistics"] += time.perf_counter() - start
     start = time.perf_counter()
     edited = schedule.requests

@@ -6,7 +6,7 @@
   in ``--dk``; LangEdit-published's per-batch eigendecomposition should grow like d_k^3, the exact
   form's thin update like d_k^1 to d_k^2.
 
-    python benchmarks/scaling.py [--edits 10 25 50 100] [--dk 512 1024 2048 4096]
+    python benchmarks/scaling.py [--edits 10 25 50 100] [--dk 512 1024 2048 4096] [--texts N]
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import save, table  # noqa: E402
+from common import add_texts_argument, preserved_texts, save, table  # noqa: E402
 from projector import make_rule, world  # noqa: E402
 
 from langedit_mini.core.projection import tau_for_leftover  # noqa: E402
@@ -37,9 +37,10 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--edits", type=int, nargs="+", default=[10, 25, 50, 100])
     parser.add_argument("--dk", type=int, nargs="+", default=[512, 1024, 2048, 4096])
+    add_texts_argument(parser)
     args = parser.parse_args(argv)
 
-    model, tokenizer, statistics = load_pocket_editing(cache_dir=None)
+    model, tokenizer, statistics = load_pocket_editing(preserved_texts(parser, args), cache_dir=None)
     requests, _ = load_pocket(languages=("en",))
     by_subject = {}
     for request in random.Random(0).sample(requests, len(requests)):

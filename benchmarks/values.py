@@ -12,7 +12,7 @@ All three use the same settings and seed; per request the problem is the same, s
 up to rounding. Then one batch of 100 is edited (LangEdit-exact, pocket defaults) with the values
 computed each way, and scored: reliability, generality and locality must agree within 0.01.
 
-    python benchmarks/values.py [--requests 100] [--language en]
+    python benchmarks/values.py [--requests 100] [--language en] [--texts N]
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import save, table  # noqa: E402
+from common import add_texts_argument, preserved_texts, save, table  # noqa: E402
 
 from langedit_mini.data.datasets import load_pocket  # noqa: E402
 from langedit_mini.editing import EditingSession  # noqa: E402
@@ -39,7 +39,7 @@ from langedit_mini.model.architecture import detect_architecture  # noqa: E402
 from langedit_mini.model.statistics import key_second_moments  # noqa: E402
 from langedit_mini.model.tokens import encode_pairs, evaluation_mode, pad_token_id  # noqa: E402
 from langedit_mini.model.values import compute_target_values  # noqa: E402
-from langedit_mini.pocket import POCKET_EDIT_LAYERS, covariance_texts, load_pocket_model  # noqa: E402
+from langedit_mini.pocket import POCKET_EDIT_LAYERS, load_pocket_model  # noqa: E402
 
 METRICS = ("reliability", "generality", "locality")
 
@@ -81,7 +81,9 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=100)
     parser.add_argument("--language", default="en")
+    add_texts_argument(parser)
     args = parser.parse_args(argv)
+    texts = preserved_texts(parser, args)
     requests, _ = load_pocket(languages=(args.language,))
     requests = random.Random(0).sample(requests, args.requests)
     model, tokenizer = load_pocket_model()
@@ -138,9 +140,7 @@ def main(argv=None) -> dict:
     )
 
     # The accuracy side: one batch written with values computed each way, scored the same way.
-    statistics_ = key_second_moments(
-        model, tokenizer, covariance_texts(), list(POCKET_EDIT_LAYERS), cache_dir=None, progress=False
-    )
+    statistics_ = key_second_moments(model, tokenizer, texts, list(POCKET_EDIT_LAYERS), cache_dir=None, progress=False)
     reference = locality_reference(model, tokenizer, requests)
     edits = {
         "suffix only": edit_and_score(model, tokenizer, statistics_, requests, reference, True),

@@ -67,8 +67,9 @@ def test_gpu_projector_refuses_without_cuda_and_dry_runs_on_cpu(results_dir, cap
 
 
 def test_values_benchmark_compares_the_three_recipes_and_their_edits(results_dir):
-    values.main(["--requests", "2"])
+    values.main(["--requests", "2", "--texts", "400"])
     saved = json.loads((results_dir / "values.json").read_text())
+    assert saved["settings"]["texts"] == 400  # C0 from the corpus's first 400 texts, and the file says so
     recipes = saved["recipes"]
     assert set(recipes) == {"suffix only, batched", "every token, batched", "every token, one at a time"}
     assert saved["speedup_vs_one_at_a_time"] > 0 and recipes["suffix only, batched"]["request_steps"] >= 2
@@ -83,7 +84,7 @@ def test_values_benchmark_compares_the_three_recipes_and_their_edits(results_dir
 
 @pytest.mark.slow
 def test_end_to_end_benchmark_accounts_for_every_stage(results_dir):
-    end_to_end.main(["--edits-per-language", "1", "--batch-size", "1"])
+    end_to_end.main(["--edits-per-language", "1", "--batch-size", "1", "--texts", "400"])
     saved = json.loads((results_dir / "end_to_end.json").read_text())
     assert saved["edits"] == 6 and len(saved["batches"]) == 6
     assert {"statistics", "values", "evaluation"} <= set(saved["stages_s"])
@@ -101,7 +102,8 @@ def test_covariance_benchmark_measures_growth_and_a_cache_hit(results_dir):
 
 @pytest.mark.slow
 def test_scaling_benchmark_fits_exponents(results_dir):
-    scaling.main(["--edits", "2", "4", "--dk", "512", "1024"])  # 100 keys a batch: smaller d_k run out
+    # 100 keys a batch: a smaller d_k runs out of null space
+    scaling.main(["--edits", "2", "4", "--dk", "512", "1024", "--texts", "400"])
     saved = json.loads((results_dir / "scaling.json").read_text())
     assert [row["edits"] for row in saved["edits"]] == [2, 4] and [row["d_k"] for row in saved["dk"]] == [512, 1024]
     assert set(saved["exponents"]) == {"edits", "dk_exact", "dk_published"}
