@@ -225,3 +225,33 @@ def test_seeds_are_named_per_baseline_when_the_pairs_ran_different_seeds():
     result = compare_methods(scores, ["L"], ["M", "A"])
     assert result["standing"] == "L scored below M (seed 0) and neither above nor below A (seeds 0 and 1)"
     assert result["verdict"] == "not reproduced" and result["seeds"] == "0 and 1"
+
+
+def test_a_study_scored_every_few_batches_counts_its_scores_against_that_plan():
+    """Scored every 3 batches and after the last (3 batches of 2 edits): after batches 0 and 1 only their own 2
+    edits (right after the write), after batch 2 all 6. ``study_claims`` expects every edit so far after every
+    batch and counts 2 missing after batch 1; ``scored_claim`` knows the plan, and counts a score really missing."""
+    from types import SimpleNamespace
+
+    from langedit_mini.study.results import scored_claim
+
+    plan = SimpleNamespace(batches=[["a", "b"], ["c", "d"], ["e", "f"]])
+    rows = [(0, 0), (0, 0), (1, 1), (1, 1), (2, 0), (2, 0), (2, 1), (2, 1), (2, 2), (2, 2)]
+    evaluations = pd.DataFrame(
+        [
+            {"metric": "reliability", "method": "MEMIT", "seed": 0, "after_batch": a, "batch": b, "teacher_forced": 1.0}
+            for a, b in rows
+        ]
+    )
+    batches = pd.DataFrame([{"method": "MEMIT", "seed": 0, "capacity_left": None}])
+
+    def study(frame):
+        return StudyResult(frame, pd.DataFrame(), pd.DataFrame(), batches, {0: plan})
+
+    assert experiment.study_claims(study(evaluations))["scored"].value == 2
+    claim = scored_claim(study(evaluations), 3)
+    assert claim.holds and claim.value == 0 and "every 3 batches and after the last" in claim.claim
+    assert scored_claim(study(evaluations.iloc[1:]), 3).value == 1  # one score of batch 0 missing
+    assert scored_claim(study(evaluations), 1).value == 2  # every batch a full evaluation: study_claims's count
+    with pytest.raises(ValueError, match="evaluate_every must be a positive integer"):
+        scored_claim(study(evaluations), 0)

@@ -26,6 +26,7 @@ import pandas as pd
 
 from langedit_mini.editing.registry import closed_form
 from langedit_mini.study import experiment
+from langedit_mini.study.claims import Claim
 from langedit_mini.study.experiment import WRITES_EDITS, after_last_batch, averages, interval, main_table, study_claims
 from langedit_mini.study.provenance import finish_record, package_hash, start_record
 
@@ -74,6 +75,33 @@ def run_parameters(shared: dict) -> dict:
     return FIXED | dict(shared)
 
 
+def scored_claim(study: experiment.StudyResult, evaluate_every: int) -> Claim:
+    """``study_claims``'s ``scored`` for a study that scores every edit so far only after every
+    ``evaluate_every``-th batch and the last (``run_study(evaluate_every=...)``), and each batch in between
+    on its own edits right after its write: the number of scores missing from, or beyond, that plan.
+
+    ``study_claims`` expects every edit so far after every batch, so it counts the in-between batches'
+    unscored earlier edits as missing (kept as it is: it is part of the code the committed runs hash).
+    """
+    if not isinstance(evaluate_every, int) or evaluate_every < 1:
+        raise ValueError(f"evaluate_every must be a positive integer, got {evaluate_every!r}")
+    reliability = study.evaluations[study.evaluations.metric == "reliability"]
+    counts = reliability.groupby(["method", "seed", "after_batch"]).size()
+    missing = 0
+    for method, seed in reliability[["method", "seed"]].drop_duplicates().itertuples(index=False):
+        batches = study.schedules[seed].batches
+        for after in range(len(batches)):
+            full = after % evaluate_every == evaluate_every - 1 or after == len(batches) - 1
+            expected = sum(len(batch) for batch in batches[: after + 1]) if full else len(batches[after])
+            missing += abs(int(counts.get((method, seed, after), 0)) - expected)
+    return Claim(
+        f"every edit so far is scored every {evaluate_every} batches and after the last, each batch in between "
+        "right after its write (missing scores)",
+        missing,
+        0,
+    )
+
+
 def run_part(output: str | Path, seed: int, method: str, shared: dict, setup: tuple, requests, probes) -> dict:
     """One seed and method of the full-scale study into ``output/parts/<name>``; returns its ``part.json``.
 
@@ -116,7 +144,11 @@ def run_part(output: str | Path, seed: int, method: str, shared: dict, setup: tu
         log=None,
     )
     write_raw(work, study)
-    claims = list(study_claims(study).values())
+    checks = study_claims(study)
+    evaluate_every = shared.get("evaluate_every", 1)
+    if evaluate_every > 1:  # study_claims's count assumes every batch is a full evaluation
+        checks["scored"] = scored_claim(study, evaluate_every)
+    claims = list(checks.values())
     info = {
         "seed": seed,
         "method": method,
