@@ -343,16 +343,7 @@ def gate_table(calibration: dict, finals_at_paper: pd.DataFrame | None, paper_de
             }
         )
     else:
-        for claim in sequential_gate(finals_at_paper, paper_density).claims:
-            rows.append(
-                {
-                    "gate": "G2",
-                    "claim": claim.claim,
-                    "value": claim.value,
-                    "bound": f"{claim.relation} {claim.bound:g}",
-                    "holds": claim.holds,
-                }
-            )
+        rows += sequential_gate(finals_at_paper, paper_density).table().assign(gate="G2").to_dict("records")
     table = pd.DataFrame(rows)
     return table[["gate", "claim", "value", "bound", "holds"]]
 
