@@ -205,3 +205,36 @@ def test_a_cell_is_the_mean_and_the_95_percent_half_width_over_seeds():
     assert mean_cell(seeds, "teacher_forced", digits=2) == "0.92 ± 0.05"
     assert mean_cell(seeds.iloc[:1], "teacher_forced") == "0.900"  # one seed: no interval
     assert mean_cell(seeds.iloc[:0], "teacher_forced") == "not run"
+
+
+def test_the_order_at_each_density_and_where_one_method_falls_below_another_for_good():
+    from langedit_mini.study.density import below_from, order_by_density
+
+    rows = []
+    # AlphaEdit below MEMIT at 0.2, above at 0.4, below from 0.6 on: "for good" starts at 0.6, not 0.2
+    for at, memit, alpha in ((0.1, 0.9, 0.95), (0.2, 0.9, 0.85), (0.4, 0.8, 0.82), (0.6, 0.7, 0.5), (0.8, 0.6, 0.3)):
+        for seed, shift in ((0, 0.01), (1, -0.01)):
+            for method, value in (("MEMIT", memit), ("AlphaEdit", alpha)):
+                rows.append(
+                    {
+                        "method": method,
+                        "density": at,
+                        "seed": seed,
+                        "metric": "reliability",
+                        "teacher_forced": value + shift,
+                    }
+                )
+    finals = pd.DataFrame(rows)
+    assert below_from(finals, "AlphaEdit", "MEMIT") == 0.6
+    assert below_from(finals, "MEMIT", "AlphaEdit") is None  # MEMIT is above at the densest point
+    order = order_by_density(finals)
+    assert list(order.order) == [
+        "AlphaEdit > MEMIT",
+        "MEMIT > AlphaEdit",
+        "AlphaEdit > MEMIT",
+        "MEMIT > AlphaEdit",
+        "MEMIT > AlphaEdit",
+    ]
+    assert order.seeds.tolist() == [2] * 5 and order.loc[0, "AlphaEdit"] == 0.95
+    with pytest.raises(ValueError, match="no final reliability scores for FT"):
+        below_from(finals, "FT", "MEMIT")

@@ -436,3 +436,41 @@ def holds_up_to(finals: pd.DataFrame, thresholds=(0.9, 0.8, 0.5), metric: str = 
             row[f">= {threshold:g} up to"] = round(float(kept.index.max()), 3) if len(kept) else None
         rows[method] = row
     return pd.DataFrame(rows).T
+
+
+def order_by_density(finals: pd.DataFrame, metric: str = "reliability", value: str = "teacher_forced") -> pd.DataFrame:
+    """Per density: the methods ordered by their mean final ``metric`` (over seeds), best first, with the
+    means and the number of seeds behind them; ties (equal to three decimals) share a place."""
+    means = finals[finals.metric == metric].groupby(["density", "method"])[value].agg(["mean", "count"])
+    rows = []
+    for density, part in means.groupby(level=0):
+        part = part.droplevel(0).sort_values("mean", ascending=False)
+        order, previous = "", None
+        for method, mean in part["mean"].items():
+            if previous is not None:
+                order += " = " if round(mean, 3) == round(previous, 3) else " > "
+            order += method
+            previous = mean
+        rows.append(
+            {"density": round(float(density), 3), "order": order, "seeds": int(part["count"].min())}
+            | {method: round(float(mean), 3) for method, mean in part["mean"].items()}
+        )
+    return pd.DataFrame(rows)
+
+
+def below_from(finals: pd.DataFrame, method: str, other: str, metric: str = "reliability") -> float | None:
+    """The lowest density of the grid from which ``method``'s mean final ``metric`` (teacher-forced, mean
+    over seeds) is below ``other``'s at that point and at every denser one (None: not at the densest)."""
+    means = finals[finals.metric == metric].groupby(["density", "method"]).teacher_forced.mean().unstack()
+    for name in (method, other):
+        if name not in means:
+            raise ValueError(f"below_from: no final {metric} scores for {name}; present: {sorted(means.columns)}")
+    below = (means[method] < means[other]).sort_index()
+    if not below.iloc[-1]:
+        return None
+    start = below.index[-1]
+    for density in reversed(below.index):
+        if not below[density]:
+            break
+        start = density
+    return round(float(start), 3)
