@@ -113,6 +113,8 @@ def test_the_reproduction_report_is_a_table_of_claims_with_numbers_from_this_bui
     exact = re.search(r"largest change to an earlier batch.s outputs: exact (\S+)", text)
     assert exact and float(exact.group(1)) <= 1e-8, "the guarantee's glued number is missing from the report"
     assert re.search(r"in (smoke|full) mode", text)
+    figures = soup.select("article img")  # the density axis, pasted from the density chapter's execution in this build
+    assert len(figures) == 1 and (HTML / "book" / figures[0]["src"]).resolve().is_file(), figures
     density = _text(HTML / "notebooks" / "09_density.html")
     assert "quoted, not measured here" in density and "cannot be tested on a CPU testbed" in density
 
