@@ -238,3 +238,11 @@ def test_the_order_at_each_density_and_where_one_method_falls_below_another_for_
     assert order.seeds.tolist() == [2] * 5 and order.loc[0, "AlphaEdit"] == 0.95
     with pytest.raises(ValueError, match="no final reliability scores for FT"):
         below_from(finals, "FT", "MEMIT")
+    tied = pd.DataFrame(
+        [
+            {"method": "MEMIT", "density": 0.1, "metric": "reliability", "teacher_forced": 0.9001},
+            {"method": "AlphaEdit", "density": 0.1, "metric": "reliability", "teacher_forced": 0.9003},
+            {"method": "FT", "density": 0.1, "metric": "reliability", "teacher_forced": 0.95},
+        ]
+    )
+    assert order_by_density(tied).order.tolist() == ["FT > AlphaEdit = MEMIT"]  # equal to three decimals
