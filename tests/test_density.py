@@ -246,3 +246,37 @@ def test_the_order_at_each_density_and_where_one_method_falls_below_another_for_
         ]
     )
     assert order_by_density(tied).order.tolist() == ["FT > AlphaEdit = MEMIT"]  # equal to three decimals
+
+
+def test_paired_differences_by_density_read_which_points_separate():
+    from langedit_mini.study.density import densities_read, paired_by_density, paired_cell
+
+    rows = []
+
+    def add(at, method, seed, value, metric="reliability"):
+        rows.append({"density": at, "method": method, "seed": seed, "metric": metric, "teacher_forced": value})
+
+    # 0.1: AlphaEdit above MEMIT by 0.02 in every seed (interval 0); 0.2: below by 0.1 +- small noise;
+    # 0.3: differences of opposite sign (not separated); 0.4: no MEMIT run; 0.5: one shared seed only
+    for seed, noise in ((0, 0.0), (1, 0.01), (2, -0.01)):
+        add(0.1, "MEMIT", seed, 0.9 + noise)
+        add(0.1, "AlphaEdit", seed, 0.92 + noise)
+        add(0.2, "MEMIT", seed, 0.8)
+        add(0.2, "AlphaEdit", seed, 0.7 + noise)
+        add(0.3, "MEMIT", seed, 0.7)
+        add(0.3, "AlphaEdit", seed, 0.7 + 5 * noise)
+        add(0.4, "AlphaEdit", seed, 0.6)
+        add(0.1, "MEMIT", seed, 0.0, metric="locality")  # another metric is not mixed in
+    add(0.5, "MEMIT", 0, 0.5)
+    add(0.5, "AlphaEdit", 0, 0.4)
+    add(0.5, "AlphaEdit", 1, 0.4)
+    paired = paired_by_density(pd.DataFrame(rows), ["AlphaEdit"], "MEMIT")
+    assert paired.reading.tolist() == ["above", "below", "not separated", "not run", "one seed"]
+    assert paired.seeds.tolist() == [3, 3, 3, 0, 1]
+    assert paired["mean"].iloc[0] == pytest.approx(0.02) and paired["half"].iloc[0] == pytest.approx(0.0, abs=1e-12)
+    assert paired["mean"].iloc[1] == pytest.approx(-0.1)
+    assert densities_read(paired, "AlphaEdit", "below") == [0.2]
+    assert densities_read(paired, "AlphaEdit", "above") == [0.1]
+    cells = [paired_cell(row) for _, row in paired.iterrows()]
+    assert cells[0] == "+0.020 ± 0.000 *" and cells[3] == "not run" and cells[4] == "-0.100"
+    assert not cells[2].endswith("*")

@@ -474,3 +474,53 @@ def below_from(finals: pd.DataFrame, method: str, other: str, metric: str = "rel
             break
         start = density
     return round(float(start), 3)
+
+
+def paired_by_density(
+    finals: pd.DataFrame, methods, reference: str, metric: str = "reliability", value: str = "teacher_forced"
+) -> pd.DataFrame:
+    """Per density and method: ``method - reference`` on the final ``metric``, paired by seed
+    (``calibration.paired_difference``), with the 95% half-width and the number of shared seeds.
+
+    ``reading`` says what the interval shows: "above" or "below" when it excludes 0, "not separated" when
+    it spans 0, "one seed" when only one seed is shared (no interval), "not run" when the method or the
+    reference has no final score at that density. Columns: density, method, mean, half, seeds, reading."""
+    from langedit_mini.study.calibration import paired_difference
+
+    rows = []
+    for density_, part in finals[finals.metric == metric].groupby("density"):
+        present = set(part.method)
+        for method in methods:
+            row = {"density": round(float(density_), 3), "method": method}
+            if not {method, reference} <= present or not set(part[part.method == method].seed) & set(
+                part[part.method == reference].seed
+            ):
+                rows.append(row | {"mean": math.nan, "half": math.nan, "seeds": 0, "reading": "not run"})
+                continue
+            mean, half, seeds = paired_difference(part, metric, method, reference, value)
+            if seeds < 2:
+                reading = "one seed"
+            elif mean - half > 0:
+                reading = "above"
+            elif mean + half < 0:
+                reading = "below"
+            else:
+                reading = "not separated"
+            rows.append(row | {"mean": mean, "half": half, "seeds": seeds, "reading": reading})
+    return pd.DataFrame(rows, columns=["density", "method", "mean", "half", "seeds", "reading"])
+
+
+def paired_cell(row) -> str:
+    """ "+0.014 ± 0.008 *" for a ``paired_by_density`` row (``*``: the 95% interval excludes 0); the
+    difference alone for one seed; the reading for a cell not run."""
+    if row["reading"] == "not run":
+        return "not run"
+    if row["reading"] == "one seed":
+        return f"{row['mean']:+.3f}"
+    star = " *" if row["reading"] in ("above", "below") else ""
+    return f"{row['mean']:+.3f} ± {row['half']:.3f}{star}"
+
+
+def densities_read(paired: pd.DataFrame, method: str, reading: str) -> list[float]:
+    """The densities at which ``paired_by_density`` reads ``method`` as ``reading`` ("above", "below"...)."""
+    return sorted(paired[(paired.method == method) & (paired.reading == reading)].density.tolist())
