@@ -1,6 +1,9 @@
 """The calibration gates pass and fail on the numbers they are given, and the two diagnostic measures
 measure what they say (synthetic spectra and keys with known answers)."""
 
+import json
+from pathlib import Path
+
 import pandas as pd
 import pytest
 import torch
@@ -115,3 +118,52 @@ def test_key_distinctness_on_a_model(tokenizer):
     assert ((frame.effective_dimension >= 1) & (frame.effective_dimension <= 4)).all()
     with pytest.raises(ValueError, match="two subjects"):
         key_distinctness(model, tokenizer, requests[:1], [0])
+
+
+def _load_probe_depth():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "probe_depth.py"
+    spec = importlib.util.spec_from_file_location("probe_depth", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_depth_probe_trains_in_chunks_resumes_and_traces_with_the_g3_gate(tmp_path, monkeypatch):
+    """``scripts/probe_depth.py`` on a 2-layer variant trained briefly on 300 corpus lines: a chunk stops and a
+    rerun resumes; the trace covers every layer of the variant and G3 is judged on the band given."""
+    from langedit_mini.data.datasets import load_pocket
+    from langedit_mini.data.schedules import split_facts
+    from langedit_mini.editing.defaults import load_pocket_editing
+    from langedit_mini.study.calibration import known_facts
+
+    probe = _load_probe_depth()
+    arguments = ["--layers", "2", "--band", "1", "--epochs", "2", "--corpus-lines", "300", "--trace-facts", "1"]
+    arguments += ["--checkpoints", str(tmp_path / "ckpt"), "--output", str(tmp_path / "out"), "--threads", "1"]
+    assert probe.main(arguments + ["--chunk-epochs", "1"]) is None  # one epoch of two: stopped, checkpointed
+    assert (tmp_path / "ckpt" / "depth-2-first300" / "checkpoint.pt").exists()
+    assert not (tmp_path / "out").exists()
+
+    # the briefly trained variant knows no fact; trace facts the shipped model knows instead
+    model, tokenizer, _ = load_pocket_editing()
+    study, _ = split_facts(load_pocket()[0], 200)
+    facts = known_facts(model, tokenizer, study, 1, seed=0, languages=["en", "de"])
+    assert facts
+    monkeypatch.setattr(probe, "known_facts", lambda *args, **kwargs: facts)
+    info = probe.main(arguments)
+    assert [h["epoch"] for h in info["history"]] == [1, 2]  # resumed after epoch 1
+    assert info["layers"] == 2 and info["band"] == [1] and info["traced_facts"] == len(facts)
+    summary = pd.read_csv(tmp_path / "out" / "L2" / "trace_summary.csv")
+    assert sorted(summary[summary.site == "mlp"].layer.unique()) == [0, 1]
+    assert len(info["G3"]["claims"]) == 2 and isinstance(info["G3"]["passed"], bool)
+    saved = json.loads((tmp_path / "out" / "L2" / "probe.json").read_text())
+    assert saved["package_hash"] == info["package_hash"] and saved["corpus_lines"] == 300
+
+
+def test_the_depth_probe_refuses_a_band_outside_the_model(tmp_path):
+    probe = _load_probe_depth()
+    with pytest.raises(SystemExit):
+        probe.main(["--layers", "4", "--band", "4", "--output", str(tmp_path)])
+    with pytest.raises(SystemExit):
+        probe.main(["--layers", "0", "--output", str(tmp_path)])
