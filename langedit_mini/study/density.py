@@ -489,12 +489,10 @@ def paired_by_density(
 
     rows = []
     for density_, part in finals[finals.metric == metric].groupby("density"):
-        present = set(part.method)
+        seeds_of = part.groupby("method").seed.agg(set)
         for method in methods:
             row = {"density": round(float(density_), 3), "method": method}
-            if not {method, reference} <= present or not set(part[part.method == method].seed) & set(
-                part[part.method == reference].seed
-            ):
+            if not seeds_of.get(method, set()) & seeds_of.get(reference, set()):
                 rows.append(row | {"mean": math.nan, "half": math.nan, "seeds": 0, "reading": "not run"})
                 continue
             mean, half, seeds = paired_difference(part, metric, method, reference, value)
