@@ -35,12 +35,10 @@ from langedit_mini.editing.defaults import default_config, load_pocket_editing
 from langedit_mini.evaluation.edit_metrics import evaluate_requests, locality_reference
 from langedit_mini.model.architecture import detect_architecture, num_layers
 from langedit_mini.model.keys import compute_keys
-from langedit_mini.model.tracing import causal_trace, trace_summary
 from langedit_mini.study.calibration import (
     covariance_coverage,
     key_distinctness,
-    known_facts,
-    mechanism_gate,
+    trace_mechanism,
     write_gate,
 )
 from langedit_mini.study.density import DENSITY_GRIDS
@@ -104,16 +102,14 @@ def main(argv=None) -> dict:
     timings["G1"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    facts = known_facts(model, tokenizer, study, args.trace_facts, args.seed)
-    layers = list(range(num_layers(model, detect_architecture(model))))
-    trace = causal_trace(model, tokenizer, facts, layers=layers, band=list(band), samples=10, seed=args.seed)
-    trace.to_csv(output / "trace.csv", index=False)
-    summary = trace_summary(trace)
-    summary.to_csv(output / "trace_summary.csv", index=False)
-    gate3 = mechanism_gate(summary, band)
+    traced = trace_mechanism(model, tokenizer, study, band, args.trace_facts, args.seed)
+    traced.trace.to_csv(output / "trace.csv", index=False)
+    traced.summary.to_csv(output / "trace_summary.csv", index=False)
+    gate3 = traced.gate
     timings["G3"] = time.perf_counter() - start
 
     start = time.perf_counter()
+    layers = list(range(num_layers(model, detect_architecture(model))))
     distinct = key_distinctness(model, tokenizer, english, layers)
     distinct.to_csv(output / "distinctness.csv", index=False)
     architecture = detect_architecture(model)
@@ -132,8 +128,8 @@ def main(argv=None) -> dict:
         "band": list(band),
         "batch_size": args.batch_size,
         "tuning_facts": args.tuning_facts,
-        "traced_facts": len(facts),
-        "noise": trace.attrs["noise"],
+        "traced_facts": len(traced.facts),
+        "noise": traced.trace.attrs["noise"],
         "seed": args.seed,
         "gates": gates,
         "timings_s": {k: round(v, 1) for k, v in timings.items()},
@@ -147,7 +143,7 @@ def main(argv=None) -> dict:
             print(
                 yardstick.groupby(["method", "metric"])[["teacher_forced", "exact_match"]].mean().round(3).to_string()
             )
-        print(summary[summary.position == "subject last"].round(3).to_string(index=False))
+        print(traced.summary[traced.summary.position == "subject last"].round(3).to_string(index=False))
         print(distinct.round(3).to_string(index=False))
         print(coverage.round(3).to_string(index=False))
     print(f"written to {output}: {json.dumps(info['timings_s'])}")

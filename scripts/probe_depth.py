@@ -30,9 +30,8 @@ import torch
 
 from langedit_mini.data.datasets import POCKET_DIRECTORY, load_pocket
 from langedit_mini.data.schedules import split_facts
-from langedit_mini.model.tracing import causal_trace, trace_summary
 from langedit_mini.pocket.build.train import PRESETS, train_model
-from langedit_mini.study.calibration import known_facts, mechanism_gate
+from langedit_mini.study.calibration import trace_mechanism
 from langedit_mini.study.density import DENSITY_GRIDS
 from langedit_mini.study.provenance import finish_record, start_record
 
@@ -84,14 +83,11 @@ def main(argv=None) -> dict | None:
     start = time.perf_counter()
     requests, _ = load_pocket()
     study, _ = split_facts(requests, DENSITY_GRIDS["pocket"]["tuning_facts"])
-    facts = known_facts(model, tokenizer, study, args.trace_facts, args.seed)
-    if not facts:
-        raise SystemExit("the variant answers none of the sampled facts right: nothing to trace")
-    trace = causal_trace(
-        model, tokenizer, facts, layers=list(range(args.layers)), band=list(args.band), samples=10, seed=args.seed
-    )
-    summary = trace_summary(trace)
-    gate = mechanism_gate(summary, args.band)
+    try:
+        traced = trace_mechanism(model, tokenizer, study, args.band, args.trace_facts, args.seed)
+    except ValueError as error:
+        raise SystemExit(f"the {args.layers}-layer variant: {error}") from error
+    trace, summary, gate = traced.trace, traced.summary, traced.gate
     trace_seconds = time.perf_counter() - start
 
     output = args.output / f"L{args.layers}"
@@ -107,7 +103,7 @@ def main(argv=None) -> dict | None:
         "final_loss": history[-1]["loss"],
         "training_seconds": history[-1]["seconds"],
         "history": history,
-        "traced_facts": len(facts),
+        "traced_facts": len(traced.facts),
         "noise": trace.attrs["noise"],
         "peak_layer_mlp_subject_last": int(at_subject.share_of_total.idxmax()),
         "G3": {"passed": gate.passed, "claims": [c.as_dict() for c in gate.claims]},

@@ -136,6 +136,7 @@ def test_the_depth_probe_trains_in_chunks_resumes_and_traces_with_the_g3_gate(tm
     from langedit_mini.data.datasets import load_pocket
     from langedit_mini.data.schedules import split_facts
     from langedit_mini.editing.defaults import load_pocket_editing
+    from langedit_mini.study import calibration
     from langedit_mini.study.calibration import known_facts
 
     probe = _load_probe_depth()
@@ -150,7 +151,7 @@ def test_the_depth_probe_trains_in_chunks_resumes_and_traces_with_the_g3_gate(tm
     study, _ = split_facts(load_pocket()[0], 200)
     facts = known_facts(model, tokenizer, study, 1, seed=0, languages=["en", "de"])
     assert facts
-    monkeypatch.setattr(probe, "known_facts", lambda *args, **kwargs: facts)
+    monkeypatch.setattr(calibration, "known_facts", lambda *args, **kwargs: facts)
     info = probe.main(arguments)
     assert [h["epoch"] for h in info["history"]] == [1, 2]  # resumed after epoch 1
     assert info["layers"] == 2 and info["band"] == [1] and info["traced_facts"] == len(facts)
@@ -160,6 +161,14 @@ def test_the_depth_probe_trains_in_chunks_resumes_and_traces_with_the_g3_gate(tm
     saved = json.loads((tmp_path / "out" / "L2" / "probe.json").read_text())
     assert saved["package_hash"] == info["package_hash"] and saved["corpus_lines"] == 300
 
+    # what the density chapter reads of it
+    probes, shares = calibration.read_depth_probes(tmp_path / "out")
+    assert probes.layers.tolist() == [2] and probes["band"].tolist() == [[1]]
+    assert probes["G3 passed"].tolist() == [info["G3"]["passed"]] and probes["peak layer"].iloc[0] in (0, 1)
+    assert probes["band share"].iloc[0] == pytest.approx(info["G3"]["claims"][1]["value"])
+    assert sorted(shares.layer) == [0, 1] and set(shares.layers) == {2}
+    assert calibration.read_depth_probes(tmp_path / "nothing")[0].empty
+
 
 def test_the_depth_probe_refuses_a_band_outside_the_model(tmp_path):
     probe = _load_probe_depth()
@@ -167,3 +176,22 @@ def test_the_depth_probe_refuses_a_band_outside_the_model(tmp_path):
         probe.main(["--layers", "4", "--band", "4", "--output", str(tmp_path)])
     with pytest.raises(SystemExit):
         probe.main(["--layers", "0", "--output", str(tmp_path)])
+
+
+def test_trace_mechanism_traces_known_facts_over_every_layer_and_judges_g3_on_the_band(monkeypatch):
+    """The one G3 sequence both scripts use: facts the model knows, a trace over every layer, its summary, G3."""
+    from langedit_mini.data.datasets import load_pocket
+    from langedit_mini.editing.defaults import load_pocket_editing
+    from langedit_mini.study import calibration
+
+    model, tokenizer, _ = load_pocket_editing()
+    requests = load_pocket()[0]
+    traced = calibration.trace_mechanism(model, tokenizer, requests, [1, 2], per_language=1, samples=2)
+    assert 1 <= len(traced.facts) <= 6 and len({fact["lang"] for fact in traced.facts}) == len(traced.facts)
+    assert sorted(traced.summary[traced.summary.site == "mlp"].layer.unique()) == [0, 1, 2, 3]
+    assert "band [1, 2]" in traced.gate.claims[0].claim and len(traced.gate.claims) == 2
+    with pytest.raises(ValueError, match="not inside the model's layers"):
+        calibration.trace_mechanism(model, tokenizer, requests, [4], per_language=1)
+    monkeypatch.setattr(calibration, "known_facts", lambda *args, **kwargs: [])
+    with pytest.raises(ValueError, match="none of the sampled facts"):
+        calibration.trace_mechanism(model, tokenizer, requests, [0], per_language=1)

@@ -184,6 +184,77 @@ def known_facts(model, tokenizer, requests, per_language: int, seed: int = 0, la
     return facts
 
 
+@dataclass
+class MechanismTrace:
+    """What ``trace_mechanism`` read: the traced facts, the per-fact trace, its summary, and G3."""
+
+    facts: list[dict]
+    trace: pd.DataFrame
+    summary: pd.DataFrame
+    gate: Gate
+
+
+def trace_mechanism(model, tokenizer, requests, band, per_language: int, seed: int = 0, samples: int = 10):
+    """G3 from start to end: ``per_language`` facts the model knows in each language (``known_facts``),
+    causal tracing over every layer with ``band`` restored together (``model.tracing.causal_trace``),
+    its ``trace_summary``, and ``mechanism_gate`` on it.
+
+    Raises ``ValueError`` when the model answers none of the sampled facts right (nothing to trace).
+    """
+    from langedit_mini.model.architecture import detect_architecture, num_layers
+    from langedit_mini.model.tracing import causal_trace, trace_summary
+
+    layers = list(range(num_layers(model, detect_architecture(model))))
+    if not set(band) <= set(layers):
+        raise ValueError(f"band {sorted(band)} is not inside the model's layers 0..{layers[-1]}")
+    facts = known_facts(model, tokenizer, requests, per_language, seed)
+    if not facts:
+        raise ValueError("the model answers none of the sampled facts right: nothing to trace")
+    trace = causal_trace(model, tokenizer, facts, layers=layers, band=sorted(band), samples=samples, seed=seed)
+    summary = trace_summary(trace)
+    return MechanismTrace(facts, trace, summary, mechanism_gate(summary, band))
+
+
+def read_depth_probes(folder) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The depth probes of ``scripts/probe_depth.py`` under ``folder`` (``L<layers>/probe.json`` and
+    ``trace_summary.csv``): one row per probe (layers, band, the layer of the largest MLP effect at the
+    subject's last token, the band's share of the total effect, whether G3 passed, the final training
+    loss, training hours, traced facts, commit), and each probe's per-layer MLP share of the total effect
+    at the subject's last token (layers, layer, share_of_total). Both empty when no probe has run."""
+    import json
+    from pathlib import Path
+
+    rows, curves = [], []
+    for path in sorted(Path(folder).glob("L*/probe.json"), key=lambda p: int(p.parent.name[1:])):
+        info = json.loads(path.read_text())
+        summary = pd.read_csv(path.parent / "trace_summary.csv")
+        at_subject = summary[summary.position == "subject last"]
+        band = at_subject[at_subject.site == "mlp band"]
+        mlp = at_subject[at_subject.site == "mlp"]
+        if band.empty or mlp.empty:
+            raise ValueError(f"{path.parent / 'trace_summary.csv'} has no per-layer MLP or band rows")
+        rows.append(
+            {
+                "layers": info["layers"],
+                "band": info["band"],
+                "peak layer": int(mlp.set_index("layer").indirect_effect.idxmax()),
+                "band share": float(band.share_of_total.iloc[0]),
+                "G3 passed": info["G3"]["passed"],
+                "final loss": info["final_loss"],
+                "training hours": info["training_seconds"] / 3600,
+                "traced facts": info["traced_facts"],
+                "commit": info["commit"][:8],
+            }
+        )
+        curves.append(mlp[["layer", "share_of_total"]].assign(layers=info["layers"]))
+    columns = ["layers", "band", "peak layer", "band share", "G3 passed", "final loss", "training hours"]
+    probes = pd.DataFrame(rows, columns=[*columns, "traced facts", "commit"])
+    shares = (
+        pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(columns=["layer", "share_of_total", "layers"])
+    )
+    return probes, shares
+
+
 def key_distinctness(model, tokenizer, requests, layers, *, architecture=None) -> pd.DataFrame:
     """Per layer: how alike the edit keys of different subjects are (one request per subject).
 
