@@ -280,3 +280,11 @@ def test_paired_differences_by_density_read_which_points_separate():
     cells = [paired_cell(row) for _, row in paired.iterrows()]
     assert cells[0] == "+0.020 ± 0.000 *" and cells[3] == "not run" and cells[4] == "-0.100"
     assert not cells[2].endswith("*")
+
+
+def test_an_interval_that_touches_zero_does_not_separate():
+    from langedit_mini.study.density import interval_reading
+
+    assert interval_reading(0.1, 0.05, 3) == "above" and interval_reading(-0.1, 0.05, 3) == "below"
+    assert interval_reading(0.1, 0.1, 3) == "not separated" and interval_reading(-0.1, 0.1, 3) == "not separated"
+    assert interval_reading(0.5, 0.0, 1) == "one seed"

@@ -268,6 +268,18 @@ def null_space_left(points: dict[str, dict]) -> pd.DataFrame:
 UNTESTABLE = "cannot be tested on a CPU testbed"
 
 
+def interval_reading(mean: float, half: float, seeds: int) -> str:
+    """What a difference's 95% interval over ``seeds`` shows: "above" or "below" when it excludes 0,
+    "not separated" when it spans 0, "one seed" when there is no interval."""
+    if seeds < 2:
+        return "one seed"
+    if mean - half > 0:
+        return "above"
+    if mean + half < 0:
+        return "below"
+    return "not separated"
+
+
 def paired_verdict(
     finals: pd.DataFrame,
     metric: str,
@@ -290,21 +302,20 @@ def paired_verdict(
     missing = [m for m in (*methods, *baselines) if m not in present]
     if missing:
         return {"verdict": f"not judged (no run of {', '.join(missing)})", "pairs": {}, "standing": "", "seeds": 0}
-    pairs, seeds = {}, set()
+    pairs, seeds, readings = {}, set(), set()
     for method in methods:
         for baseline in baselines:
             mean, half, count = paired_difference(finals, metric, method, baseline, value)
             pairs[method, baseline] = (mean, half)
             seeds.add(count)
-    lows = [mean - half for mean, half in pairs.values()]
-    highs = [mean + half for mean, half in pairs.values()]
-    if min(seeds) < 2:
+            readings.add(interval_reading(mean, half, count))
+    if "one seed" in readings:
         verdict = "not judged (one seed: no interval)"
     elif not calibrated:
         verdict = UNTESTABLE
-    elif all(low > 0 for low in lows):
+    elif readings == {"above"}:
         verdict = "reproduced"
-    elif any(high < 0 for high in highs):
+    elif "below" in readings:
         verdict = "not reproduced"
     else:
         verdict = "not separated"
@@ -482,9 +493,9 @@ def paired_by_density(
     """Per density and method: ``method - reference`` on the final ``metric``, paired by seed
     (``calibration.paired_difference``), with the 95% half-width and the number of shared seeds.
 
-    ``reading`` says what the interval shows: "above" or "below" when it excludes 0, "not separated" when
-    it spans 0, "one seed" when only one seed is shared (no interval), "not run" when the method or the
-    reference has no final score at that density. Columns: density, method, mean, half, seeds, reading."""
+    ``reading``: ``interval_reading`` of the difference ("above", "below", "not separated", "one seed"),
+    or "not run" when the method and the reference share no seed at that density.
+    Columns: density, method, mean, half, seeds, reading."""
     from langedit_mini.study.calibration import paired_difference
 
     rows = []
@@ -496,14 +507,7 @@ def paired_by_density(
                 rows.append(row | {"mean": math.nan, "half": math.nan, "seeds": 0, "reading": "not run"})
                 continue
             mean, half, seeds = paired_difference(part, metric, method, reference, value)
-            if seeds < 2:
-                reading = "one seed"
-            elif mean - half > 0:
-                reading = "above"
-            elif mean + half < 0:
-                reading = "below"
-            else:
-                reading = "not separated"
+            reading = interval_reading(mean, half, seeds)
             rows.append(row | {"mean": mean, "half": half, "seeds": seeds, "reading": reading})
     return pd.DataFrame(rows, columns=["density", "method", "mean", "half", "seeds", "reading"])
 
