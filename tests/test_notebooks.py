@@ -254,8 +254,11 @@ def test_the_density_chapter_reads_a_study_on_disk_and_says_what_is_missing(toy_
     """On a toy density study made by the study command's run_part (two points, two methods, two seeds) the
     chapter shows the runs, judges nothing at the paper's density (not run) and says which points are missing."""
     root = toy_density
-    text = run_notebook("09_density.ipynb", tmp_path, density_results=str(root), guide_facts=1)
+    text = run_notebook(
+        "09_density.ipynb", tmp_path, density_results=str(root), depth_results=str(tmp_path / "none"), guide_facts=1
+    )
     assert "points not run yet: e007, e014, e028, e028-mt, e049" in text
+    assert f"no depth probe under {tmp_path / 'none'}" in text
     assert "e028: not run yet" in text
     assert "not judged (not run)" in text or "not judged (no run of" in text
     assert "claim failed" not in text and text.count("holds: ") == 1  # the paper's point has no runs to check

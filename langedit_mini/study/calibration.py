@@ -24,6 +24,7 @@ covariance, where a null-space method may write, at several cuts).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import pandas as pd
@@ -218,8 +219,9 @@ def trace_mechanism(model, tokenizer, requests, band, per_language: int, seed: i
 def read_depth_probes(folder) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The depth probes of ``scripts/probe_depth.py`` under ``folder`` (``L<layers>/probe.json`` and
     ``trace_summary.csv``): one row per probe (layers, band, the layer of the largest MLP effect at the
-    subject's last token, the band's share of the total effect, whether G3 passed, the final training
-    loss, training hours, traced facts, commit), and each probe's per-layer MLP share of the total effect
+    subject's last token, the band's share of the total effect, the largest share any layer's whole hidden
+    state at the subject's last token restores, whether G3 passed, the final training loss, training hours,
+    traced facts, commit), and each probe's per-layer MLP share of the total effect
     at the subject's last token (layers, layer, share_of_total). Both empty when no probe has run."""
     import json
     from pathlib import Path
@@ -231,6 +233,7 @@ def read_depth_probes(folder) -> tuple[pd.DataFrame, pd.DataFrame]:
         at_subject = summary[summary.position == "subject last"]
         band = at_subject[at_subject.site == "mlp band"]
         mlp = at_subject[at_subject.site == "mlp"]
+        hidden = at_subject[at_subject.site == "hidden"]
         if band.empty or mlp.empty:
             raise ValueError(f"{path.parent / 'trace_summary.csv'} has no per-layer MLP or band rows")
         rows.append(
@@ -239,6 +242,7 @@ def read_depth_probes(folder) -> tuple[pd.DataFrame, pd.DataFrame]:
                 "band": info["band"],
                 "peak layer": int(mlp.set_index("layer").indirect_effect.idxmax()),
                 "band share": float(band.share_of_total.iloc[0]),
+                "hidden share": float(hidden.share_of_total.max()) if len(hidden) else math.nan,
                 "G3 passed": info["G3"]["passed"],
                 "final loss": info["final_loss"],
                 "training hours": info["training_seconds"] / 3600,
@@ -247,7 +251,16 @@ def read_depth_probes(folder) -> tuple[pd.DataFrame, pd.DataFrame]:
             }
         )
         curves.append(mlp[["layer", "share_of_total"]].assign(layers=info["layers"]))
-    columns = ["layers", "band", "peak layer", "band share", "G3 passed", "final loss", "training hours"]
+    columns = [
+        "layers",
+        "band",
+        "peak layer",
+        "band share",
+        "hidden share",
+        "G3 passed",
+        "final loss",
+        "training hours",
+    ]
     probes = pd.DataFrame(rows, columns=[*columns, "traced facts", "commit"])
     shares = (
         pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(columns=["layer", "share_of_total", "layers"])
