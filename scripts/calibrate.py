@@ -109,10 +109,10 @@ def main(argv=None) -> dict:
     timings["G3"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    layers = list(range(num_layers(model, detect_architecture(model))))
+    architecture = detect_architecture(model)
+    layers = list(range(num_layers(model, architecture)))
     distinct = key_distinctness(model, tokenizer, english, layers)
     distinct.to_csv(output / "distinctness.csv", index=False)
-    architecture = detect_architecture(model)
     hundred = distinct_subjects(english, 100, args.seed)  # edit keys of 100 English subjects
     keys = {layer: compute_keys(model, tokenizer, architecture, hundred, layer) for layer in statistics}
     coverage = covariance_coverage(statistics, keys)

@@ -168,6 +168,9 @@ def test_the_depth_probe_trains_in_chunks_resumes_and_traces_with_the_g3_gate(tm
     assert probes["band share"].iloc[0] == pytest.approx(info["G3"]["claims"][1]["value"])
     assert sorted(shares.layer) == [0, 1] and set(shares.layers) == {2}
     assert calibration.read_depth_probes(tmp_path / "nothing")[0].empty
+    (tmp_path / "out" / "L2").rename(tmp_path / "out" / "Lold")
+    with pytest.raises(ValueError, match="named L<layers>, not Lold"):
+        calibration.read_depth_probes(tmp_path / "out")
 
 
 def test_the_depth_probe_refuses_a_band_outside_the_model(tmp_path):

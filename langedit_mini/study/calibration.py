@@ -216,6 +216,10 @@ def trace_mechanism(model, tokenizer, requests, band, per_language: int, seed: i
     return MechanismTrace(facts, trace, summary, mechanism_gate(summary, band))
 
 
+PROBE_COLUMNS = ["layers", "band", "peak layer", "band share", "hidden share", "G3 passed", "final loss"]
+PROBE_COLUMNS += ["training hours", "traced facts", "commit"]
+
+
 def read_depth_probes(folder) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The depth probes of ``scripts/probe_depth.py`` under ``folder`` (``L<layers>/probe.json`` and
     ``trace_summary.csv``): one row per probe (layers, band, the layer of the largest MLP effect at the
@@ -226,8 +230,13 @@ def read_depth_probes(folder) -> tuple[pd.DataFrame, pd.DataFrame]:
     import json
     from pathlib import Path
 
+    def depth(path):
+        if not path.parent.name[1:].isdigit():
+            raise ValueError(f"{path}: a probe folder is named L<layers>, not {path.parent.name}")
+        return int(path.parent.name[1:])
+
     rows, curves = [], []
-    for path in sorted(Path(folder).glob("L*/probe.json"), key=lambda p: int(p.parent.name[1:])):
+    for path in sorted(Path(folder).glob("L*/probe.json"), key=depth):
         info = json.loads(path.read_text())
         summary = pd.read_csv(path.parent / "trace_summary.csv")
         at_subject = summary[summary.position == "subject last"]
@@ -251,21 +260,9 @@ def read_depth_probes(folder) -> tuple[pd.DataFrame, pd.DataFrame]:
             }
         )
         curves.append(mlp[["layer", "share_of_total"]].assign(layers=info["layers"]))
-    columns = [
-        "layers",
-        "band",
-        "peak layer",
-        "band share",
-        "hidden share",
-        "G3 passed",
-        "final loss",
-        "training hours",
-    ]
-    probes = pd.DataFrame(rows, columns=[*columns, "traced facts", "commit"])
-    shares = (
-        pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(columns=["layer", "share_of_total", "layers"])
-    )
-    return probes, shares
+    if not rows:
+        return pd.DataFrame(columns=PROBE_COLUMNS), pd.DataFrame(columns=["layer", "share_of_total", "layers"])
+    return pd.DataFrame(rows, columns=PROBE_COLUMNS), pd.concat(curves, ignore_index=True)
 
 
 def key_distinctness(model, tokenizer, requests, layers, *, architecture=None) -> pd.DataFrame:
