@@ -46,3 +46,20 @@ def test_subject_span_and_errors(tokenizer, traced):
         causal_trace(model, tokenizer, FACTS, layers=[99], samples=1)
     with pytest.raises(ValueError, match="at least one fact"):
         causal_trace(model, tokenizer, [])
+
+
+def test_the_subject_positions_agree_for_a_one_token_subject_and_unknown_positions_are_refused(tokenizer, traced):
+    """A one-token subject's first token, last token and span are the same position, so restoring any of them
+    gives the same probability; a three-token subject is counted as three."""
+    from langedit_mini.model.tracing import ALL_POSITIONS
+
+    _, model = traced
+    one = causal_trace(model, tokenizer, [dict(FACTS[0], subject="the")], samples=2, noise=1.0, positions=ALL_POSITIONS)
+    assert set(one.position) == set(ALL_POSITIONS) and (one.subject_tokens == 1).all()
+    restored = one.pivot_table(index=["site", "layer"], columns="position", values="p_restored")
+    assert (restored["subject first"] - restored["subject last"]).abs().max() < 1e-7
+    assert (restored["subject span"] - restored["subject last"]).abs().max() < 1e-7
+    three = causal_trace(model, tokenizer, FACTS[:1], samples=2, noise=1.0, positions=("subject span", "last"))
+    assert set(three.position) == {"subject span", "last"} and (three.subject_tokens == 3).all()
+    with pytest.raises(ValueError, match="positions must be among"):
+        causal_trace(model, tokenizer, FACTS, samples=1, positions=("subject middle",))

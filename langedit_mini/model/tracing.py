@@ -100,6 +100,9 @@ def subject_patching_table(
 
 TRACE_SITES = ("mlp", "hidden")
 TRACE_POSITIONS = ("subject last", "last")
+#: every position ``causal_trace`` can restore: the subject's first and last token, all its tokens
+#: together ("subject span"), and the prompt's last token
+ALL_POSITIONS = ("subject first", "subject last", "subject span", "last")
 
 
 def subject_span(tokenizer, text: str, subject: str) -> tuple[list[int], list[int]]:
@@ -132,6 +135,7 @@ def causal_trace(
     noise: float | None = None,
     architecture: Architecture | None = None,
     seed: int = 0,
+    positions=TRACE_POSITIONS,
 ) -> pd.DataFrame:
     """Indirect effects of restoring single sites in a subject-corrupted run, per fact.
 
@@ -140,14 +144,19 @@ def causal_trace(
     tokens before it appended to the prompt), optional ``joiner``
     (default " ") and ``lang``. ``samples`` noise draws per fact, averaged; ``noise`` defaults to
     ``embedding_noise_scale`` over the prompts. ``band``: layers whose MLP outputs at the subject's
-    last token are also restored together (site ``mlp band``).
+    last token are also restored together (site ``mlp band``). ``positions``: where each site is
+    restored, among ``ALL_POSITIONS`` (restoring "subject span" at a layer restores every subject token
+    there: what it does not bring back has already left the subject's positions).
 
     One row per (fact, site, position, layer): ``p_clean``, ``p_corrupted``, ``p_restored``,
-    ``total_effect``, ``indirect_effect``. Facts whose clean run does not put the answer first are
-    still traced (``clean_top1``: the clean run predicts the measured token).
+    ``total_effect``, ``indirect_effect``, ``subject_tokens``. Facts whose clean run does not put the
+    answer first are still traced (``clean_top1``: the clean run predicts the measured token).
     """
     if not facts:
         raise ValueError("causal_trace needs at least one fact")
+    unknown = [p for p in positions if p not in ALL_POSITIONS]
+    if unknown or not positions:
+        raise ValueError(f"positions must be among {ALL_POSITIONS}, got {list(positions)}")
     if not isinstance(samples, int) or samples < 1:
         raise ValueError(f"samples must be a positive integer, got {samples!r}")
     architecture = architecture or detect_architecture(model)
@@ -162,13 +171,17 @@ def causal_trace(
     rows = []
     with evaluation_mode(model):
         for index, fact in enumerate(facts):
-            rows += _trace_fact(model, tokenizer, fact, index, layers, band, samples, noise, architecture, generator)
+            rows += _trace_fact(
+                model, tokenizer, fact, index, layers, band, samples, noise, architecture, generator, positions
+            )
     frame = pd.DataFrame(rows)
     frame.attrs["noise"] = noise
     return frame
 
 
-def _trace_fact(model, tokenizer, fact, index, layers, band, samples, noise, architecture, generator) -> list[dict]:
+def _trace_fact(
+    model, tokenizer, fact, index, layers, band, samples, noise, architecture, generator, positions
+) -> list[dict]:
     device = model_device(model)
     embeddings = model.get_input_embeddings()
     ids, subject_tokens = subject_span(tokenizer, fact["prompt"], fact["subject"])
@@ -182,7 +195,13 @@ def _trace_fact(model, tokenizer, fact, index, layers, band, samples, noise, arc
     while lead < len(answer) - 1 and not any(c.isalnum() for c in tokenizer.decode([answer[lead]])):
         lead += 1
     ids, target = ids + answer[:lead], answer[lead]
-    positions = {"subject last": subject_tokens[-1], "last": len(ids) - 1}
+    where = {
+        "subject first": subject_tokens[0],
+        "subject last": subject_tokens[-1],
+        "subject span": subject_tokens,
+        "last": len(ids) - 1,
+    }
+    positions = {name: where[name] for name in positions}
     batch = torch.tensor([ids] * (samples + 1), device=device)  # row 0 clean, rows 1.. corrupted
     shape = (samples, len(subject_tokens), embeddings.weight.shape[1])
     draws = (torch.randn(shape, generator=generator) * noise).to(device, embeddings.weight.dtype)
@@ -244,6 +263,7 @@ def _trace_fact(model, tokenizer, fact, index, layers, band, samples, noise, arc
                     "total_effect": p_clean - p_corrupted,
                     "indirect_effect": p_restored - p_corrupted,
                     "clean_top1": top1,
+                    "subject_tokens": len(subject_tokens),
                 }
             )
     return rows

@@ -1,0 +1,116 @@
+"""Where does a pocket model read the subject from? Why G3 fails, one position at a time (issue 18).
+
+G3 asks that restoring the edited band's MLP outputs at the subject's *last* token bring back at least
+a third of the subject's effect (ROME's signature). No pocket model passes, and the larger the model
+the less its subject's last token carries. This traces the same facts at four positions
+(``model.tracing.ALL_POSITIONS``): the subject's first token, its last token, all its tokens together
+("subject span": what restoring them at a layer does not bring back has already left the subject's
+positions by then), and the prompt's last token; both sites (MLP output, whole hidden state), every
+layer. With it, the subjects' token counts: the pocket tokenizer has 1,024 tokens, so most subjects
+are several fragments and their last token is often a fragment many subjects share.
+
+    python scripts/trace_positions.py --model pocket pocket-wide [--probe 8] [--trace-facts 10]
+
+``--probe 8`` traces the 8-layer variant of ``scripts/probe_depth.py`` from its checkpoint under
+``.pocket-train/depth-8/`` (not shipped; train it first). Writes ``results/exploration/positions/
+<name>/`` (``trace_summary.csv``, ``positions.json`` with the facts' token counts and the provenance).
+About 1 min for the small model, 4 for the wide one and 3 for the 8-layer probe, on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from langedit_mini.data.datasets import POCKET_DIRECTORY, load_pocket
+from langedit_mini.data.schedules import split_facts
+from langedit_mini.model.tracing import ALL_POSITIONS, causal_trace, trace_summary
+from langedit_mini.pocket import load_pocket_model
+from langedit_mini.study.calibration import known_facts
+from langedit_mini.study.density import DENSITY_GRIDS
+from langedit_mini.study.provenance import finish_record, start_record
+
+ROOT = Path(__file__).resolve().parents[1]
+CHECKPOINTS = ROOT / ".pocket-train"
+SHIPPED = {"pocket": "small", "pocket-wide": "wide"}
+
+
+def load_probe(layers: int, checkpoints: Path = CHECKPOINTS):
+    """The depth probe's model (``scripts/probe_depth.py --layers layers``) from its last checkpoint."""
+    from transformers import AutoTokenizer, LlamaForCausalLM
+
+    from langedit_mini.pocket.build.train import CHECKPOINT, TrainConfig, model_config
+
+    path = checkpoints / f"depth-{layers}" / CHECKPOINT
+    if not path.exists():
+        raise SystemExit(f"no checkpoint at {path}: run scripts/probe_depth.py --layers {layers} first")
+    state = torch.load(path, weights_only=True)
+    config = TrainConfig(**state["config"])
+    if state["epoch"] < config.epochs:
+        raise SystemExit(f"{path} holds epoch {state['epoch']} of {config.epochs}: finish the training first")
+    tokenizer = AutoTokenizer.from_pretrained(POCKET_DIRECTORY / "model")
+    model = LlamaForCausalLM(model_config(config, tokenizer))
+    model.load_state_dict(state["model"])
+    return model.eval(), tokenizer
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", nargs="*", choices=sorted(SHIPPED), default=["pocket"])
+    parser.add_argument("--probe", type=int, nargs="*", default=[], help="layers of depth probes to trace")
+    parser.add_argument("--trace-facts", type=int, default=10, help="facts traced per language")
+    parser.add_argument("--samples", type=int, default=10, help="noise draws per fact")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--output", type=Path, default=ROOT / "results" / "exploration" / "positions")
+    parser.add_argument("--checkpoints", type=Path, default=CHECKPOINTS)
+    args = parser.parse_args(argv)
+    if not args.model and not args.probe:
+        parser.error("name at least one --model or --probe")
+    if args.trace_facts < 1 or args.samples < 1:
+        parser.error("--trace-facts and --samples must be at least 1")
+    torch.set_num_threads(args.threads)
+    requests, _ = load_pocket()
+    study, _ = split_facts(requests, DENSITY_GRIDS["pocket"]["tuning_facts"])  # the facts calibrate.py traces
+
+    models = [(name, lambda name=name: load_pocket_model(size=SHIPPED[name])) for name in args.model]
+    models += [(f"depth-{layers}", lambda layers=layers: load_probe(layers, args.checkpoints)) for layers in args.probe]
+    written = {}
+    for name, load in models:
+        record = start_record(exclude=("results",))
+        start = time.perf_counter()
+        model, tokenizer = load()
+        facts = known_facts(model, tokenizer, study, args.trace_facts, args.seed)
+        if not facts:
+            raise SystemExit(f"{name} answers none of the sampled facts right: nothing to trace")
+        trace = causal_trace(model, tokenizer, facts, samples=args.samples, seed=args.seed, positions=ALL_POSITIONS)
+        summary = trace_summary(trace)
+        tokens = trace.drop_duplicates("fact").subject_tokens
+        output = args.output / name
+        output.mkdir(parents=True, exist_ok=True)
+        summary.to_csv(output / "trace_summary.csv", index=False)
+        info = {
+            "model": name,
+            "layers": int(trace.layer.max()) + 1,
+            "traced_facts": len(facts),
+            "samples": args.samples,
+            "noise": trace.attrs["noise"],
+            "subject_tokens_mean": float(tokens.mean()),
+            "subjects_of_one_token": int((tokens == 1).sum()),
+            "seconds": round(time.perf_counter() - start, 1),
+            "seed": args.seed,
+        } | finish_record(record)
+        (output / "positions.json").write_text(json.dumps(info, indent=1) + "\n")
+        hidden = summary[summary.site == "hidden"].pivot(index="layer", columns="position", values="share_of_total")
+        print(f"{name}: {len(facts)} facts, {tokens.mean():.1f} subject tokens on average; hidden-state share:")
+        print(hidden[list(ALL_POSITIONS)].round(3).to_string())
+        written[name] = info
+    return written
+
+
+if __name__ == "__main__":
+    main()
