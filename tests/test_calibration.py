@@ -120,11 +120,12 @@ def test_key_distinctness_on_a_model(tokenizer):
         key_distinctness(model, tokenizer, requests[:1], [0])
 
 
-def _load_probe_depth():
+def _load_script(name):
+    """A script of ``scripts/`` as a module (the scripts are not a package)."""
     import importlib.util
 
-    path = Path(__file__).resolve().parents[1] / "scripts" / "probe_depth.py"
-    spec = importlib.util.spec_from_file_location("probe_depth", path)
+    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -139,7 +140,7 @@ def test_the_depth_probe_trains_in_chunks_resumes_and_traces_with_the_g3_gate(tm
     from langedit_mini.study import calibration
     from langedit_mini.study.calibration import known_facts
 
-    probe = _load_probe_depth()
+    probe = _load_script("probe_depth")
     arguments = ["--layers", "2", "--band", "1", "--epochs", "2", "--corpus-lines", "300", "--trace-facts", "1"]
     arguments += ["--checkpoints", str(tmp_path / "ckpt"), "--output", str(tmp_path / "out"), "--threads", "1"]
     assert probe.main(arguments + ["--chunk-epochs", "1"]) is None  # one epoch of two: stopped, checkpointed
@@ -174,7 +175,7 @@ def test_the_depth_probe_trains_in_chunks_resumes_and_traces_with_the_g3_gate(tm
 
 
 def test_the_depth_probe_refuses_a_band_outside_the_model(tmp_path):
-    probe = _load_probe_depth()
+    probe = _load_script("probe_depth")
     with pytest.raises(SystemExit):
         probe.main(["--layers", "4", "--band", "4", "--output", str(tmp_path)])
     with pytest.raises(SystemExit):
@@ -198,3 +199,33 @@ def test_trace_mechanism_traces_known_facts_over_every_layer_and_judges_g3_on_th
     monkeypatch.setattr(calibration, "known_facts", lambda *args, **kwargs: [])
     with pytest.raises(ValueError, match="none of the sampled facts"):
         calibration.trace_mechanism(model, tokenizer, requests, [0], per_language=1)
+
+
+def test_the_position_trace_reads_where_the_subject_is_read_from(tmp_path, monkeypatch):
+    """``scripts/trace_positions.py`` on the shipped small model (one fact per language, one noise draw): every
+    layer at all four positions, with the facts' token counts; the chapter's reader turns it into one row."""
+    from langedit_mini.study.calibration import read_position_traces
+
+    script = _load_script("trace_positions")
+    info = script.main(["--model", "pocket", "--trace-facts", "1", "--samples", "1", "--output", str(tmp_path)])
+    assert info["pocket"]["layers"] == 4 and 1 <= info["pocket"]["traced_facts"] <= 6
+    assert info["pocket"]["subject_tokens_mean"] >= 1 and "package_hash" in info["pocket"]
+    summary = pd.read_csv(tmp_path / "pocket" / "trace_summary.csv")
+    assert set(summary.position) == {"subject first", "subject last", "subject span", "last"}
+    read = read_position_traces(tmp_path)
+    assert read.model.tolist() == ["pocket"] and read.layers.tolist() == [4]
+    row = read.iloc[0]
+    last = summary[(summary.site == "hidden") & (summary.position == "last")].set_index("layer").share_of_total
+    assert row["half at last from"] == min(layer for layer, share in last.items() if share >= 0.5)
+    assert row["whole subject"] == pytest.approx(
+        summary.query("site == 'hidden' and position == 'subject span' and layer == 0").share_of_total.iloc[0]
+    )
+    assert read_position_traces(tmp_path / "nothing").empty
+
+    with pytest.raises(SystemExit, match="no checkpoint"):
+        script.main(["--model", "--probe", "3", "--checkpoints", str(tmp_path / "none"), "--output", str(tmp_path)])
+    with pytest.raises(SystemExit):
+        script.main(["--model", "--output", str(tmp_path)])  # nothing to trace
+    monkeypatch.setattr(script, "known_facts", lambda *args, **kwargs: [])
+    with pytest.raises(SystemExit, match="answers none"):
+        script.main(["--model", "pocket", "--output", str(tmp_path)])

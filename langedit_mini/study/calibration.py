@@ -265,6 +265,43 @@ def read_depth_probes(folder) -> tuple[pd.DataFrame, pd.DataFrame]:
     return pd.DataFrame(rows, columns=PROBE_COLUMNS), pd.concat(curves, ignore_index=True)
 
 
+def read_position_traces(folder) -> pd.DataFrame:
+    """The traces of ``scripts/trace_positions.py`` under ``folder`` (``<model>/trace_summary.csv`` and
+    ``positions.json``), one row per model: its layers, traced facts, the subjects' mean token count, the
+    share of the total effect that restoring the whole hidden state after the first layer brings back at
+    the subject's first token, its last token and all its tokens together, and the first layer after
+    which the prompt's last token alone brings back at least half (``half at last from``: where the
+    subject has been read into the last position; NaN if never). Empty when nothing has been traced."""
+    import json
+    from pathlib import Path
+
+    columns = ["model", "layers", "traced facts", "subject tokens", "first token", "last token", "whole subject"]
+    columns += ["half at last from"]
+    rows = []
+    for path in sorted(Path(folder).glob("*/positions.json")):
+        info = json.loads(path.read_text())
+        summary = pd.read_csv(path.parent / "trace_summary.csv")
+        hidden = summary[summary.site == "hidden"].pivot(index="layer", columns="position", values="share_of_total")
+        missing = {"subject first", "subject last", "subject span", "last"} - set(hidden.columns)
+        if missing:
+            raise ValueError(f"{path.parent / 'trace_summary.csv'} has no hidden-state rows at {sorted(missing)}")
+        first = hidden.index.min()
+        half = hidden.index[hidden["last"] >= 0.5]
+        rows.append(
+            {
+                "model": info["model"],
+                "layers": info["layers"],
+                "traced facts": info["traced_facts"],
+                "subject tokens": info["subject_tokens_mean"],
+                "first token": hidden.loc[first, "subject first"],
+                "last token": hidden.loc[first, "subject last"],
+                "whole subject": hidden.loc[first, "subject span"],
+                "half at last from": int(half.min()) if len(half) else math.nan,
+            }
+        )
+    return pd.DataFrame(rows, columns=columns).sort_values("layers", ignore_index=True)
+
+
 def key_distinctness(model, tokenizer, requests, layers, *, architecture=None) -> pd.DataFrame:
     """Per layer: how alike the edit keys of different subjects are (one request per subject).
 
