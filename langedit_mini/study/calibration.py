@@ -275,6 +275,8 @@ def read_position_traces(folder) -> pd.DataFrame:
     import json
     from pathlib import Path
 
+    from langedit_mini.model.tracing import ALL_POSITIONS
+
     columns = ["model", "layers", "traced facts", "subject tokens", "first token", "last token", "whole subject"]
     columns += ["half at last from"]
     rows = []
@@ -282,7 +284,7 @@ def read_position_traces(folder) -> pd.DataFrame:
         info = json.loads(path.read_text())
         summary = pd.read_csv(path.parent / "trace_summary.csv")
         hidden = summary[summary.site == "hidden"].pivot(index="layer", columns="position", values="share_of_total")
-        missing = {"subject first", "subject last", "subject span", "last"} - set(hidden.columns)
+        missing = set(ALL_POSITIONS) - set(hidden.columns)
         if missing:
             raise ValueError(f"{path.parent / 'trace_summary.csv'} has no hidden-state rows at {sorted(missing)}")
         first = hidden.index.min()
