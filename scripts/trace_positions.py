@@ -28,9 +28,9 @@ import torch
 
 from langedit_mini.data.datasets import POCKET_DIRECTORY, load_pocket
 from langedit_mini.data.schedules import split_facts
-from langedit_mini.model.tracing import ALL_POSITIONS, causal_trace, trace_summary
+from langedit_mini.model.tracing import ALL_POSITIONS, trace_summary
 from langedit_mini.pocket import load_pocket_model
-from langedit_mini.study.calibration import known_facts
+from langedit_mini.study.calibration import trace_known_facts
 from langedit_mini.study.density import DENSITY_GRIDS
 from langedit_mini.study.provenance import finish_record, start_record
 
@@ -84,10 +84,12 @@ def main(argv=None) -> dict:
         record = start_record(exclude=("results",))
         start = time.perf_counter()
         model, tokenizer = load()
-        facts = known_facts(model, tokenizer, study, args.trace_facts, args.seed)
-        if not facts:
-            raise SystemExit(f"{name} answers none of the sampled facts right: nothing to trace")
-        trace = causal_trace(model, tokenizer, facts, samples=args.samples, seed=args.seed, positions=ALL_POSITIONS)
+        try:
+            facts, trace = trace_known_facts(
+                model, tokenizer, study, args.trace_facts, args.seed, args.samples, positions=ALL_POSITIONS
+            )
+        except ValueError as error:
+            raise SystemExit(f"{name}: {error}") from error
         summary = trace_summary(trace)
         tokens = trace.drop_duplicates("fact").subject_tokens
         output = args.output / name

@@ -204,6 +204,7 @@ def test_trace_mechanism_traces_known_facts_over_every_layer_and_judges_g3_on_th
 def test_the_position_trace_reads_where_the_subject_is_read_from(tmp_path, monkeypatch):
     """``scripts/trace_positions.py`` on the shipped small model (one fact per language, one noise draw): every
     layer at all four positions, with the facts' token counts; the chapter's reader turns it into one row."""
+    from langedit_mini.study import calibration
     from langedit_mini.study.calibration import read_position_traces
 
     script = _load_script("trace_positions")
@@ -226,6 +227,6 @@ def test_the_position_trace_reads_where_the_subject_is_read_from(tmp_path, monke
         script.main(["--model", "--probe", "3", "--checkpoints", str(tmp_path / "none"), "--output", str(tmp_path)])
     with pytest.raises(SystemExit):
         script.main(["--model", "--output", str(tmp_path)])  # nothing to trace
-    monkeypatch.setattr(script, "known_facts", lambda *args, **kwargs: [])
+    monkeypatch.setattr(calibration, "known_facts", lambda *args, **kwargs: [])
     with pytest.raises(SystemExit, match="answers none"):
         script.main(["--model", "pocket", "--output", str(tmp_path)])

@@ -195,25 +195,41 @@ class MechanismTrace:
     gate: Gate
 
 
-def trace_mechanism(model, tokenizer, requests, band, per_language: int, seed: int = 0, samples: int = 10):
-    """G3 from start to end: ``per_language`` facts the model knows in each language (``known_facts``),
-    causal tracing over every layer with ``band`` restored together (``model.tracing.causal_trace``),
-    its ``trace_summary``, and ``mechanism_gate`` on it.
+def trace_known_facts(model, tokenizer, requests, per_language: int, seed: int = 0, samples: int = 10, **options):
+    """``per_language`` facts the model knows in each language (``known_facts``) and their causal trace over
+    every layer (``model.tracing.causal_trace``; ``options``: its ``band`` and ``positions``).
+    Returns ``(facts, trace)``; raises ``ValueError`` when the model answers none of the sampled facts right."""
+    from langedit_mini.model.tracing import causal_trace
 
-    Raises ``ValueError`` when the model answers none of the sampled facts right (nothing to trace).
-    """
-    from langedit_mini.model.architecture import detect_architecture, num_layers
-    from langedit_mini.model.tracing import causal_trace, trace_summary
-
-    layers = list(range(num_layers(model, detect_architecture(model))))
-    if not set(band) <= set(layers):
-        raise ValueError(f"band {sorted(band)} is not inside the model's layers 0..{layers[-1]}")
     facts = known_facts(model, tokenizer, requests, per_language, seed)
     if not facts:
         raise ValueError("the model answers none of the sampled facts right: nothing to trace")
-    trace = causal_trace(model, tokenizer, facts, layers=layers, band=sorted(band), samples=samples, seed=seed)
+    return facts, causal_trace(model, tokenizer, facts, samples=samples, seed=seed, **options)
+
+
+def trace_mechanism(model, tokenizer, requests, band, per_language: int, seed: int = 0, samples: int = 10):
+    """G3 from start to end: ``trace_known_facts`` with ``band`` restored together, its ``trace_summary``,
+    and ``mechanism_gate`` on it.
+
+    Raises ``ValueError`` when the band is outside the model or the model answers none of the sampled
+    facts right (nothing to trace).
+    """
+    from langedit_mini.model.architecture import detect_architecture, num_layers
+    from langedit_mini.model.tracing import trace_summary
+
+    last = num_layers(model, detect_architecture(model)) - 1
+    if not all(0 <= layer <= last for layer in band):  # checked before the facts are scored
+        raise ValueError(f"band {sorted(band)} is not inside the model's layers 0..{last}")
+    facts, trace = trace_known_facts(model, tokenizer, requests, per_language, seed, samples, band=sorted(band))
     summary = trace_summary(trace)
     return MechanismTrace(facts, trace, summary, mechanism_gate(summary, band))
+
+
+def subject_last_hidden_share(summary: pd.DataFrame) -> float:
+    """The largest share of the total effect that restoring the whole hidden state at the subject's last
+    token, after any one layer, brings back (a ``model.tracing.trace_summary``; NaN without hidden sites)."""
+    hidden = summary[(summary.site == "hidden") & (summary.position == "subject last")]
+    return float(hidden.share_of_total.max()) if len(hidden) else math.nan
 
 
 PROBE_COLUMNS = ["layers", "band", "peak layer", "band share", "hidden share", "G3 passed", "final loss"]
@@ -242,7 +258,6 @@ def read_depth_probes(folder) -> tuple[pd.DataFrame, pd.DataFrame]:
         at_subject = summary[summary.position == "subject last"]
         band = at_subject[at_subject.site == "mlp band"]
         mlp = at_subject[at_subject.site == "mlp"]
-        hidden = at_subject[at_subject.site == "hidden"]
         if band.empty or mlp.empty:
             raise ValueError(f"{path.parent / 'trace_summary.csv'} has no per-layer MLP or band rows")
         rows.append(
@@ -251,7 +266,7 @@ def read_depth_probes(folder) -> tuple[pd.DataFrame, pd.DataFrame]:
                 "band": info["band"],
                 "peak layer": int(mlp.set_index("layer").indirect_effect.idxmax()),
                 "band share": float(band.share_of_total.iloc[0]),
-                "hidden share": float(hidden.share_of_total.max()) if len(hidden) else math.nan,
+                "hidden share": subject_last_hidden_share(summary),
                 "G3 passed": info["G3"]["passed"],
                 "final loss": info["final_loss"],
                 "training hours": info["training_seconds"] / 3600,
