@@ -1,63 +1,45 @@
-"""One batch of 100 pocket edits per method: reliability, generality and locality (issue 4's yardstick).
+"""One batch of 100 edits per method: reliability, generality and locality (issue 4's yardstick).
 
 The batch: 100 edits of distinct subjects in one language, drawn with a seed from every relation.
 Prints a table of teacher-forced accuracy / greedy exact match per method and metric, and can
-override a setting to tune (``--set alpha=100 --set values.clamp_norm_factor=1.0``; a method without
-that setting ignores it).
+override a setting to tune (``--set alpha=100 --set values.clamp_norm_factor=1.0``; each setting reaches
+the methods that have it).
 
-    python scripts/batch_of_100.py [--language en] [--seed 0] [--methods FT MEMIT ...]
+    python scripts/batch_of_100.py [--model pocket] [--language en] [--seed 0] [--methods FT MEMIT ...]
 """
 
 from __future__ import annotations
 
-import argparse
 import time
-from dataclasses import replace
 
 import pandas as pd
 import torch
 
-from langedit_mini.data.datasets import load_pocket
 from langedit_mini.data.schedules import distinct_subjects
-from langedit_mini.editing import METHODS, EditingSession
-from langedit_mini.editing.defaults import applicable_overrides, default_config, load_pocket_editing
+from langedit_mini.editing import EditingSession
+from langedit_mini.editing.defaults import applicable_overrides, default_config
 from langedit_mini.evaluation.edit_metrics import evaluate_requests, locality_reference
-
-
-def configure(method: str, settings: list[str]):
-    """The method's pocket defaults with ``name=value`` overrides: ``values.<field>`` for the target
-    values, any other name for the method's own settings (a setting the method lacks is skipped)."""
-    config = default_config(method)
-    for item in settings:
-        name, _, text = item.partition("=")
-        if name.startswith("values."):
-            value = type(getattr(config.values, name[7:]))(text)
-            config = replace(config, values=replace(config.values, **{name[7:]: value}))
-        elif applicable_overrides(method, {name: text}):
-            current = getattr(config.settings, name)
-            value = type(current)(text) if current is not None else float(text)
-            config = replace(config, settings=replace(config.settings, **{name: value}))
-    return config
+from langedit_mini.interface.arguments import add_methods, settings_from, study_parser, testbed_from
 
 
 def main(argv=None) -> pd.DataFrame:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = study_parser(__doc__)
     parser.add_argument("--language", default="en")
     parser.add_argument("--edits", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--methods", nargs="+", default=list(METHODS))
-    parser.add_argument("--set", action="append", default=[], help="override an EditConfig field: name=value")
+    add_methods(parser)
     args = parser.parse_args(argv)
-    requests, _ = load_pocket(languages=(args.language,))
-    batch = distinct_subjects(requests, args.edits, args.seed)
-    model, tokenizer, statistics = load_pocket_editing()
-    reference = locality_reference(model, tokenizer, batch)
+    settings = settings_from(parser, args)
+    testbed = testbed_from(parser, args)
+    batch = distinct_subjects([r for r in testbed.requests if r.lang == args.language], args.edits, args.seed)
+    reference = locality_reference(testbed.model, testbed.tokenizer, batch)
     rows = []
     for method in args.methods:
         start = time.perf_counter()
-        session = EditingSession(model, tokenizer, configure(method, args.set), statistics)
+        config = default_config(method, testbed.hparams, **applicable_overrides(method, settings))
+        session = EditingSession(testbed.model, testbed.tokenizer, config, testbed.statistics(config.layers))
         session.apply(batch)
-        results = evaluate_requests(session.model, tokenizer, batch, reference)
+        results = evaluate_requests(session.model, testbed.tokenizer, batch, reference)
         summary = results.groupby("metric")[["teacher_forced", "exact_match"]].mean()
         for metric, row in summary.iterrows():
             rows.append({"method": method, "metric": metric, "TF": row.teacher_forced, "EM": row.exact_match})

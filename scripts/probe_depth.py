@@ -20,7 +20,6 @@ a rerun resumes.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -31,8 +30,9 @@ import torch
 from langedit_mini.data.datasets import POCKET_DIRECTORY, load_pocket
 from langedit_mini.data.schedules import split_facts
 from langedit_mini.pocket.build.train import PRESETS, train_model
+from langedit_mini.study import store
 from langedit_mini.study.calibration import trace_mechanism
-from langedit_mini.study.density import DENSITY_GRIDS
+from langedit_mini.study.density import POCKET_TUNING_FACTS
 from langedit_mini.study.provenance import finish_record, start_record
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,8 +62,8 @@ def main(argv=None) -> dict | None:
         parser.error("--trace-facts must be at least 1")
 
     torch.set_num_threads(args.threads)
-    record = start_record(exclude=("results",))
-    config = replace(PRESETS["small"], num_hidden_layers=args.layers, threads=args.threads, seed=args.seed)
+    record = start_record()
+    config = replace(PRESETS["pocket"], num_hidden_layers=args.layers, threads=args.threads, seed=args.seed)
     if args.epochs is not None:
         config = replace(config, epochs=args.epochs)
     from transformers import AutoTokenizer
@@ -82,7 +82,7 @@ def main(argv=None) -> dict | None:
 
     start = time.perf_counter()
     requests, _ = load_pocket()
-    study, _ = split_facts(requests, DENSITY_GRIDS["pocket"]["tuning_facts"])
+    study, _ = split_facts(requests, POCKET_TUNING_FACTS)
     try:
         traced = trace_mechanism(model, tokenizer, study, args.band, args.trace_facts, args.seed)
     except ValueError as error:
@@ -91,9 +91,6 @@ def main(argv=None) -> dict | None:
     trace_seconds = time.perf_counter() - start
 
     output = args.output / f"L{args.layers}"
-    output.mkdir(parents=True, exist_ok=True)
-    trace.to_csv(output / "trace.csv", index=False)
-    summary.to_csv(output / "trace_summary.csv", index=False)
     at_subject = summary[(summary.site == "mlp") & (summary.position == "subject last")].set_index("layer")
     info = {
         "layers": args.layers,
@@ -110,7 +107,7 @@ def main(argv=None) -> dict | None:
         "trace_seconds": round(trace_seconds, 1),
         "seed": args.seed,
     } | finish_record(record)
-    (output / "probe.json").write_text(json.dumps(info, indent=1) + "\n")
+    store.write_trace_record(output, "probe.json", info, summary, trace)
     with pd.option_context("display.width", 200):
         print(gate.table().to_string(index=False))
         print(summary[summary.site.isin(["mlp", "mlp band"])].round(3).to_string(index=False))

@@ -1,6 +1,6 @@
-"""The density study (``study.density``): every method at every point of the density grid, one seed and
-method at a time, resumable, with provenance. Each point is one ``scripts/run_study.py`` study under
-``results/density/<model>/<point>/``.
+"""The density study (``study.density``): every method at every point of a testbed's density grid, one seed
+and method at a time, resumable, with provenance (``study.runner.run_density``). Each point is one study
+under ``results/density/<model>/<point>/``.
 
     python scripts/run_density.py [--model pocket] [--max-runs N] [--points e028 e007 ...] [--seeds 0 1 2]
                                   [--methods MEMIT ...] [--dry-run]
@@ -12,45 +12,31 @@ so the command resumes; ``--max-runs`` bounds one session's share; ``--dry-run``
 
 from __future__ import annotations
 
-import argparse
-import sys
-from pathlib import Path
-
-from langedit_mini.editing import METHODS
-from langedit_mini.study.density import DENSITY_GRIDS, density_plan, point_arguments
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
-
-import run_study  # noqa: E402  (the study command, one point at a time)
+from langedit_mini.interface.arguments import add_methods, add_seeds, results_folder, study_parser, testbed_from
+from langedit_mini.study.runner import run_density
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", choices=sorted(DENSITY_GRIDS), default="pocket")
+    parser = study_parser(__doc__, settings=False)
     parser.add_argument("--points", nargs="+", default=None, help="point names (default: the whole grid)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--methods", nargs="+", default=list(METHODS))
     parser.add_argument("--max-runs", type=int, default=None)
-    parser.add_argument("--output", default=None)
     parser.add_argument("--dry-run", action="store_true", help="print the plan, run nothing")
+    add_seeds(parser)
+    add_methods(parser)
     args = parser.parse_args(argv)
-    output = Path(args.output or ROOT / "results" / "density" / args.model)
-    plan = density_plan(args.model, points=args.points, seeds=args.seeds)
-    done = 0
-    for step in plan:
-        if args.max_runs is not None and done >= args.max_runs:
-            break
-        arguments = point_arguments(args.model, step, output) + ["--methods", *args.methods]
-        if args.max_runs is not None:
-            arguments += ["--max-runs", str(args.max_runs - done)]
-        print(f"== {step['point']} ({step['schedule']}), seeds {step['seeds']}", flush=True)
-        if args.dry_run:
-            print("   scripts/run_study.py " + " ".join(arguments))
-            continue
-        done += run_study.main(arguments)
-    print(f"{done} runs made")
-    return done
+    testbed = testbed_from(parser, args)
+    try:
+        return run_density(
+            testbed,
+            results_folder(args, "density", testbed),
+            points=args.points,
+            seeds=args.seeds,
+            methods=args.methods,
+            max_runs=args.max_runs,
+            dry_run=args.dry_run,
+        )
+    except ValueError as error:
+        parser.error(str(error))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Where does a pocket model read the subject from? Why G3 fails, one position at a time (issue 18).
+"""Where does a model read the subject from? Why G3 fails, one position at a time (issue 18).
 
 G3 asks that restoring the edited band's MLP outputs at the subject's *last* token bring back at least
 a third of the subject's effect (ROME's signature). No pocket model passes, and the larger the model
@@ -11,37 +11,37 @@ are several fragments and their last token is often a fragment many subjects sha
 
     python scripts/trace_positions.py --model pocket pocket-wide [--probe 8] [--trace-facts 10]
 
-``--probe 8`` traces the 8-layer variant of ``scripts/probe_depth.py`` from its checkpoint under
-``.pocket-train/depth-8/`` (not shipped; train it first). Writes ``results/exploration/positions/
-<name>/`` (``trace_summary.csv``, ``positions.json`` with the facts' token counts and the provenance).
-About 1 min for the small model, 4 for the wide one and 3 for the 8-layer probe, on 2 cores.
+``--model`` takes any models ``study.testbeds`` knows. ``--probe 8`` traces the 8-layer variant of
+``scripts/probe_depth.py`` from its checkpoint under ``.pocket-train/depth-8/`` (not shipped; train it
+first), on the pocket world. Writes ``results/exploration/positions/<name>/`` (``trace_summary.csv``,
+``positions.json`` with the facts' token counts and the provenance). About 1 min for the small model, 4 for
+the wide one and 3 for the 8-layer probe, on 2 cores.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import torch
 
-from langedit_mini.data.datasets import POCKET_DIRECTORY, load_pocket
 from langedit_mini.data.schedules import split_facts
 from langedit_mini.model.tracing import ALL_POSITIONS, trace_summary
-from langedit_mini.pocket import load_pocket_model
+from langedit_mini.study import store
 from langedit_mini.study.calibration import trace_known_facts
-from langedit_mini.study.density import DENSITY_GRIDS
+from langedit_mini.study.density import POCKET_TUNING_FACTS
 from langedit_mini.study.provenance import finish_record, start_record
+from langedit_mini.study.testbeds import load_testbed, pocket_testbed
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECKPOINTS = ROOT / ".pocket-train"
-SHIPPED = {"pocket": "small", "pocket-wide": "wide"}
 
 
 def load_probe(layers: int, checkpoints: Path = CHECKPOINTS):
-    """The depth probe's model (``scripts/probe_depth.py --layers layers``) from its last checkpoint."""
-    from transformers import AutoTokenizer, LlamaForCausalLM
+    """The depth probe (``scripts/probe_depth.py --layers layers``) from its last checkpoint, as a pocket
+    testbed named ``depth-<layers>``."""
+    from transformers import LlamaForCausalLM
 
     from langedit_mini.pocket.build.train import CHECKPOINT, TrainConfig, model_config
 
@@ -52,15 +52,17 @@ def load_probe(layers: int, checkpoints: Path = CHECKPOINTS):
     config = TrainConfig(**state["config"])
     if state["epoch"] < config.epochs:
         raise SystemExit(f"{path} holds epoch {state['epoch']} of {config.epochs}: finish the training first")
-    tokenizer = AutoTokenizer.from_pretrained(POCKET_DIRECTORY / "model")
-    model = LlamaForCausalLM(model_config(config, tokenizer))
-    model.load_state_dict(state["model"])
-    return model.eval(), tokenizer
+    testbed = pocket_testbed("pocket")  # its world and tokenizer; the model replaced
+    testbed.model = LlamaForCausalLM(model_config(config, testbed.tokenizer))
+    testbed.model.load_state_dict(state["model"])
+    testbed.model.eval()
+    testbed.name = f"depth-{layers}"
+    return testbed
 
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", nargs="*", choices=sorted(SHIPPED), default=["pocket"])
+    parser.add_argument("--model", nargs="*", default=["pocket"], help="models study.testbeds knows")
     parser.add_argument("--probe", type=int, nargs="*", default=[], help="layers of depth probes to trace")
     parser.add_argument("--trace-facts", type=int, default=10, help="facts traced per language")
     parser.add_argument("--samples", type=int, default=10, help="noise draws per fact")
@@ -74,29 +76,33 @@ def main(argv=None) -> dict:
     if args.trace_facts < 1 or args.samples < 1:
         parser.error("--trace-facts and --samples must be at least 1")
     torch.set_num_threads(args.threads)
-    requests, _ = load_pocket()
-    study, _ = split_facts(requests, DENSITY_GRIDS["pocket"]["tuning_facts"])  # the facts calibrate.py traces
-
-    models = [(name, lambda name=name: load_pocket_model(size=SHIPPED[name])) for name in args.model]
-    models += [(f"depth-{layers}", lambda layers=layers: load_probe(layers, args.checkpoints)) for layers in args.probe]
+    loaders = [lambda name=name: load_testbed(name) for name in args.model]
+    loaders += [lambda layers=layers: load_probe(layers, args.checkpoints) for layers in args.probe]
     written = {}
-    for name, load in models:
-        record = start_record(exclude=("results",))
+    for load in loaders:
         start = time.perf_counter()
-        model, tokenizer = load()
+        try:
+            testbed = load()
+        except ValueError as error:
+            parser.error(str(error))
+        record = start_record(loader=testbed.loader)
+        study, _ = split_facts(testbed.requests, POCKET_TUNING_FACTS)  # the facts calibrate.py traces
         try:
             facts, trace = trace_known_facts(
-                model, tokenizer, study, args.trace_facts, args.seed, args.samples, positions=ALL_POSITIONS
+                testbed.model,
+                testbed.tokenizer,
+                study,
+                args.trace_facts,
+                args.seed,
+                args.samples,
+                positions=ALL_POSITIONS,
             )
         except ValueError as error:
-            raise SystemExit(f"{name}: {error}") from error
+            raise SystemExit(f"{testbed.name}: {error}") from error
         summary = trace_summary(trace)
         tokens = trace.drop_duplicates("fact").subject_tokens
-        output = args.output / name
-        output.mkdir(parents=True, exist_ok=True)
-        summary.to_csv(output / "trace_summary.csv", index=False)
         info = {
-            "model": name,
+            "model": testbed.name,
             "layers": int(trace.layer.max()) + 1,
             "traced_facts": len(facts),
             "samples": args.samples,
@@ -106,11 +112,11 @@ def main(argv=None) -> dict:
             "seconds": round(time.perf_counter() - start, 1),
             "seed": args.seed,
         } | finish_record(record)
-        (output / "positions.json").write_text(json.dumps(info, indent=1) + "\n")
+        store.write_trace_record(args.output / testbed.folder, "positions.json", info, summary)
         hidden = summary[summary.site == "hidden"].pivot(index="layer", columns="position", values="share_of_total")
-        print(f"{name}: {len(facts)} facts, {tokens.mean():.1f} subject tokens on average; hidden-state share:")
+        print(f"{testbed.name}: {len(facts)} facts, {tokens.mean():.1f} subject tokens on average; hidden-state share:")
         print(hidden[list(ALL_POSITIONS)].round(3).to_string())
-        written[name] = info
+        written[testbed.name] = info
     return written
 
 

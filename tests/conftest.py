@@ -32,32 +32,34 @@ def pocket(pocket_model):
 
 
 @pytest.fixture(scope="session")
-def toy_density(pocket, tmp_path_factory):
+def pocket_testbed(pocket):
+    """The pocket testbed (``study.testbeds``) around the model and statistics loaded above."""
+    from langedit_mini.study.testbeds import pocket_testbed
+
+    model, tokenizer, statistics = pocket
+    return pocket_testbed("pocket", model=model, tokenizer=tokenizer, statistics=statistics)
+
+
+@pytest.fixture(scope="session")
+def toy_density(pocket_testbed, tmp_path_factory):
     """Two points of a toy density study on disk (2 languages, 1 and 2 edits per language, batches of 1, two
-    methods, seeds 0 and 1), written by the study command's own run_part; read by the density readers' test and
-    the density chapter's."""
-    from langedit_mini.data.datasets import load_pocket
-    from langedit_mini.data.schedules import split_facts
-    from langedit_mini.pocket import load_probes
-    from langedit_mini.study.results import run_part
+    methods, seeds 0 and 1), written by the runner's own run_part; read by the density readers' test and the
+    density chapter's."""
+    from langedit_mini.study.experiment import StudyPlan
+    from langedit_mini.study.runner import run_part
 
     root = tmp_path_factory.mktemp("density")
-    requests, _ = load_pocket(languages=["en", "de"])
-    study, _ = split_facts(requests, 200)
     for edits in (1, 2):
-        shared = {
-            "edits_per_language": edits,
-            "batch_size": 1,
-            "languages": ["en", "de"],
-            "probe_every": 2 * edits,
-            "probe_limit": 5,
-            "model": "pocket",
-            "facts": "parallel",
-            "evaluate_every": 2,
-            "tuning_facts": 200,
-            "schedule": "delta",
-        }
+        plan = StudyPlan(
+            languages=["en", "de"],
+            edits_per_language=edits,
+            batch_size=1,
+            probe_every=2 * edits,
+            probe_limit=5,
+            facts="parallel",
+            evaluate_every=2,
+        )
         for seed in (0, 1):
             for method in ("MEMIT", "LangEdit-exact"):
-                run_part(root / f"e{edits:03d}", seed, method, shared, pocket, study, load_probes())
+                run_part(pocket_testbed, root / f"e{edits:03d}", seed, method, plan, tuning_facts=200)
     return root

@@ -148,7 +148,7 @@ def test_api_reference_documents_the_package():
 
 def test_the_ablations_chapter_shows_the_forgetting_diagnosis_when_it_is_committed():
     text = _text(HTML / "notebooks" / "06_ablations.html")
-    if not (ROOT / "results" / "diagnostics" / "forgetting.json").exists():
+    if not (ROOT / "results" / "diagnostics" / "pocket" / "forgetting.json").exists():
         assert "not measured" in text
         return
     assert "made by scripts/diagnose_forgetting.py at commit" in text

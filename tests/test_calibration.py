@@ -11,13 +11,8 @@ from test_stats import tiny_model
 
 from langedit_mini.data.datasets import EditRequest
 from langedit_mini.model.statistics import SecondMoment
-from langedit_mini.study.calibration import (
-    covariance_coverage,
-    key_distinctness,
-    mechanism_gate,
-    sequential_gate,
-    write_gate,
-)
+from langedit_mini.study.calibration import covariance_coverage, key_distinctness
+from langedit_mini.study.verdicts import mechanism_gate, sequential_gate, write_gate
 
 
 def one_batch(memit, alphaedit):
@@ -139,6 +134,7 @@ def test_the_depth_probe_trains_in_chunks_resumes_and_traces_with_the_g3_gate(tm
     from langedit_mini.editing.defaults import load_pocket_editing
     from langedit_mini.study import calibration
     from langedit_mini.study.calibration import known_facts
+    from langedit_mini.study.density_chapter import depth_probes
 
     probe = _load_script("probe_depth")
     arguments = ["--layers", "2", "--band", "1", "--epochs", "2", "--corpus-lines", "300", "--trace-facts", "1"]
@@ -163,15 +159,15 @@ def test_the_depth_probe_trains_in_chunks_resumes_and_traces_with_the_g3_gate(tm
     assert saved["package_hash"] == info["package_hash"] and saved["corpus_lines"] == 300
 
     # what the density chapter reads of it
-    probes, shares = calibration.read_depth_probes(tmp_path / "out")
+    probes, shares = depth_probes(tmp_path / "out")
     assert probes.layers.tolist() == [2] and probes["band"].tolist() == [[1]]
     assert probes["G3 passed"].tolist() == [info["G3"]["passed"]] and probes["peak layer"].iloc[0] in (0, 1)
     assert probes["band share"].iloc[0] == pytest.approx(info["G3"]["claims"][1]["value"])
     assert sorted(shares.layer) == [0, 1] and set(shares.layers) == {2}
-    assert calibration.read_depth_probes(tmp_path / "nothing")[0].empty
+    assert depth_probes(tmp_path / "nothing")[0].empty
     (tmp_path / "out" / "L2").rename(tmp_path / "out" / "Lold")
     with pytest.raises(ValueError, match="named L<layers>, not Lold"):
-        calibration.read_depth_probes(tmp_path / "out")
+        depth_probes(tmp_path / "out")
 
 
 def test_the_depth_probe_refuses_a_band_outside_the_model(tmp_path):
@@ -205,7 +201,7 @@ def test_the_position_trace_reads_where_the_subject_is_read_from(tmp_path, monke
     """``scripts/trace_positions.py`` on the shipped small model (one fact per language, one noise draw): every
     layer at all four positions, with the facts' token counts; the chapter's reader turns it into one row."""
     from langedit_mini.study import calibration
-    from langedit_mini.study.calibration import read_position_traces
+    from langedit_mini.study.density_chapter import position_traces as read_position_traces
 
     script = _load_script("trace_positions")
     info = script.main(["--model", "pocket", "--trace-facts", "1", "--samples", "1", "--output", str(tmp_path)])

@@ -6,18 +6,16 @@ import pandas as pd
 import pytest
 import torch
 
-from langedit_mini.study.density import (
-    DENSITY_GRIDS,
-    PAPER_DENSITY,
-    density,
-    density_plan,
-    point_arguments,
-)
+from langedit_mini.data.languages import LANGUAGES
+from langedit_mini.study.density import PAPER_DENSITY, density, density_plan, grid_for
+from langedit_mini.study.experiment import StudyPlan
 from langedit_mini.study.tuning import GRID_SIZE, GRIDS, choose, config_name, objective
 
 
 def test_the_grid_spans_the_regimes_and_keeps_the_papers_batch_ratio():
-    grid = DENSITY_GRIDS["pocket"]
+    grid = grid_for(1024)  # the pocket model's d_k
+    assert grid["edits_per_language"] == (7, 14, 28, 49, 77, 98, 140) and grid["paper"] == 28
+    assert grid_for(1536)["batch_size"] == 11 and grid_for(1536)["paper"] == 44  # SmolLM2: 264 edits, 0.172
     densities = [density(e, grid["d_k"]) for e in grid["edits_per_language"]]
     assert len(densities) >= 7 and densities == sorted(densities)
     assert densities[0] <= 0.05 and densities[-1] >= 0.8
@@ -30,9 +28,9 @@ def test_the_grid_spans_the_regimes_and_keeps_the_papers_batch_ratio():
 
 
 def test_the_plan_runs_the_papers_density_first_with_every_seed():
-    plan = density_plan("pocket", seeds=[0, 1, 2])
+    plan = density_plan(grid_for(1024), seeds=[0, 1, 2])
     assert [step["point"] for step in plan[:2]] == ["e028", "e028-mt"]
-    assert all(step["seeds"] == [0, 1, 2] and step["evaluate_every"] == 1 for step in plan[:2])
+    assert all(step["seeds"] == [0, 1, 2] and step["plan"].evaluate_every == 1 for step in plan[:2])
     seed0 = [step for step in plan[2:] if step["seeds"] == [0]]
     later = [step for step in plan[2:] if step["seeds"] == [1, 2]]
     assert (
@@ -41,30 +39,38 @@ def test_the_plan_runs_the_papers_density_first_with_every_seed():
     assert plan.index(seed0[-1]) < plan.index(later[0])  # seed 0 everywhere before the other seeds
     # about eight full evaluations per run away from the paper's point, the probes after the last batch
     e140 = seed0[-1]
-    assert e140["evaluate_every"] == 120 // 8 and e140["probe_every"] == 120
-    assert density_plan("pocket", points=["e049"], seeds=[3]) == [
-        {
-            "point": "e049",
-            "edits_per_language": 49,
-            "schedule": "delta",
-            "seeds": [3],
-            "evaluate_every": 5,
-            "probe_every": 42,
-        }
-    ]
+    assert e140["plan"].evaluate_every == 120 // 8 and e140["plan"].probe_every == 120
+    (step,) = density_plan(grid_for(1024), points=["e049"], seeds=[3])
+    assert step["point"] == "e049" and step["schedule"] == "delta" and step["seeds"] == [3]
+    assert step["plan"] == StudyPlan(
+        languages=LANGUAGES,
+        edits_per_language=49,
+        batch_size=7,
+        facts="parallel",
+        evaluate_every=5,
+        probe_every=42,
+        probe_limit=50,
+    )
     with pytest.raises(ValueError, match="unknown points \\['e050'\\]"):
-        density_plan("pocket", points=["e050"])
-    with pytest.raises(ValueError, match="no density grid"):
-        density_plan("llama")
+        density_plan(grid_for(1024), points=["e050"])
+    with pytest.raises(ValueError, match="d_k must be a positive integer"):
+        grid_for(0)
 
 
-def test_a_step_becomes_the_study_commands_arguments(tmp_path):
-    step = density_plan("pocket", points=["e028-mt"], seeds=[1])[0]
-    arguments = point_arguments("pocket", step, tmp_path)
-    pairs = dict(zip(arguments[::2], arguments[1::2]))
-    assert pairs["--schedule"] == "mt" and pairs["--batch-size"] == "7" and pairs["--facts"] == "parallel"
-    assert pairs["--edits-per-language"] == "28" and pairs["--tuning-facts"] == "200"
-    assert pairs["--output"] == str(tmp_path / "e028-mt") and pairs["--seeds"] == "1"
+def test_a_step_records_the_parameters_of_the_committed_runs():
+    """A step's plan, recorded by the runner, equals what the committed runs recorded (so they are not redone)."""
+    from pathlib import Path
+
+    from langedit_mini.study import store
+    from langedit_mini.study.runner import study_parameters
+    from langedit_mini.study.testbeds import Testbed
+
+    testbed = Testbed("pocket", None, None, "pocket", "pocket", [], "", None, "langedit_mini.pocket")
+    results = Path(__file__).resolve().parents[1] / "results" / "density" / "pocket"
+    for step in density_plan(grid_for(1024), points=["e028-mt", "e140"], seeds=[1]):
+        recorded = store.read_part_record(results / step["point"], "seed1-MEMIT")
+        assert recorded is not None, step["point"]
+        assert study_parameters(testbed, step["plan"], tuning_facts=200) == recorded["parameters"]
 
 
 def test_every_method_gets_the_same_tuning_budget():
@@ -96,19 +102,18 @@ def test_the_choice_is_the_best_objective_of_a_complete_grid():
 
 
 def test_the_readers_summarise_a_density_study_on_disk(toy_density):
-    from langedit_mini.study.density import (
+    from langedit_mini.study.density_chapter import read_points
+    from langedit_mini.study.intervals import with_intervals
+    from langedit_mini.study.readings import (
         final_by_run,
         general_ability_by_run,
         null_space_left,
-        paired_verdict,
-        read_density,
         runs_on_disk,
-        with_intervals,
         write_forget_by_run,
     )
-    from langedit_mini.study.provenance import package_hash
+    from langedit_mini.study.verdicts import paired_verdict
 
-    points = read_density(toy_density)
+    points = read_points(toy_density, 1024)
     assert list(points) == ["e001", "e002"]
     assert points["e002"]["density"] == pytest.approx(4 / 1024) and points["e002"]["edits"] == 4
     finals = final_by_run(points)
@@ -125,8 +130,9 @@ def test_the_readers_summarise_a_density_study_on_disk(toy_density):
     assert set(left.method) == {"LangEdit-exact"}  # MEMIT has no null space
     by_point = left.groupby("point")["null space left"].mean()
     assert by_point["e002"] < by_point["e001"]  # every committed key took a dimension
-    on_disk = runs_on_disk(points, package_hash())
+    on_disk = runs_on_disk(points, lambda run_hash: True)
     assert len(on_disk) == 4 and (on_disk.stale == 0).all() and set(on_disk.seeds) == {"0, 1"}
+    assert (runs_on_disk(points, lambda run_hash: False).stale == 2).all()  # both seeds made by other code
     verdict = paired_verdict(
         finals[finals.point == "e002"], "reliability", methods=["LangEdit-exact"], baselines=["MEMIT"]
     )
@@ -141,7 +147,7 @@ def test_the_readers_summarise_a_density_study_on_disk(toy_density):
 
 def test_the_gate_table_reads_a_calibration_record_and_the_sequential_gate():
     from langedit_mini.study.claims import Claim
-    from langedit_mini.study.density import gate_table
+    from langedit_mini.study.verdicts import gate_table
 
     record = {
         "gates": {
@@ -162,7 +168,7 @@ def test_the_gate_table_reads_a_calibration_record_and_the_sequential_gate():
 
 
 def test_capacity_read_off_the_grid_stops_at_the_first_point_below_a_threshold():
-    from langedit_mini.study.density import holds_up_to
+    from langedit_mini.study.readings import holds_up_to
 
     rows = []
     for at, memit, alpha in ((0.1, 0.95, 0.99), (0.2, 0.85, 0.97), (0.4, 0.92, 0.7), (0.8, 0.4, 0.45)):
@@ -178,7 +184,7 @@ def test_capacity_read_off_the_grid_stops_at_the_first_point_below_a_threshold()
 def test_the_tuning_recheck_reruns_rows_of_older_code_and_agrees(tmp_path):
     """``scripts/tune.py --recheck`` reruns the best row of each older code version; the pocket runs are
     deterministic, so today's code, unchanged, reproduces the objective it recorded."""
-    from test_results import load_script
+    from test_runner import load_script
 
     tune = load_script("tune")
     threads = ["--threads", str(torch.get_num_threads())]  # the script sets it: leave the suite's own
@@ -198,17 +204,18 @@ def test_the_tuning_recheck_reruns_rows_of_older_code_and_agrees(tmp_path):
 
 
 def test_a_cell_is_the_mean_and_the_95_percent_half_width_over_seeds():
-    from langedit_mini.study.density import mean_cell
+    from langedit_mini.study.intervals import format_interval, mean_cell
 
-    seeds = pd.DataFrame({"teacher_forced": [0.90, 0.92, 0.94]})  # sd 0.02, t(2) = 4.303: half-width 0.0497
-    assert mean_cell(seeds, "teacher_forced") == "0.920 ± 0.050"
-    assert mean_cell(seeds, "teacher_forced", digits=2) == "0.92 ± 0.05"
-    assert mean_cell(seeds.iloc[:1], "teacher_forced") == "0.900"  # one seed: no interval
-    assert mean_cell(seeds.iloc[:0], "teacher_forced") == "not run"
+    seeds = [0.90, 0.92, 0.94]  # sd 0.02, t(2) = 4.303: half-width 0.0497
+    assert mean_cell(seeds) == "0.920 ± 0.050"
+    assert mean_cell(seeds, 2) == "0.92 ± 0.05"
+    assert mean_cell(seeds[:1]) == "0.900"  # one seed: no interval
+    assert mean_cell([]) == "not run"
+    assert format_interval(0.021, 0.026, signed=True) == "+0.021 ± 0.026"
 
 
 def test_the_order_at_each_density_and_where_one_method_falls_below_another_for_good():
-    from langedit_mini.study.density import below_from, order_by_density
+    from langedit_mini.study.readings import below_from, order_by_density
 
     rows = []
     # AlphaEdit below MEMIT at 0.2, above at 0.4, below from 0.6 on: "for good" starts at 0.6, not 0.2
@@ -249,7 +256,7 @@ def test_the_order_at_each_density_and_where_one_method_falls_below_another_for_
 
 
 def test_paired_differences_by_density_read_which_points_separate():
-    from langedit_mini.study.density import densities_read, paired_by_density, paired_cell
+    from langedit_mini.study.readings import densities_read, paired_by_density, paired_cell
 
     rows = []
 
@@ -283,7 +290,7 @@ def test_paired_differences_by_density_read_which_points_separate():
 
 
 def test_an_interval_that_touches_zero_does_not_separate():
-    from langedit_mini.study.density import interval_reading
+    from langedit_mini.study.intervals import interval_reading
 
     assert interval_reading(0.1, 0.05, 3) == "above" and interval_reading(-0.1, 0.05, 3) == "below"
     assert interval_reading(0.1, 0.1, 3) == "not separated" and interval_reading(-0.1, 0.1, 3) == "not separated"

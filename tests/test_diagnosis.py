@@ -5,9 +5,10 @@ import json
 
 import pandas as pd
 import pytest
-from test_results import ROOT, load_script
+from test_runner import ROOT, load_script
 
-from langedit_mini.study.results import DIAGNOSIS_KINDS, diagnosis_tables, read_diagnosis
+from langedit_mini.study.diagnosis import DIAGNOSIS_KINDS
+from langedit_mini.study.findings import diagnosis_tables, read_diagnosis
 
 
 def _script():
@@ -27,7 +28,7 @@ def test_toy_diagnosis_shows_the_guarantee_where_it_is_stated_and_the_keys_it_do
             "--covariances",
             "statements+questions",
             "--output",
-            str(output),
+            str(tmp_path),
         ]
     )
     rows, provenance = read_diagnosis(output)
@@ -82,22 +83,22 @@ def test_reader_names_what_a_malformed_result_lacks(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="unknown kinds of key \\['elsewhere'\\]"):
         read_diagnosis(path)
     path.write_text(json.dumps(good | {"rows": [row | {"key": "committed key"}]}))
-    import langedit_mini.study.results as results
+    import langedit_mini.study.findings as findings
 
     assert diagnosis_tables(read_diagnosis(path)[0])["null share"].empty  # MEMIT alone: no null space to show
-    monkeypatch.setattr(results, "package_hash", lambda: "0" * 16)
+    monkeypatch.setattr(findings, "is_current", lambda run_hash: run_hash == "0" * 16)
     assert not read_diagnosis(path)[1]["stale"]
-    monkeypatch.setattr(results, "package_hash", lambda: "f" * 16)
+    monkeypatch.setattr(findings, "is_current", lambda run_hash: run_hash == "f" * 16)
     assert read_diagnosis(path)[1]["stale"]  # editing code changed since the diagnosis was made
 
 
 def test_the_findings_quote_the_committed_numbers_and_compute_their_verdicts(tmp_path):
-    from langedit_mini.study.results import DIAGNOSIS_GLUE, diagnosis_findings
+    from langedit_mini.study.findings import DIAGNOSIS_GLUE, diagnosis_findings
 
     absent = diagnosis_findings(tmp_path / "none.json")
     assert absent["tables"] is None and set(absent["glue"]) == set(DIAGNOSIS_GLUE)
     assert set(absent["glue"].values()) == {"not measured"}
-    committed = diagnosis_findings(ROOT / "results" / "diagnostics" / "forgetting.json")
+    committed = diagnosis_findings(ROOT / "results" / "diagnostics" / "pocket" / "forgetting.json")
     glued, change = committed["glue"], committed["tables"]["change"]
     assert glued["diag_exact_prompt"] == f"{change.loc[('statements', 'LangEdit-exact'), 'other prompt keys']:.3f}"
     assert float(glued["diag_exact_committed"]) < 1e-6  # the guarantee, on the committed keys

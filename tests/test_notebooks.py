@@ -178,7 +178,8 @@ def test_the_study_command_runs_in_parts_resumes_and_the_chapter_shows_them(tmp_
     import subprocess
     import sys
 
-    from langedit_mini.study.results import describe, merge_parts, stale_runs
+    from langedit_mini.study.findings import describe, stale_runs
+    from langedit_mini.study.runner import merge as merge_parts
 
     output = tmp_path / "main"
     command = [

@@ -180,7 +180,7 @@ def test_training_resumed_from_a_checkpoint_equals_one_uninterrupted_run(tmp_pat
     tokenizer = AutoTokenizer.from_pretrained(MODEL_DIRECTORY)
     lines = (POCKET_DIRECTORY / "corpus.txt").read_text(encoding="utf-8").splitlines()[:96]
     config = replace(
-        PRESETS["small"],
+        PRESETS["pocket"],
         hidden_size=32,
         intermediate_size=64,
         num_hidden_layers=2,

@@ -194,7 +194,7 @@ def test_study_parts_of_one_schedule_combine_and_keep_the_unedited_probes_once()
 
 
 def test_the_gap_between_two_methods_over_settings_and_its_verdict():
-    from langedit_mini.study.experiment import method_gap
+    from langedit_mini.study.readings import method_gap
 
     index = pd.MultiIndex.from_product(
         [["base", "batch 3"], ["AlphaEdit", "LangEdit-exact"]], names=["setting", "method"]

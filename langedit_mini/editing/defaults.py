@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 import pandas as pd
@@ -29,6 +29,9 @@ from langedit_mini.pocket import (
     covariance_texts,
     load_pocket_model,
 )
+
+#: each pocket model's edited layers
+POCKET_EDIT_LAYERS_OF = {"pocket": POCKET_EDIT_LAYERS, "pocket-wide": POCKET_WIDE_EDIT_LAYERS}
 
 #: One JSON file per model in ``editing/hparams/`` (``list_hparams``): its edited layers, its target-value
 #: settings, the method settings (each applies to the methods that have it: ``mom2_weight`` to MEMIT; the
@@ -106,16 +109,20 @@ _SHARED_FIELDS = {f.name for f in fields(EditConfig)} - {"method", "settings"}
 def default_config(
     method: str, model_name: str = "pocket", *, hparams: str | Path | None = None, **overrides
 ) -> EditConfig:
-    """The defaults for ``method`` on ``model_name`` (one of MODEL_NAMES; or the file ``hparams``), with any
-    field overridden.
+    """The defaults for ``method`` on ``model_name`` (one of MODEL_NAMES, or a hyperparameter file's path; or
+    the file ``hparams``), with any field overridden.
 
     An override names a field every method shares (``layers``, ``values``, ``seed``) or one of the
     method's own settings (``alpha`` for AlphaEdit, ``steps`` for FT, ...); a setting the method does
-    not have is an error (``applicable_overrides`` keeps only those that apply).
+    not have is an error (``applicable_overrides`` keeps only those that apply). ``values`` may be a dict
+    of some target-value settings (``{"steps": 40}``), which replace the file's.
     """
     editing_method = get_method(method)
     shared, settings = load_hparams(hparams if hparams is not None else model_name, method)
-    shared = dict(shared, **{k: v for k, v in overrides.items() if k in _SHARED_FIELDS})
+    given = {k: v for k, v in overrides.items() if k in _SHARED_FIELDS}
+    if isinstance(given.get("values"), dict):
+        given["values"] = replace(shared["values"], **given["values"]).validate()
+    shared = dict(shared, **given)
     own = {k: v for k, v in overrides.items() if k not in _SHARED_FIELDS}
     values = applicable_overrides(method, settings)
     if own.get("tau") is not None and "leftover_fraction" not in own:
@@ -136,6 +143,31 @@ def applicable_overrides(method: str, overrides: dict) -> dict:
         raise ValueError(f"unknown setting {', '.join(map(repr, unknown))}; known: {', '.join(sorted(known))}")
     own = _SHARED_FIELDS | {f.name for f in fields(get_method(method).settings_type)}
     return {name: value for name, value in overrides.items() if name in own and value is not None}
+
+
+def parse_settings(pairs) -> dict:
+    """Settings over a hyperparameter file from ``name=value`` pairs (the ``--set`` option of the command
+    line and of every study script): each value is read as JSON (numbers, true/false, null), else kept as
+    text; ``values.<field>`` pairs are gathered into ``values`` (the target-value settings). A pair without
+    "=", a setting no method has and an unknown target-value field are errors that name them."""
+    settings, values = {}, {}
+    for pair in pairs or ():
+        name, separator, text = str(pair).partition("=")
+        if not separator or not name:
+            raise ValueError(f"a setting is name=value, got {pair!r}")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        (values if name.startswith("values.") else settings)[name.removeprefix("values.")] = value
+    applicable_overrides(next(iter(REGISTRY)), settings)  # a name no method has is an error
+    unknown = sorted(set(values) - {f.name for f in fields(ValueSettings)})
+    if unknown:
+        known = ", ".join(f.name for f in fields(ValueSettings))
+        raise ValueError(f"unknown target-value settings {unknown}; known: {known}")
+    if values:
+        settings["values"] = values
+    return settings
 
 
 def reference_name(model_name: str) -> str:
@@ -202,22 +234,19 @@ def load_pocket_editing(
 ):
     """What every pocket editing run starts from: ``(model, tokenizer, statistics)``.
 
-    The pocket model (``model_name``: "pocket", the small one, or "pocket-wide") and tokenizer
+    The pocket model ``model_name`` ("pocket", the small one, or "pocket-wide") and its tokenizer
     (``pocket.load_pocket_model``) and ``C0`` of each edited layer (default: the model's edited
     layers) from ``texts`` (default: the preserved-knowledge corpus, ``pocket.covariance_texts``),
     cached under ``cache_dir`` (None: computed, nothing read or written).
     """
-    sizes = {"pocket": "small", "pocket-wide": "wide"}
-    if model_name not in sizes:
-        raise ValueError(f"unknown pocket model {model_name!r}; choose one of {', '.join(sizes)}")
-    if layers is None:
-        layers = POCKET_EDIT_LAYERS if model_name == "pocket" else POCKET_WIDE_EDIT_LAYERS
-    model, tokenizer = load_pocket_model(size=sizes[model_name])
+    if model_name not in POCKET_EDIT_LAYERS_OF:
+        raise ValueError(f"unknown pocket model {model_name!r}; choose one of {', '.join(POCKET_EDIT_LAYERS_OF)}")
+    model, tokenizer = load_pocket_model(model_name)
     statistics = key_second_moments(
         model,
         tokenizer,
         covariance_texts() if texts is None else texts,
-        list(layers),
+        list(POCKET_EDIT_LAYERS_OF[model_name] if layers is None else layers),
         cache_dir=cache_dir,
         progress=progress,
     )

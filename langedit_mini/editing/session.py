@@ -137,7 +137,7 @@ class EditingSession:
             if missing:
                 raise ValueError(
                     f"{config.method} needs the preserved-key statistics of layers {missing} "
-                    "(langedit_mini.stats.key_second_moments)"
+                    "(langedit_mini.model.statistics.key_second_moments)"
                 )
         self.model = model if in_place else copy.deepcopy(model)
         self.tokenizer = tokenizer

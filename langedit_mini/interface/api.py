@@ -58,9 +58,9 @@ def model_defaults_name(model) -> str | None:
     (by their directory), else the name it was loaded from (``meta-llama/Meta-Llama-3-8B-Instruct``; passed
     to ``editing.defaults.defaults_for``), None when its config does not say."""
     path = str(getattr(model.config, "_name_or_path", "") or getattr(model, "name_or_path", ""))
-    for size, directory in POCKET_MODELS.items():
+    for name, directory in POCKET_MODELS.items():
         if path and Path(path).resolve() == Path(directory).resolve():
-            return "pocket" if size == "small" else "pocket-wide"
+            return name
     return path or None
 
 

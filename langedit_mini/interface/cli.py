@@ -28,27 +28,10 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
-
-
-def _settings(pairs: list[str]) -> dict:
-    """``name=value`` pairs: numbers and true/false parsed; ``values.<field>`` collected into a dict."""
-    settings, values = {}, {}
-    for pair in pairs:
-        name, separator, text = pair.partition("=")
-        if not separator or not name:
-            raise SystemExit(f"--set expects name=value, got {pair!r}")
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError:
-            value = text
-        (values if name.startswith("values.") else settings)[name.removeprefix("values.")] = value
-    if values:
-        settings["values"] = values
-    return settings
 
 
 def _read_data(path: Path) -> list:
@@ -86,7 +69,7 @@ def _load_model(name: str, device: str, dtype: str):
     except ValueError as error:
         raise SystemExit(f"--dtype: {error}") from None
     if name in ("pocket", "pocket-wide"):
-        model, tokenizer = load_pocket_model(size="small" if name == "pocket" else "wide", dtype=torch_dtype)
+        model, tokenizer = load_pocket_model(name, dtype=torch_dtype)
         return (model.to(device) if device != "cpu" else model), tokenizer
     try:  # a local directory or a hub id: in eval mode on the device, with a pad token
         return load_model(name, device=device, dtype=dtype)
@@ -98,7 +81,7 @@ def _load_model(name: str, device: str, dtype: str):
 
 def _prepare(arguments):
     from langedit_mini.data.requests import as_requests
-    from langedit_mini.editing.defaults import default_config, defaults_for
+    from langedit_mini.editing.defaults import default_config, defaults_for, parse_settings
     from langedit_mini.interface.api import model_defaults_name
     from langedit_mini.model.statistics import key_second_moments, load_statistics
     from langedit_mini.pocket import covariance_texts
@@ -108,16 +91,17 @@ def _prepare(arguments):
     requests = as_requests(records, lang=arguments.lang, skipped=skipped)
     if skipped:
         print(f"skipped {len(skipped)} of {len(records)} records that cannot be edit requests, e.g. {skipped[0][1]}")
-    settings = _settings(arguments.set or [])
-    values = settings.pop("values", {})
+    try:
+        settings = parse_settings(arguments.set)
+    except ValueError as error:
+        raise SystemExit(f"--set: {error}") from None
     if arguments.layers:
         settings["layers"] = tuple(arguments.layers)
     if arguments.hparams:
-        base = default_config(arguments.method, hparams=arguments.hparams, **settings)
+        config = default_config(arguments.method, hparams=arguments.hparams, **settings)
     else:
         name = arguments.defaults or model_defaults_name(model) or arguments.model
-        base = default_config(arguments.method, defaults_for(name, layers_given="layers" in settings), **settings)
-    config = replace(base, values=replace(base.values, **values)) if values else base
+        config = default_config(arguments.method, defaults_for(name, layers_given="layers" in settings), **settings)
     statistics, out = None, Path(arguments.out)
     if config.editing_method.needs_statistics:
         if arguments.statistics:

@@ -7,9 +7,9 @@ dataset, MzsRE schema plus ``relation``, ``fact_id``, ``lang``, true answers), `
 with ``python -m langedit_mini.pocket.build`` (the regeneration code, ``pocket/build/``, which
 nothing at run time imports).
 
-Two models know this world (``POCKET_MODELS``): ``small`` (``model/``: 4 layers, d_k 1024, the fast
-model of the tests and the live chapters) and ``wide`` (``model-wide/``: 5 layers, d_k 3584, the
-testbed of the density study; ``python -m langedit_mini.pocket.build --model wide``).
+Two models know this world (``POCKET_MODELS``): ``pocket`` (``model/``: 4 layers, d_k 1024, the fast
+model of the tests and the live chapters) and ``pocket-wide`` (``model-wide/``: 5 layers, d_k 3584, a
+candidate testbed; ``python -m langedit_mini.pocket.build --model pocket-wide``).
 """
 
 from __future__ import annotations
@@ -20,27 +20,27 @@ from pathlib import Path
 from langedit_mini.data.datasets import POCKET_DIRECTORY
 
 MODEL_DIRECTORY = POCKET_DIRECTORY / "model"
-POCKET_MODELS = {"small": MODEL_DIRECTORY, "wide": POCKET_DIRECTORY / "model-wide"}
+POCKET_MODELS = {"pocket": MODEL_DIRECTORY, "pocket-wide": POCKET_DIRECTORY / "model-wide"}
 
 
-def load_pocket_model(device=None, dtype=None, directory: str | Path | None = None, *, size: str = "small"):
-    """A pocket model and its tokenizer, loaded offline (``size``: a key of ``POCKET_MODELS``).
+def load_pocket_model(name: str = "pocket", *, device=None, dtype=None, directory: str | Path | None = None):
+    """A pocket model and its tokenizer, loaded offline (``name``: a key of ``POCKET_MODELS``).
 
     ``device``: where to put the model (default CPU); ``dtype``: e.g. ``torch.bfloat16``
-    (default: float32, as trained); ``directory`` overrides ``size``. Never runs remote code.
+    (default: float32, as trained); ``directory`` overrides ``name``. Never runs remote code.
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if directory is None:
-        if size not in POCKET_MODELS:
-            raise ValueError(f"unknown pocket model {size!r}; the pocket models are {', '.join(POCKET_MODELS)}")
-        directory = POCKET_MODELS[size]
+        if name not in POCKET_MODELS:
+            raise ValueError(f"unknown pocket model {name!r}; the pocket models are {', '.join(POCKET_MODELS)}")
+        directory = POCKET_MODELS[name]
     directory = Path(directory)
     if not (directory / "model.safetensors").exists():
         raise FileNotFoundError(
             f"no pocket model at {directory}; regenerate it with `python -m langedit_mini.pocket.build"
-            + (" --model wide`" if directory.name == "model-wide" else "`")
+            + (" --model pocket-wide`" if directory.name == "model-wide" else "`")
         )
     tokenizer = AutoTokenizer.from_pretrained(directory, trust_remote_code=False)
     model = AutoModelForCausalLM.from_pretrained(

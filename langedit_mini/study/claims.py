@@ -3,7 +3,7 @@
 A ``Claim`` is computed by package code (``study.experiment.study_claims``) and then used three
 ways: a chapter ``require``s it (it prints one stable line when it holds and raises when it does
 not, so a chapter whose guarantee breaks fails the book build instead of printing a wrong
-sentence); a full-scale run records it with its numbers (``study.results.run_part``); tests read
+sentence); a committed run records it with its numbers (``study.runner.run_part``); tests read
 its fields. Nothing is recovered by parsing a message.
 """
 

@@ -1,9 +1,24 @@
-"""Where a result came from: the commit, a hash of the package's code, the machine, the parameters."""
+"""Where a result came from: the commit, a hash of the code that made it, the machine, the parameters.
+
+**The run hash** (``package_hash``) covers what a run executes and reads: every ``langedit_mini`` module that
+importing the study's entry (``STUDY_ENTRY``) and the testbed's loader can run (``imported_modules``), the
+bundled pocket files and the hyperparameter files. A module enters by its *behaviour*: its syntax tree with
+every docstring and every other bare string statement removed (comments are not in the tree), written out
+field by field (``code_digest``). A fix to prose leaves the hash as it was; any change to code, a single
+token, changes it. Moving a module keeps it; moving code between modules changes it.
+
+**Equivalences** (``EQUIVALENCES``, ``results/equivalences.json``): when code that made committed runs is
+changed without changing what it computes (a refactor), the hash changes although the runs are still right.
+``scripts/verify_runs.py`` reruns committed runs with the code of today and compares their results; when
+they agree, it records that the old hash is equivalent to today's, with the evidence. ``is_current`` follows
+these records, so a run is current when it was made by today's code or by code verified equivalent to it.
+"""
 
 from __future__ import annotations
 
 import ast
 import hashlib
+import json
 import os
 import platform
 import subprocess
@@ -15,6 +30,8 @@ ROOT = PACKAGE.parent
 
 #: where a study run starts: the package modules it imports, directly or not, are its code
 STUDY_ENTRY = "langedit_mini.study.experiment"
+#: the loader of the bundled pocket models (``testbeds.Testbed.loader``)
+POCKET_LOADER = "langedit_mini.pocket"
 #: the bundled files a pocket run reads: the editing dataset, the probes, the models and their tokenizer
 POCKET_INPUTS = (
     "data/pocket/edits.json",
@@ -26,6 +43,8 @@ POCKET_INPUTS = (
     "data/pocket/model-wide/config.json",
     "data/pocket/model-wide/model.safetensors",
 )
+#: which earlier run hashes were verified to compute what today's code computes (``scripts/verify_runs.py``)
+EQUIVALENCES = ROOT / "results" / "equivalences.json"
 
 
 def module_path(module: str) -> Path | None:
@@ -39,10 +58,11 @@ def module_path(module: str) -> Path | None:
     return None
 
 
-def imported_modules(entry: str = STUDY_ENTRY) -> list[str]:
-    """Every ``langedit_mini`` module that importing ``entry`` can run, found by reading the sources:
-    the import statements anywhere in a module (also inside functions) and the packages above each module."""
-    seen, pending = set(), [entry]
+def imported_modules(*entries: str) -> list[str]:
+    """Every ``langedit_mini`` module that importing ``entries`` (default: ``STUDY_ENTRY``) can run, found
+    by reading the sources: the import statements anywhere in a module (also inside functions) and the
+    packages above each module."""
+    seen, pending = set(), list(entries or (STUDY_ENTRY,))
     while pending:
         module = pending.pop()
         if module in seen or module_path(module) is None:
@@ -61,11 +81,44 @@ def imported_modules(entry: str = STUDY_ENTRY) -> list[str]:
     return sorted(seen)
 
 
-def package_hash(entry: str = STUDY_ENTRY) -> str:
-    """A hash of what defines a study run: the source of every module it imports (``imported_modules``),
-    the bundled pocket files it reads and the hyperparameter files. File contents only, not their paths
-    or names, so that moving a module leaves it unchanged; any edit of code a run executes changes it."""
-    digests = sorted(hashlib.sha256(module_path(module).read_bytes()).hexdigest() for module in imported_modules(entry))
+def _is_prose(statement: ast.stmt) -> bool:
+    """A bare string statement: a docstring, or a string left in a body for the reader. It does nothing."""
+    return (
+        isinstance(statement, ast.Expr)
+        and isinstance(statement.value, ast.Constant)
+        and isinstance(statement.value.value, str)
+    )
+
+
+def _written_out(node) -> object:
+    """A syntax tree as nested lists: each node's type and its non-empty fields, without positions and
+    without prose statements (so also without fields a newer Python adds empty, such as ``type_params``)."""
+    if isinstance(node, ast.AST):
+        fields = []
+        for name, value in ast.iter_fields(node):
+            if isinstance(value, list):
+                value = [item for item in value if not (isinstance(item, ast.stmt) and _is_prose(item))]
+            if value is None or value == []:
+                continue
+            fields.append([name, _written_out(value)])
+        return [type(node).__name__, fields]
+    if isinstance(node, list):
+        return [_written_out(item) for item in node]
+    return repr(node)
+
+
+def code_digest(source: str) -> str:
+    """SHA-256 of what ``source`` does: its syntax tree without docstrings, comments or positions."""
+    tree = ast.parse(source)
+    return hashlib.sha256(json.dumps(_written_out(tree)).encode()).hexdigest()
+
+
+def package_hash(*entries: str) -> str:
+    """A hash of what defines a study run: the behaviour (``code_digest``) of every module that importing
+    ``entries`` can run (default: ``STUDY_ENTRY`` and ``POCKET_LOADER``), the bundled pocket files it reads
+    and the hyperparameter files. Contents only, not paths or names: moving a module leaves it unchanged."""
+    modules = imported_modules(*(entries or (STUDY_ENTRY, POCKET_LOADER)))
+    digests = sorted(code_digest(module_path(module).read_text(encoding="utf-8")) for module in modules)
     digests += [
         hashlib.sha256((ROOT / name).read_bytes()).hexdigest() for name in POCKET_INPUTS if (ROOT / name).is_file()
     ]
@@ -75,6 +128,42 @@ def package_hash(entry: str = STUDY_ENTRY) -> str:
         for path in sorted((PACKAGE / "editing" / "hparams").glob("*.json"))
     ]
     return hashlib.sha256("\n".join(digests).encode()).hexdigest()[:16]
+
+
+def read_equivalences(path: Path = EQUIVALENCES) -> dict:
+    """``{earlier hash: {"equivalent_to": later hash, "evidence": ...}}`` (empty when there is no file)."""
+    return json.loads(path.read_text(encoding="utf-8")) if Path(path).is_file() else {}
+
+
+def is_current(run_hash: str, current: str | None = None, equivalences: dict | None = None) -> bool:
+    """Whether a run made by code ``run_hash`` is current: made by today's code (``current``, default
+    ``package_hash()``), or by code recorded as equivalent to it, directly or through later versions."""
+    current = current or package_hash()
+    equivalences = read_equivalences() if equivalences is None else equivalences
+    seen = set()
+    while run_hash not in seen:
+        if run_hash == current:
+            return True
+        seen.add(run_hash)
+        run_hash = equivalences.get(run_hash, {}).get("equivalent_to", run_hash)
+    return False
+
+
+def record_equivalence(earlier: str, later: str, evidence: list[dict], path: Path = EQUIVALENCES) -> dict:
+    """Record that code ``earlier`` computes what code ``later`` computes, with the ``evidence`` (the runs
+    rerun and their largest differences, ``runner.verify_runs``); returns the records."""
+    if earlier == later:
+        raise ValueError("an equivalence needs two different hashes")
+    records = read_equivalences(path)
+    records[earlier] = {
+        "equivalent_to": later,
+        "verified": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "commit": git_commit(),
+        "evidence": evidence,
+    }
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(records, indent=1) + "\n", encoding="utf-8")
+    return records
 
 
 def git_commit(directory: Path = PACKAGE) -> str:
@@ -128,13 +217,14 @@ def machine() -> dict:
     return facts
 
 
-def start_record(directory: Path = ROOT, exclude=()) -> dict:
-    """The provenance of a run that starts now: the commit, whether the tree had uncommitted changes
-    (outside ``exclude``), the code hash, the machine, the start time. ``finish_record`` completes it."""
+def start_record(directory: Path = ROOT, exclude=("results",), loader: str = POCKET_LOADER) -> dict:
+    """The provenance of a run that starts now: the commit, whether the tree had uncommitted changes (outside
+    ``exclude``: by default ``results/``, which a job rewrites as it goes), the run hash of the study code and
+    the testbed's ``loader``, the machine, the start time. ``finish_record`` completes it."""
     return {
         "commit": git_commit(directory),
         "uncommitted_changes": git_dirty(directory, exclude=exclude),
-        "package_hash": package_hash(),
+        "package_hash": package_hash(STUDY_ENTRY, loader),
         "machine": machine(),
         "started": time.time(),
     }

@@ -8,22 +8,29 @@ by a hash of their ids, never edited by the study) at the study's operating poin
 language, batch size, schedule and languages), and the configuration with the best ``objective``
 (the mean final reliability, generality and locality, teacher-forced) is chosen.
 
-``tuning_run`` runs one configuration and returns one row of scores; ``choose`` picks per method.
-``scripts/tune.py`` runs the grid resumably and writes the chosen settings into the model's
-hyperparameter file (its ``methods`` section).
+``tuning_run`` runs one configuration and returns one row of scores; ``choose`` picks per method; ``tune``
+runs a testbed's grid resumably (one row of ``runs.csv`` per configuration, ``store``), records the choice
+with its provenance and, asked to, writes it into the testbed's hyperparameter file (``apply_choices``);
+``recheck`` reruns, with today's code, the best row of each method among the rows made by older code.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import time
 import warnings
+from pathlib import Path
 
 import pandas as pd
 
+from langedit_mini.editing.defaults import HPARAMS_DIRECTORY, MODEL_NAMES
 from langedit_mini.editing.registry import METHODS
 from langedit_mini.editing.session import UnreachedTargetWarning
-from langedit_mini.study.experiment import after_last_batch, run_study
+from langedit_mini.study import store
+from langedit_mini.study.experiment import StudyPlan, check_methods, run_study
+from langedit_mini.study.intervals import after_last_batch
+from langedit_mini.study.provenance import finish_record, package_hash, start_record
 
 #: configurations per method: the same for every method (the tuning budget), in two stages
 GRID_SIZE = 12
@@ -70,29 +77,28 @@ def config_name(config: dict) -> str:
     return " ".join(f"{name}={value:g}" for name, value in sorted(config.items()))
 
 
-def tuning_run(model, tokenizer, requests, statistics, method: str, config: dict, *, point: dict, seed: int = 0):
-    """One configuration of ``method`` as a sequential study of ``requests`` (the tuning split) at ``point``
-    (``edits_per_language``, ``batch_size``, ``languages``, ``facts``, ``model_name``): one row with the
-    final reliability / generality / locality (TF and EM), the share written right after each batch's
-    own write, the unreached target values, the objective and the seconds taken."""
+def tuning_run(testbed, requests, method: str, config: dict, *, plan: StudyPlan, seed: int = 0) -> dict:
+    """One configuration of ``method`` as a sequential study of ``requests`` (the tuning split) with ``plan``
+    (its probes and evaluations replaced: the final model is scored, and each batch right after its write):
+    one row with the final reliability / generality / locality (TF and EM), the share written right after
+    each batch's own write, the unreached target values, the objective and the seconds taken."""
+    from dataclasses import replace
+
+    from langedit_mini.editing.defaults import default_config
+
     start = time.perf_counter()
-    batches = point["edits_per_language"] * len(point["languages"]) // point["batch_size"]
+    plan = replace(plan, evaluate_every=max(plan.batches(), 2), overrides=config)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UnreachedTargetWarning)
         study = run_study(
-            model,
-            tokenizer,
+            testbed.model,
+            testbed.tokenizer,
             requests,
-            statistics,
+            testbed.statistics(default_config(method, testbed.hparams).layers),
+            plan,
             methods=[method],
             seeds=[seed],
-            languages=point["languages"],
-            edits_per_language=point["edits_per_language"],
-            batch_size=point["batch_size"],
-            overrides=config,
-            model_name=point["model_name"],
-            facts=point["facts"],
-            evaluate_every=max(batches, 2),  # the final model, and each batch right after its write
+            hparams=testbed.hparams,
             log=None,
         )
     final = after_last_batch(study.evaluations)
@@ -134,3 +140,118 @@ def choose(runs: pd.DataFrame) -> dict[str, dict]:
             "runs": len(names),
         }
     return chosen
+
+
+def hparams_path(hparams: str) -> Path:
+    """The file of a hyperparameter name (``MODEL_NAMES``) or path."""
+    return HPARAMS_DIRECTORY / f"{hparams}.json" if hparams in MODEL_NAMES else Path(hparams)
+
+
+def apply_choices(hparams: str, chosen: dict, output: Path) -> Path:
+    """Write ``chosen`` into the hyperparameter file ``hparams`` (its ``methods``), saying where it came from."""
+    path = hparams_path(hparams)
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["methods"] = {method: choice["config"] for method, choice in chosen.items()}
+    marker = " Per-method settings (methods):"
+    note = data["note"].split(marker)[0]
+    root = HPARAMS_DIRECTORY.parents[2]
+    where = output.relative_to(root) if output.resolve().is_relative_to(root) else output
+    data["note"] = (
+        f"{note}{marker} tuned with the same budget ({GRID_SIZE} configurations each) on the "
+        f"tuning split by scripts/tune.py ({where})."
+    )
+    lines = ["{"] + [f" {json.dumps(k)}: {json.dumps(v)}," for k, v in data.items()]
+    lines[-1] = lines[-1].rstrip(",")
+    path.write_text("\n".join(lines + ["}"]) + "\n", encoding="utf-8")
+    return path
+
+
+def _config_of(row) -> dict:
+    """The configuration a row of ``runs.csv`` ran (its ``set <name>`` columns)."""
+    return {k[4:]: row[k] for k in row.index if k.startswith("set ") and pd.notna(row[k])}
+
+
+def recheck(testbed, requests, runs: pd.DataFrame, output, *, plan: StudyPlan, methods, seed=0, log=print):
+    """Rerun the best row of each (method, code version older than the last row's) with today's code and
+    write ``recheck.csv`` (objective then and now)."""
+    current = package_hash()
+    earlier = runs[runs.method.isin(methods) & (runs.package_hash != runs.package_hash.iloc[-1])]
+    picked = earlier.loc[earlier.groupby(["method", "package_hash"]).objective.idxmax()]
+    rows = []
+    for _, old in picked.iterrows():
+        row = tuning_run(testbed, requests, old.method, _config_of(old), plan=plan, seed=seed)
+        rows.append(
+            {"method": old.method, "config": old.config, "made by": old.package_hash}
+            | {"objective then": old.objective, "rerun by": current, "objective now": row["objective"]}
+            | {"difference": row["objective"] - old.objective}
+        )
+        log(
+            f"recheck {old.method} {old.config} (made by {old.package_hash}): {old.objective:.4f} then, "
+            f"{row['objective']:.4f} now"
+        )
+        store.write_table(Path(output) / "recheck.csv", pd.DataFrame(rows))
+    return pd.DataFrame(rows)
+
+
+def tune(
+    testbed,
+    output,
+    plan: StudyPlan,
+    *,
+    tuning_facts: int,
+    methods=METHODS,
+    configs: int | None = None,
+    seed: int = 0,
+    apply: bool = False,
+    rechecking: bool = False,
+    log=print,
+) -> dict:
+    """Every configuration of ``GRIDS`` (the first ``configs`` of each: a smoke test, no choice made) of
+    ``methods`` on the testbed's tuning split (``tuning_facts`` facts) with ``plan``, resumably into
+    ``output``; returns the record written to ``tuning.json`` (the grid, the choice, the provenance), or
+    the recheck's table with ``rechecking``. ``apply`` writes the choice into the hyperparameter file."""
+    from langedit_mini.data.schedules import split_facts
+
+    methods = check_methods(methods)
+    if configs is not None and (not isinstance(configs, int) or configs < 1):
+        raise ValueError(f"configs must be None or a positive integer, got {configs!r}")
+    if apply and configs is not None:
+        raise ValueError("apply needs every configuration: a choice from part of a grid is not the same budget")
+    output = Path(output)
+    runs = store.read_tuning_runs(output)
+    record = start_record(loader=testbed.loader)
+    requests = [r for r in testbed.requests if r.lang in set(plan.languages)]
+    _, requests = split_facts(requests, tuning_facts)
+    for method in methods:
+        for config in GRIDS[method][:configs]:
+            if ((runs.method == method) & (runs.config == config_name(config))).any():
+                continue
+            row = tuning_run(testbed, requests, method, config, plan=plan, seed=seed)
+            row["package_hash"] = record["package_hash"]  # the code that made this row
+            scores = " ".join(f"{m} {row[f'{m} TF']:.3f}" for m in OBJECTIVE_METRICS)
+            log(f"{method} {row['config']}: objective {row['objective']:.3f} {scores}, {row['seconds']:.0f} s")
+            runs = pd.concat([runs, pd.DataFrame([row])], ignore_index=True)
+            store.write_tuning_runs(output, runs)
+    if rechecking:  # tuning.json and the choices stay as the tuning made them
+        return {"recheck": recheck(testbed, requests, runs, output, plan=plan, methods=methods, seed=seed, log=log)}
+    chosen = choose(runs[runs.method.isin(methods)]) if configs is None else {}
+    point = {
+        "model_name": testbed.name,
+        "edits_per_language": plan.edits_per_language,
+        "batch_size": plan.batch_size,
+        "languages": list(plan.languages),
+        "facts": plan.facts,
+    }
+    info = {
+        "model": testbed.name,
+        "point": point | {"tuning_facts": tuning_facts, "seed": seed, "schedule": plan.schedule},
+        "objective": "mean of the final teacher-forced " + ", ".join(OBJECTIVE_METRICS),
+        "grids": {m: [config_name(c) for c in GRIDS[m]] for m in methods},
+        "chosen": chosen,
+    } | finish_record(record)
+    store.write_json(output / "tuning.json", info)
+    for method, choice in chosen.items():
+        log(f"{method}: {config_name(choice['config'])} (objective {choice['objective']:.3f})")
+    if apply:
+        log(f"written into {apply_choices(testbed.hparams, chosen, output)}")
+    return info

@@ -2,9 +2,9 @@
 
     python -m langedit_mini.pocket.build            # everything (the model takes ~20 min on 2 cores)
     python -m langedit_mini.pocket.build --data-only  # facts, corpus, edits, probes (seconds)
-    python -m langedit_mini.pocket.build --model wide --chunk-epochs 2  # the wide model, in chunks
+    python -m langedit_mini.pocket.build --model pocket-wide --chunk-epochs 2  # the wide model, in chunks
 
-The wide model (``--model wide``) is trained on the same corpus with the small model's tokenizer
+The wide model (``--model pocket-wide``) is trained on the same corpus with the small model's tokenizer
 (so both read every prompt as the same tokens); it checkpoints after every epoch under
 ``.pocket-train/<model>/`` and a rerun resumes there (``--chunk-epochs N``: stop after N epochs).
 
@@ -38,7 +38,7 @@ DATA_PACKAGES = (
     "torch",
 )
 DEFAULT_DIRECTORY = POCKET_DIRECTORY
-MODEL_DIRECTORIES = {"small": "model", "wide": "model-wide"}
+MODEL_DIRECTORIES = {"pocket": "model", "pocket-wide": "model-wide"}
 CHECKPOINTS = Path(__file__).resolve().parents[3] / ".pocket-train"
 
 
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Regenerate the pocket world.")
     parser.add_argument("--directory", type=Path, default=DEFAULT_DIRECTORY)
     parser.add_argument("--data-only", action="store_true", help="facts, corpus, edits and probes; no training")
-    parser.add_argument("--model", choices=sorted(PRESETS), default="small", help="which pocket model to train")
+    parser.add_argument("--model", choices=sorted(PRESETS), default="pocket", help="which pocket model to train")
     parser.add_argument("--epochs", type=int, default=None, help="override the preset's number of epochs")
     parser.add_argument("--chunk-epochs", type=int, default=None, help="stop after this many epochs (resume later)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the preset's, 2)")
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--chunk-epochs must be at least 1")
 
     start = time.perf_counter()
-    if arguments.model == "small":
+    if arguments.model == "pocket":
         hashes = build_data(arguments.directory)
         for name, digest in hashes.items():
             print(f"{name}: sha256 {digest}")
@@ -82,12 +82,12 @@ def main(argv: list[str] | None = None) -> int:
     config = replace(config, **changes)
     lines = (arguments.directory / "corpus.txt").read_text(encoding="utf-8").splitlines()
     model_directory = arguments.directory / MODEL_DIRECTORIES[arguments.model]
-    if arguments.model == "small":
+    if arguments.model == "pocket":
         tokenizer = train_tokenizer(lines, config.vocab_size, model_directory)
     else:
         from transformers import AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(arguments.directory / MODEL_DIRECTORIES["small"])
+        tokenizer = AutoTokenizer.from_pretrained(arguments.directory / MODEL_DIRECTORIES["pocket"])
     train_start = time.perf_counter()
     model, history, finished = train_model(
         lines, tokenizer, config, checkpoint_dir=CHECKPOINTS / arguments.model, stop_after_epochs=arguments.chunk_epochs

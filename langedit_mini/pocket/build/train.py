@@ -5,8 +5,8 @@ The recipe: a byte-level BPE tokenizer (``tokenizers``) on the corpus, then a sm
 the one real models take) trained from scratch with AdamW on every corpus line, loss on every
 token. ``TrainConfig`` holds every knob; ``python -m langedit_mini.pocket.build`` runs it all.
 
-Two sizes (``PRESETS``): ``small`` (4 layers, d_k 1024; the fast model of the tests and live
-chapters) and ``wide`` (5 layers, d_k 3584: the paper's shape, 6 languages x 100 edits, lands at
+Two models (``PRESETS``): ``pocket`` (4 layers, d_k 1024; the fast model of the tests and live
+chapters) and ``pocket-wide`` (5 layers, d_k 3584: the paper's shape, 6 languages x 100 edits, lands at
 its density of about 0.17 edits per key dimension, over a band of three edited layers). Training
 checkpoints after every epoch (weights, optimiser, schedule, random states) and resumes from the
 last one, so a long run can be done in chunks; a resumed run gives the weights an uninterrupted
@@ -45,11 +45,11 @@ class TrainConfig:
     seed: int = 0
 
 
-#: The two pocket models. ``wide``: hidden 256 and 5 layers keep float32 weights under 64 MB
+#: The two pocket models. ``pocket-wide``: hidden 256 and 5 layers keep float32 weights under 64 MB
 #: (14.8M parameters, 59 MB) with d_k = 3584 = 3.5 x 1024, Llama-3-8B's key-to-hidden ratio being 3.5.
 PRESETS = {
-    "small": TrainConfig(),
-    "wide": TrainConfig(
+    "pocket": TrainConfig(),
+    "pocket-wide": TrainConfig(
         hidden_size=256,
         intermediate_size=3584,
         num_hidden_layers=5,

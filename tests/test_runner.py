@@ -1,5 +1,6 @@
-"""The full-scale study's bookkeeping (``study.results``) without running a study: a run whose claim does not
-hold is kept with the claim as a finding; any other error keeps nothing; the summary the chapter shows."""
+"""Running a study one run at a time (``study.runner``) and what is read back (``study.findings``) without
+running a study: a run whose claim does not hold is kept with the claim as a finding; any other error keeps
+nothing; runs are merged, resumed and checked for staleness; the summary the chapters show."""
 
 import importlib.util
 import json
@@ -11,8 +12,12 @@ import pytest
 import langedit_mini.study.experiment as experiment
 from langedit_mini.data.datasets import load_pocket
 from langedit_mini.data.schedules import build_schedule
-from langedit_mini.study.experiment import StudyResult
-from langedit_mini.study.results import describe, full_scale_summary, merge_parts, read_raw, run_part
+from langedit_mini.study import findings
+from langedit_mini.study.experiment import StudyPlan, StudyResult
+from langedit_mini.study.findings import describe, full_scale_summary
+from langedit_mini.study.runner import merge, run_part, run_parts
+from langedit_mini.study.store import read_raw
+from langedit_mini.study.testbeds import Testbed
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,9 +33,9 @@ def load_script(name: str):
 def _fake_run_study(reliability=(0.25, 0.5), error=None):
     """Stands in for ``experiment.run_study``: one batch of two English edits scored ``reliability``, or ``error``."""
     requests, _ = load_pocket(languages=["en"])
-    plan = build_schedule(requests, "delta", ["en"], edits_per_language=2, batch_size=2, seed=0)
+    schedule = build_schedule(requests, "delta", ["en"], edits_per_language=2, batch_size=2, seed=0)
 
-    def run_study(model, tokenizer, requests, statistics, *, methods, seeds, **kwargs):
+    def run_study(model, tokenizer, requests, statistics, plan, *, methods, seeds, **kwargs):
         if error is not None:
             raise error
         method, seed = methods[0], seeds[0]
@@ -63,17 +68,25 @@ def _fake_run_study(reliability=(0.25, 0.5), error=None):
         batches = pd.DataFrame(
             {"method": [method], "seed": [seed], "batch": [0], "seconds": [1.0], "capacity_left": [9]}
         )
-        return StudyResult(evaluations, probes, transfer, batches, {seed: plan})
+        return StudyResult(evaluations, probes, transfer, batches, {seed: schedule})
 
     return run_study
 
 
-SHARED = {"edits_per_language": 2, "batch_size": 2, "languages": ["en"], "probe_every": 2, "probe_limit": 50}
+PLAN = StudyPlan(languages=["en"], edits_per_language=2, batch_size=2, probe_every=2, probe_limit=50)
+
+
+def fake_testbed() -> Testbed:
+    """A pocket testbed without a model: the fake study never reads it; C0 of layer 0 given (None)."""
+    requests, _ = load_pocket(languages=["en"])
+    return Testbed(
+        "pocket", None, None, "pocket", "pocket", requests, "", None, "langedit_mini.pocket", _statistics={0: None}
+    )
 
 
 def run_fake_part(tmp_path, monkeypatch, method, **fake):
     monkeypatch.setattr(experiment, "run_study", _fake_run_study(**fake))
-    return run_part(tmp_path, 0, method, SHARED, (None, None, None), [], None)
+    return run_part(fake_testbed(), tmp_path, 0, method, PLAN)
 
 
 def test_a_failed_claim_at_full_scale_is_kept_as_a_finding(tmp_path, monkeypatch):
@@ -85,9 +98,9 @@ def test_a_failed_claim_at_full_scale_is_kept_as_a_finding(tmp_path, monkeypatch
         "measured 3.750e-01, expected >= 5.0e-01"
     ]
     assert json.loads((tmp_path / "parts" / "seed0-LangEdit-exact" / "part.json").read_text()) == info
-    assert not (tmp_path / "parts" / "seed0-LangEdit-exact" / "05_sequential.ipynb").exists()  # no notebook kept
+    assert info["parameters"]["model"] == "pocket" and info["parameters"]["dataset"] == "pocket"
     run_fake_part(tmp_path, monkeypatch, "MEMIT", reliability=(0.5, 1.0))
-    provenance = merge_parts(tmp_path, [0, 1], ["MEMIT", "LangEdit-exact"])
+    provenance = merge(tmp_path, [0, 1], ["MEMIT", "LangEdit-exact"])
     assert provenance["missing"] == ["seed1-MEMIT", "seed1-LangEdit-exact"]
     text = describe(provenance)
     assert (
@@ -105,7 +118,23 @@ def test_a_failed_claim_at_full_scale_is_kept_as_a_finding(tmp_path, monkeypatch
     assert summary["glue"]["full_writes_failed"] == "LangEdit-exact (1 of 1 runs)"
     assert summary["glue"]["full_status"] == "2 of 4 runs, 1 of 2 seeds"
     assert summary["glue"]["full_rel_MEMIT"] == "0.75" and summary["glue"]["full_rel_LangEdit_exact"] == "0.38"
-    assert summary["comparisons"]["rel"]["verdict"] == "not judged"  # AlphaEdit and LangEdit-published never ran
+    assert summary["comparisons"]["rel"]["verdict"].startswith("not judged")  # AlphaEdit, LangEdit-published never ran
+
+
+def test_the_runner_skips_finished_runs_resumes_and_refuses_other_parameters(tmp_path, monkeypatch):
+    monkeypatch.setattr(experiment, "run_study", _fake_run_study())
+    lines = []
+    made = run_parts(fake_testbed(), tmp_path, PLAN, seeds=[0], methods=["MEMIT", "FT"], max_runs=1, log=lines.append)
+    assert made == 1 and (tmp_path / "parts" / "seed0-MEMIT" / "part.json").exists()
+    assert not (tmp_path / "parts" / "seed0-FT").exists()  # the session's share was one run
+    made = run_parts(fake_testbed(), tmp_path, PLAN, seeds=[0], methods=["MEMIT", "FT"], log=lines.append)
+    assert made == 1 and any(line.startswith("seed0-MEMIT: on disk") for line in lines)
+    assert json.loads((tmp_path / "provenance.json").read_text())["complete"]
+    other = StudyPlan(languages=["en"], edits_per_language=2, batch_size=1)
+    with pytest.raises(ValueError, match="was made with other parameters"):
+        run_parts(fake_testbed(), tmp_path, other, seeds=[0], methods=["MEMIT"], log=lines.append)
+    monkeypatch.setattr("langedit_mini.study.runner.is_current", lambda run_hash: False)
+    assert run_parts(fake_testbed(), tmp_path, PLAN, seeds=[0], methods=["MEMIT"], rerun_stale=True, log=print) == 1
 
 
 def test_without_a_study_the_summary_says_not_run(tmp_path):
@@ -122,17 +151,15 @@ def test_any_other_stop_keeps_no_run(tmp_path, monkeypatch):
         run_fake_part(tmp_path, monkeypatch, "MEMIT", error=ValueError("parameter languages must be ..."))
     assert not (tmp_path / "parts" / "seed0-MEMIT").exists() and (tmp_path / "parts" / "seed0-MEMIT.running").exists()
     with pytest.raises(FileNotFoundError, match="no finished part"):
-        merge_parts(tmp_path, [0], ["MEMIT"])
+        merge(tmp_path, [0], ["MEMIT"])
 
 
 def test_staleness_is_checked_when_shown_not_when_merged(tmp_path, monkeypatch):
     """Editing code changed after the merge: the chapter's description warns without a new merge."""
-    import langedit_mini.study.results as results
-
     run_fake_part(tmp_path, monkeypatch, "MEMIT")
-    provenance = merge_parts(tmp_path, [0], ["MEMIT"])
+    provenance = merge(tmp_path, [0], ["MEMIT"])
     assert provenance["complete"] and "WARNING" not in describe(provenance)
-    monkeypatch.setattr(results, "package_hash", lambda: "f" * 16)
+    monkeypatch.setattr(findings, "is_current", lambda run_hash: False)
     assert (
         "WARNING: the editing code has changed since these full-scale results were made (runs seed0-MEMIT)"
         in describe(provenance)
@@ -162,32 +189,31 @@ def _final_scores(table: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def test_full_scale_comparison_is_judged_seed_by_seed():
-    from langedit_mini.study.results import compare_methods, mean_and_interval, score_range, seed_scores
+def test_a_claim_is_judged_by_the_interval_of_its_difference_paired_by_seed():
+    """One verdict procedure for every claim (``verdicts.paired_verdict``): the 95% interval of the paired
+    difference, not a count of seeds above or below."""
+    from langedit_mini.study.findings import score_range
+    from langedit_mini.study.intervals import final_scores, mean_cell
+    from langedit_mini.study.readings import seed_scores
+    from langedit_mini.study.verdicts import paired_verdict
 
-    scores = seed_scores(
-        _final_scores({(0, "L"): 0.3, (0, "M"): 0.6, (0, "A"): 0.2, (1, "L"): 0.4, (1, "M"): 0.5, (1, "A"): 0.5}),
-        "reliability",
-    )
+    table = {(0, "L"): 0.3, (0, "M"): 0.5, (0, "A"): 0.2, (1, "L"): 0.4, (1, "M"): 0.6, (1, "A"): 0.5}
+    table |= {(2, "L"): 0.35, (2, "M"): 0.55, (2, "A"): 0.4}
+    evaluations = _final_scores(table)
+    scores = seed_scores(evaluations, "reliability")
     assert scores.loc[0, "L"] == pytest.approx(0.3) and scores.loc[1, "A"] == pytest.approx(0.5)
-    below = compare_methods(scores, ["L"], ["M"])
-    assert below["verdict"] == "not reproduced" and below["standing"] == "L scored below M (in each of seeds 0 and 1)"
-    mixed = compare_methods(scores, ["L"], ["A"])  # above in seed 0, below in seed 1
-    assert mixed["verdict"] == "not separated" and "neither above nor below A" in mixed["standing"]
-    assert compare_methods(scores, ["M"], ["L"])["verdict"] == "reproduced"
-    assert (
-        compare_methods(scores, ["L"], ["M", "A"])["standing"]
-        == "L scored below M and neither above nor below A (in each of seeds 0 and 1)"
-    )
-    assert compare_methods(scores, ["L"], ["FT"]) == {
-        "verdict": "not judged",
-        "standing": "no finished run of FT",
-        "seeds": "none",
-    }
-    assert compare_methods(scores.loc[[0]], ["L"], ["A"])["standing"] == "L scored above A (one seed: 0)"
-    assert mean_and_interval(scores, "L") == "0.35 ± 0.64"  # t(1) = 12.71 times the standard error 0.05
-    assert mean_and_interval(scores.loc[[0]], "L") == "0.30" and mean_and_interval(scores, "FT") == "not run"
-    assert score_range(scores, ["M", "A"]) == "from 0.35 (A) to 0.55 (M)"  # means over the two seeds
+    finals = final_scores(evaluations)
+    below = paired_verdict(finals, "reliability", ["L"], ["M"])  # -0.2 each seed: the interval lies below 0
+    assert below["verdict"] == "not reproduced" and below["standing"] == "L - M: -0.200 ± 0.000"
+    mixed = paired_verdict(finals, "reliability", ["L"], ["A"])  # +0.1, -0.1, -0.05: the interval spans 0
+    assert mixed["verdict"] == "not separated" and mixed["seeds"] == 3
+    assert paired_verdict(finals, "reliability", ["M"], ["L"])["verdict"] == "reproduced"
+    assert paired_verdict(finals, "reliability", ["L"], ["FT"])["verdict"] == "not judged (no run of FT)"
+    one_seed = paired_verdict(finals[finals.seed == 0], "reliability", ["L"], ["A"])
+    assert one_seed["verdict"] == "not judged (one seed: no interval)"
+    assert mean_cell(scores["L"].iloc[:2], 2) == "0.35 ± 0.64"  # t(1) = 12.71 times the standard error 0.05
+    assert mean_cell(scores["L"].iloc[:1], 2) == "0.30" and mean_cell([], 2) == "not run"
+    assert score_range(scores, ["M", "A"]) == "from 0.37 (A) to 0.55 (M)"  # means over the three seeds
     assert score_range(scores, ["L", "FT"]) == "0.35 (L, the only one run)"
     assert score_range(scores, ["FT"]) == "not run"
     with pytest.raises(ValueError, match="no 'locality' scores"):
@@ -216,24 +242,16 @@ def test_a_runs_provenance_ignores_the_studys_own_merged_results(tmp_path):
     assert git_dirty(tmp_path, exclude=("results",)) is True
 
 
-def test_seeds_are_named_per_baseline_when_the_pairs_ran_different_seeds():
-    from langedit_mini.study.results import compare_methods, seed_scores
-
-    scores = seed_scores(
-        _final_scores({(0, "L"): 0.3, (0, "M"): 0.6, (0, "A"): 0.2, (1, "L"): 0.4, (1, "A"): 0.5}), "reliability"
-    )
-    result = compare_methods(scores, ["L"], ["M", "A"])
-    assert result["standing"] == "L scored below M (seed 0) and neither above nor below A (seeds 0 and 1)"
-    assert result["verdict"] == "not reproduced" and result["seeds"] == "0 and 1"
-
-
 def test_a_study_scored_every_few_batches_counts_its_scores_against_that_plan():
     """Scored every 3 batches and after the last (3 batches of 2 edits): after batches 0 and 1 only their own 2
-    edits (right after the write), after batch 2 all 6. ``study_claims`` expects every edit so far after every
-    batch and counts 2 missing after batch 1; ``scored_claim`` knows the plan, and counts a score really missing."""
+    edits (right after the write), after batch 2 all 6. Told the plan, ``study_claims`` counts a score really
+    missing; told every batch is a full evaluation, it counts 2 missing after batch 1."""
     from types import SimpleNamespace
 
-    from langedit_mini.study.results import scored_claim
+    from langedit_mini.study.verdicts import study_claims
+
+    def scored_claim(study, evaluate_every):
+        return study_claims(study, evaluate_every)["scored"]
 
     plan = SimpleNamespace(batches=[["a", "b"], ["c", "d"], ["e", "f"]])
     rows = [(0, 0), (0, 0), (1, 1), (1, 1), (2, 0), (2, 0), (2, 1), (2, 1), (2, 2), (2, 2)]
@@ -248,10 +266,10 @@ def test_a_study_scored_every_few_batches_counts_its_scores_against_that_plan():
     def study(frame):
         return StudyResult(frame, pd.DataFrame(), pd.DataFrame(), batches, {0: plan})
 
-    assert experiment.study_claims(study(evaluations))["scored"].value == 2
+    assert study_claims(study(evaluations))["scored"].value == 2
     claim = scored_claim(study(evaluations), 3)
     assert claim.holds and claim.value == 0 and "every 3 batches and after the last" in claim.claim
     assert scored_claim(study(evaluations.iloc[1:]), 3).value == 1  # one score of batch 0 missing
-    assert scored_claim(study(evaluations), 1).value == 2  # every batch a full evaluation: study_claims's count
+    assert scored_claim(study(evaluations), 1).claim.startswith("every edit so far is scored after every batch")
     with pytest.raises(ValueError, match="evaluate_every must be a positive integer"):
         scored_claim(study(evaluations), 0)
