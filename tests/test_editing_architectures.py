@@ -42,3 +42,45 @@ def test_tiny_model_takes_an_edit_and_only_edited_matrices_change(name, method, 
     changed = {k for k, v in session.model.state_dict().items() if not torch.equal(v, before[k])}
     assert changed and changed <= edited, changed - edited
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())  # the caller's model
+
+
+def test_a_gemma3_edit_is_written_where_its_memory_is_and_leaves_unrelated_outputs(tokenizer):
+    """Gemma 3 normalises the MLP output before the residual stream. Written where the memory ``W k = m``
+    lives (target values through the norm, each layer's residual mapped back through it), one batch moves
+    the residual stream at the edited layer to its target values and barely touches unrelated prompts;
+    written as for Llama (the residual's change put into ``m`` itself), it overshoots by an order of
+    magnitude and disturbs the unrelated prompts far more."""
+    from dataclasses import replace
+
+    from langedit_mini.data.datasets import load_pocket
+    from langedit_mini.data.schedules import distinct_subjects
+    from langedit_mini.editing import EditingSession, default_config
+    from langedit_mini.model.architecture import detect_architecture
+    from langedit_mini.model.hub import tiny_random_model
+    from langedit_mini.model.keys import compute_hidden
+    from langedit_mini.model.statistics import key_second_moments
+    from langedit_mini.model.values import compute_target_values
+    from langedit_mini.pocket import covariance_texts
+
+    model = tiny_random_model(tokenizer, "gemma3_text")
+    requests, _ = load_pocket(languages=["en"])
+    batch, unrelated = distinct_subjects(requests, 4, 0), [r.question for r in distinct_subjects(requests, 40, 1)]
+    statistics = key_second_moments(model, tokenizer, covariance_texts()[:300], [1], cache_dir=None, progress=False)
+    encoded = tokenizer(unrelated, return_tensors="pt", padding=True)
+    with torch.no_grad():
+        before = model(**encoded).logits.log_softmax(-1)
+    results = {}
+    for label, architecture in (("memory", detect_architecture(model)), ("as llama", None)):
+        architecture = architecture or replace(detect_architecture(model), mlp_out_norm=None)
+        config = default_config("MEMIT", "tiny-random", layers=(1,), values={"steps": 20, "learning_rate": 0.5})
+        values = compute_target_values(model, tokenizer, architecture, batch, 1, config.values)
+        session = EditingSession(model, tokenizer, config, statistics, architecture=architecture)
+        session.apply(batch)
+        reached = compute_hidden(session.model, tokenizer, architecture, batch, 1)
+        missed = ((reached - values.z).norm(dim=0) / (values.z - values.hidden).norm(dim=0)).mean()
+        with torch.no_grad():
+            after = session.model(**encoded).logits.log_softmax(-1)
+        mask = encoded["attention_mask"].bool()
+        results[label] = (float(missed), float((before.exp() * (before - after)).sum(-1)[mask].mean()))
+    assert results["memory"][0] < 0.3 < 3 < results["as llama"][0]  # the residual stream reaches z
+    assert results["memory"][1] < 1e-3 and results["memory"][1] < results["as llama"][1] / 10  # KL, unrelated

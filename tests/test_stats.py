@@ -21,6 +21,9 @@ CONFIGS = {
     "qwen3": lambda: transformers.Qwen3Config(**TINY, intermediate_size=24, num_key_value_heads=1, head_dim=8),
     "gemma": lambda: transformers.GemmaConfig(**TINY, intermediate_size=24, num_key_value_heads=1, head_dim=8),
     "gemma2": lambda: transformers.Gemma2Config(**TINY, intermediate_size=24, num_key_value_heads=1, head_dim=8),
+    "gemma3_text": lambda: transformers.Gemma3TextConfig(
+        **TINY, intermediate_size=24, num_key_value_heads=1, head_dim=8, query_pre_attn_scalar=8
+    ),
     "gpt2": lambda: transformers.GPT2Config(vocab_size=64, n_embd=16, n_layer=3, n_head=2, n_positions=64),
     "gptj": lambda: transformers.GPTJConfig(
         vocab_size=64, n_embd=16, n_layer=3, n_head=2, n_positions=64, rotary_dim=4

@@ -3,7 +3,8 @@
 ``~/.cache/langedit_mini/<kind>`` by default, or ``$LANGEDIT_CACHE/<kind>`` when that variable is
 set (CI points it at an empty folder so that no result of an earlier run is reused). Kinds:
 ``stats`` (the preserved-key second moments ``C0``), ``corpora`` (Wikipedia texts), ``mzsre`` (the
-checksummed MzsRE files) and ``general`` (the general-ability task items).
+checksummed MzsRE files), ``general`` (the general-ability task items) and ``weights`` (real LLMs'
+GGUF files assembled from their packages, and their dequantised weights as safetensors).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-KINDS = ("stats", "corpora", "mzsre", "general")
+KINDS = ("stats", "corpora", "mzsre", "general", "weights")
 
 
 def cache_root() -> Path:

@@ -1,4 +1,4 @@
-"""Text corpora for the preserved-knowledge statistics of real models: Wikipedia in each language.
+"""Text corpora for the preserved-knowledge statistics of real models: Wikipedia, or MzsRE's training split.
 
 The pocket model's corpus ships with the project (``pocket.covariance_texts``). For a real LLM
 the reference code streams Wikipedia; ``wikipedia_texts`` does the same through the Hugging Face
@@ -79,4 +79,31 @@ def _stream(language: str, count: int, max_chars: int, dump: str) -> list[str]:
             f"{WIKIPEDIA} {dump}.{language} gave only {len(texts)} non-empty articles "
             f"({empty} empty skipped), {count} asked"
         )
+    return texts
+
+
+def mzsre_questions(root: str | Path, languages, per_language: int | None = None) -> dict[str, list[str]]:
+    """``{language: [question, ...]}`` from MzsRE's training split under ``root`` (``data/zsre_mend_train_<lang>_
+    10000.txt``, one ``question<TAB>answer`` per line; ``data.downloads.fetch_mzsre(train=True)`` makes it):
+    text disjoint from the test facts a study edits, for the preserved-key statistics of a real LLM. The
+    questions alone: the answers are the split's counterfactual targets. The first ``per_language`` lines of
+    each language (None: all); a line without a question is an error naming the file and the line."""
+    from langedit_mini.data.languages import UPSTREAM_CODES
+
+    if per_language is not None and (not isinstance(per_language, int) or per_language < 1):
+        raise ValueError(f"per_language must be None or a positive integer, got {per_language!r}")
+    texts = {}
+    for language in (check_language(language) for language in languages):
+        path = Path(root) / "data" / f"zsre_mend_train_{UPSTREAM_CODES.get(language, language)}_10000.txt"
+        if not path.is_file():
+            raise FileNotFoundError(f"no MzsRE training file at {path}: fetch_mzsre(train=True) makes it")
+        questions = []
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            question = line.split("\t")[0].strip()
+            if not question:
+                raise ValueError(f"{path} line {number}: no question")
+            questions.append(question)
+            if per_language is not None and len(questions) == per_language:
+                break
+        texts[language] = questions
     return texts

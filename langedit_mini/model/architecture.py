@@ -6,6 +6,10 @@ says, per architecture, the module path of that projection, of each layer's outp
 norm and of the LM head, and whether the weight is stored transposed (GPT-2's ``Conv1D`` keeps
 ``(d_k, d_v)``; ``nn.Linear`` keeps ``(d_v, d_k)``).
 
+Where a norm stands between the projection's output and the residual stream (Gemma 2 and 3 normalise the
+MLP's output, ``mlp_out_norm``), the linear memory ``W k = m`` is read through that norm: ``output_norm``,
+``through_norm`` and ``residual_to_memory`` move between the two spaces.
+
 The architecture is detected from ``model.config.model_type``; every path can be overridden.
 An unknown architecture gets an error listing the known ones and the parameters that would make
 it work.
@@ -32,6 +36,10 @@ class Architecture:
     # values can skip what their delta cannot change (``values._SuffixForward``); tested for every entry
     # of the table against the reference recipe (tests/test_values.py).
     prefix_cache: bool = True
+    # Module path with {layer} of a norm applied to the MLP's output before it joins the residual stream
+    # (Gemma 2 and 3: ``post_feedforward_layernorm``): the linear memory W k = m is then read through
+    # norm(m), so target values and updates are computed where m lives (``output_norm``).
+    mlp_out_norm: str | None = None
 
 
 _LLAMA_LIKE = dict(
@@ -48,7 +56,10 @@ ARCHITECTURES: dict[str, Architecture] = {
     "qwen2": Architecture("qwen2", **_LLAMA_LIKE),
     "qwen3": Architecture("qwen3", **_LLAMA_LIKE),
     "gemma": Architecture("gemma", **_LLAMA_LIKE),
-    "gemma2": Architecture("gemma2", **_LLAMA_LIKE),
+    "gemma2": Architecture("gemma2", **_LLAMA_LIKE, mlp_out_norm="model.layers.{layer}.post_feedforward_layernorm"),
+    "gemma3_text": Architecture(
+        "gemma3_text", **_LLAMA_LIKE, mlp_out_norm="model.layers.{layer}.post_feedforward_layernorm"
+    ),
     "gpt2": Architecture(
         "gpt2",
         mlp_out="transformer.h.{layer}.mlp.c_proj",
@@ -168,6 +179,66 @@ def edited_weight(model, architecture: Architecture, layer: int) -> torch.Tensor
 def key_dimension(model, architecture: Architecture, layer: int) -> int:
     weight = edited_weight(model, architecture, layer)
     return weight.shape[0] if architecture.transposed else weight.shape[1]
+
+
+def output_norm(model, architecture: Architecture, layer: int) -> torch.nn.Module | None:
+    """The norm between the edited matrix's output and the residual stream at ``layer`` (None: there is none,
+    the output joins the residual as it is)."""
+    if architecture.mlp_out_norm is None:
+        return None
+    return get_module(model, architecture.mlp_out_norm.format(layer=check_layer(model, architecture, layer)))
+
+
+def through_norm(norm: torch.nn.Module, memory: torch.Tensor, change: torch.Tensor) -> torch.Tensor:
+    """What adding ``change`` to the MLP outputs ``memory`` (rows, d_v) does to the residual stream:
+    ``norm(memory + change) - norm(memory)`` (rows, d_v), differentiable in ``change``."""
+    return norm(memory + change) - norm(memory)
+
+
+def nearest_norm_output(gain: torch.Tensor, wanted: torch.Tensor, iterations: int = 200) -> torch.Tensor:
+    """The unit-RMS directions ``u`` (d_v, n) whose outputs ``gain * u`` lie nearest the ``wanted`` outputs
+    (d_v, n): every output of an RMS norm is ``gain * u`` with ``rms(u) = 1``, so this is the reachable output
+    nearest the wanted one. A least-squares problem on a sphere: ``u = g w / (g^2 + mu)`` with the ``mu`` that
+    makes ``rms(u) = 1`` (one for each column, found by bisection; float64)."""
+    g, w = gain.double()[:, None], wanted.double()
+    g2 = g.pow(2)
+    low = torch.full((1, w.shape[1]), -float(g2.min()), dtype=torch.float64, device=w.device)
+    low = low + 1e-12 * float(g2.max())  # just above the pole of the smallest gain
+    high = (g.abs() * w.abs()).max(dim=0, keepdim=True).values * (w.shape[0] ** 0.5) + 1.0
+    for _ in range(iterations):
+        middle = (low + high) / 2
+        too_long = (g * w / (g2 + middle)).pow(2).mean(dim=0, keepdim=True) > 1
+        low, high = torch.where(too_long, middle, low), torch.where(too_long, high, middle)
+    u = g * w / (g2 + (low + high) / 2)
+    return u / u.pow(2).mean(dim=0, keepdim=True).sqrt().clamp_min(1e-30)
+
+
+def residual_to_memory(norm: torch.nn.Module, memory: torch.Tensor, change: torch.Tensor) -> torch.Tensor:
+    """The change of the MLP outputs ``memory`` (d_v, n) that moves the residual stream by ``change`` (d_v, n)
+    through an RMS norm ``norm(x) = g * x / sqrt(mean(x^2) + eps)``, as nearly as a norm allows.
+
+    A norm's outputs all lie on one ellipsoid (``g * u`` with ``rms(u) = 1``), so the wanted output
+    ``y = norm(memory) + change`` is met by the reachable output nearest it (``nearest_norm_output``): exactly
+    when ``y`` is reachable (a whole rotation), the nearest point when it is not (a share of a rotation spread
+    over several layers is a chord, inside the ellipsoid; a dimension whose gain is 0 cannot be written). The
+    new memory keeps its own RMS (the norm does not see the scale; keeping it keeps the update small), except
+    where ``eps`` is not small against the memory's square (tiny random models), where the scale reaches a
+    point inside the ellipsoid exactly (``x = u * sqrt(eps / (1 - rms(y / g)^2))``). Float64 inside."""
+    with torch.no_grad():
+        d_v = memory.shape[0]
+        dtype = next(iter(norm.parameters()), torch.zeros(0)).dtype
+        eps = float(getattr(norm, "eps", getattr(norm, "variance_epsilon", 0.0)))
+        gain = norm(torch.ones(1, d_v, dtype=dtype, device=memory.device))[0].double() * (1.0 + eps) ** 0.5
+        m = memory.double()
+        wanted = norm(memory.T.to(dtype)).T.double() + change.double()  # (d_v, n)
+        scale = m.pow(2).mean(dim=0, keepdim=True).sqrt()
+        target = nearest_norm_output(gain, wanted) * scale
+        if eps > 0:  # tiny models: the norm's eps reaches inside the ellipsoid
+            unit = wanted / gain[:, None]
+            room = 1.0 - unit.pow(2).mean(dim=0, keepdim=True)
+            inside = (scale.pow(2) < 100 * eps) & (room > 1e-4) & (gain.abs().min() > 1e-3 * gain.abs().max())
+            target = torch.where(inside, unit * (eps / room.clamp_min(1e-30)).sqrt(), target)
+        return (target - m).to(change.dtype)
 
 
 def add_to_weight(model, architecture: Architecture, layer: int, delta: torch.Tensor, sign: float = 1.0) -> None:

@@ -22,7 +22,10 @@ TINY_CONFIGS = {
     "qwen2": transformers.Qwen2Config,
     "llama": transformers.LlamaConfig,
     "mistral": transformers.MistralConfig,
+    "gemma3_text": transformers.Gemma3TextConfig,  # its MLP output is normalised before the residual
 }
+#: settings a family needs beyond the shared ones (Gemma 3's heads default to 256 dimensions)
+TINY_EXTRA = {"gemma3_text": lambda hidden: {"head_dim": hidden // 4, "query_pre_attn_scalar": hidden // 4}}
 
 
 def resolve_run_mode(run_mode: str) -> str:
@@ -76,6 +79,7 @@ def tiny_random_model(
         num_key_value_heads=2,
         max_position_embeddings=max_positions,
         tie_word_embeddings=True,
+        **TINY_EXTRA.get(family, lambda hidden: {})(hidden),
     )
     torch.manual_seed(seed)
     return transformers.AutoModelForCausalLM.from_config(config).eval()

@@ -167,3 +167,19 @@ def compute_hidden(
         batch_size,
     )
     return hidden.T.cpu()
+
+
+def compute_memory(
+    model, tokenizer, architecture: Architecture, requests: list[EditRequest], layer: int, *, batch_size: int = 256
+) -> torch.Tensor:
+    """The edited matrix's output ``m = W k`` (d_v, n) in float32 at the subject's last token of the bare prompt:
+    what the linear memory holds for each request, before any norm between it and the residual stream."""
+    rows = _rows_for(tokenizer, requests, prefixes=False)
+    module = mlp_out_module(model, architecture, layer)
+    memory = _subject_states(
+        model,
+        rows,
+        lambda store: module.register_forward_hook(lambda m, i, output: store.__setitem__("states", output)),
+        batch_size,
+    )
+    return memory.T.cpu()

@@ -19,7 +19,13 @@ from pathlib import Path
 import torch
 
 from langedit_mini.data.caches import cache_folder
-from langedit_mini.model.architecture import Architecture, detect_architecture, key_dimension, mlp_out_module
+from langedit_mini.model.architecture import (
+    Architecture,
+    detect_architecture,
+    get_module,
+    key_dimension,
+    mlp_out_module,
+)
 from langedit_mini.model.tokens import evaluation_mode, model_device
 
 DEFAULT_CACHE = cache_folder("stats")  # $LANGEDIT_CACHE/stats when set (caches.py)
@@ -154,6 +160,84 @@ def _distributed() -> tuple[int, int]:
     return 0, 1
 
 
+class _Stop(Exception):
+    """Raised by a hook after the last block whose keys a pass needs: the rest of the model is not run."""
+
+
+class _KeySums:
+    """Forward pre-hooks on the edited matrices of ``layers`` that add ``K K^T`` of every non-padding token to
+    a running (d_k, d_k) sum in ``dtype`` per layer, and count the tokens; and a hook that stops the forward
+    pass after the last of those blocks (nothing after it changes their keys)."""
+
+    def __init__(self, model, architecture: Architecture, layers, dtype, sums=None, counts=None):
+        self.dtype, self.mask = dtype, None
+        self.sums = dict(sums or {})
+        self.counts = dict(counts or {layer: 0 for layer in layers})
+        self.handles = [
+            mlp_out_module(model, architecture, layer).register_forward_pre_hook(self._adder(layer)) for layer in layers
+        ]
+        last = get_module(model, architecture.layer.format(layer=max(layers)))
+        self.handles.append(last.register_forward_hook(self._stop))
+
+    def _adder(self, layer):
+        def hook(module, inputs):
+            selected = inputs[0].detach()[self.mask].to(self.dtype)  # (tokens, d_k)
+            if layer not in self.sums:
+                self.sums[layer] = torch.zeros(
+                    selected.shape[1], selected.shape[1], dtype=self.dtype, device=selected.device
+                )
+            self.sums[layer] += selected.T @ selected
+            self.counts[layer] += selected.shape[0]
+
+        return hook
+
+    @staticmethod
+    def _stop(module, inputs, output):
+        raise _Stop
+
+    def run(self, model, ids, mask) -> None:
+        """One batch through the model as far as the last needed block."""
+        self.mask = mask.bool()
+        try:
+            model(input_ids=ids, attention_mask=mask)
+        except _Stop:
+            pass
+
+    def remove(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+
+
+def _resumed(checkpoint: Path | None, signature: dict) -> tuple[dict, dict | None, int]:
+    """The running sums, counts and batches done of a checkpoint made for the same ``signature`` (empty when
+    there is none); a checkpoint of other inputs is an error."""
+    if checkpoint is None or not checkpoint.exists():
+        return {}, None, 0
+    state = _read_checkpoint(checkpoint)
+    if state["signature"] != signature:
+        raise ValueError(
+            f"{checkpoint} holds a statistics pass of other inputs (model, texts, layers or settings); "
+            "delete it or use another checkpoint path"
+        )
+    return state["sums"], state["counts"], state["done"]
+
+
+def _all_reduced(model, architecture, layers, sums: dict, counts: dict, dtype) -> tuple[dict, dict]:
+    """The sums and counts of every rank of the process group, added (a rank without a batch adds zeros)."""
+    import torch.distributed as dist
+
+    for layer in layers:
+        d_k = key_dimension(model, architecture, layer)
+        total = sums.get(layer)
+        if total is None:  # this rank had no batch
+            total = torch.zeros(d_k, d_k, dtype=dtype, device=model_device(model))
+        dist.all_reduce(total)
+        sums[layer] = total
+    tokens = torch.tensor([counts[layer] for layer in layers], dtype=torch.long, device=model_device(model))
+    dist.all_reduce(tokens)
+    return sums, dict(zip(layers, tokens.tolist()))
+
+
 def second_moment_pass(
     model,
     tokenizer,
@@ -170,6 +254,7 @@ def second_moment_pass(
 ) -> dict[int, SecondMoment]:
     """One forward pass over ``texts`` in batches: ``K0 K0^T / N`` at each layer's edited matrix input,
     summed in ``dtype`` over every non-padding token (hooks removed on return; the model is unchanged).
+    Each batch runs only as far as the last layer asked for (``_KeySums``).
 
     ``checkpoint``: a file for the running sums, written every ``checkpoint_every`` batches; a pass that
     finds one made for the same model, texts, layers and settings continues after its last batch
@@ -183,9 +268,6 @@ def second_moment_pass(
     """
     architecture = architecture or detect_architecture(model)
     rank, world = _distributed()
-    sums, counts, hooks, current_mask = {}, {layer: 0 for layer in layers}, [], {}
-    starts = list(range(0, len(texts), batch_size))
-    done = 0  # batches of this rank's share already summed
     signature = {
         "model": model_fingerprint(model),
         "texts": texts_fingerprint(texts),
@@ -201,29 +283,9 @@ def second_moment_pass(
         checkpoint = Path(checkpoint)
         if world > 1:
             checkpoint = checkpoint.with_name(f"{checkpoint.name}.rank{rank}")
-        if checkpoint.exists():
-            state = _read_checkpoint(checkpoint)
-            if state["signature"] != signature:
-                raise ValueError(
-                    f"{checkpoint} holds a statistics pass of other inputs (model, texts, layers or settings); "
-                    "delete it or use another checkpoint path"
-                )
-            sums, counts, done = state["sums"], state["counts"], state["done"]
-    mine = starts[rank::world]
-
-    def make_hook(layer):
-        def hook(module, inputs):
-            keys = inputs[0].detach()  # (B, T, d_k)
-            selected = keys[current_mask["mask"]].to(dtype)  # (tokens, d_k)
-            if layer not in sums:
-                sums[layer] = torch.zeros(selected.shape[1], selected.shape[1], dtype=dtype, device=selected.device)
-            sums[layer] += selected.T @ selected
-            counts[layer] += selected.shape[0]
-
-        return hook
-
-    for layer in layers:
-        hooks.append(mlp_out_module(model, architecture, layer).register_forward_pre_hook(make_hook(layer)))
+    sums, counts, done = _resumed(checkpoint, signature)
+    mine = list(range(0, len(texts), batch_size))[rank::world]  # this rank's batches (their first texts)
+    collector = _KeySums(model, architecture, layers, dtype, sums, counts)
     iterator = enumerate(mine)
     if progress:
         from tqdm.auto import tqdm
@@ -244,27 +306,14 @@ def second_moment_pass(
                     max_length=max_length,
                 )
                 ids = encoded["input_ids"].to(model_device(model))
-                mask = encoded["attention_mask"].to(ids.device)
-                current_mask["mask"] = mask.bool()
-                model(input_ids=ids, attention_mask=mask)
+                collector.run(model, ids, encoded["attention_mask"].to(ids.device))
                 if checkpoint is not None and (index + 1) % checkpoint_every == 0 and index + 1 < len(mine):
-                    _write_checkpoint(checkpoint, signature, sums, counts, index + 1)
+                    _write_checkpoint(checkpoint, signature, collector.sums, collector.counts, index + 1)
     finally:
-        for handle in hooks:
-            handle.remove()
+        collector.remove()
+    sums, counts = collector.sums, collector.counts
     if world > 1:
-        import torch.distributed as dist
-
-        d_k = {layer: key_dimension(model, architecture, layer) for layer in layers}
-        for layer in layers:
-            total = sums.get(layer)
-            if total is None:  # this rank had no batch
-                total = torch.zeros(d_k[layer], d_k[layer], dtype=dtype, device=model_device(model))
-            dist.all_reduce(total)
-            sums[layer] = total
-        tokens = torch.tensor([counts[layer] for layer in layers], dtype=torch.long, device=model_device(model))
-        dist.all_reduce(tokens)
-        counts = dict(zip(layers, tokens.tolist()))
+        sums, counts = _all_reduced(model, architecture, layers, sums, counts, dtype)
     moments = {}
     for layer in layers:
         covariance = (sums[layer] / counts[layer]).cpu()

@@ -118,10 +118,14 @@ def subject_span(tokenizer, text: str, subject: str) -> tuple[list[int], list[in
 
 
 def embedding_noise_scale(model, tokenizer, texts: list[str]) -> float:
-    """ROME's noise level: 3 x the standard deviation of the input embeddings of the tokens in ``texts``."""
+    """ROME's noise level: 3 x the standard deviation of the input embeddings of the tokens in ``texts``, as
+    the embedding module outputs them (Gemma scales its embeddings by the square root of the width, and the
+    noise is added to that output)."""
     ids = sorted({t for text in texts for t in tokenizer(text)["input_ids"]})
-    weight = model.get_input_embeddings().weight.detach()
-    return 3.0 * float(weight[ids].float().std())
+    embeddings = model.get_input_embeddings()
+    with torch.no_grad():
+        vectors = embeddings(torch.tensor(ids, device=embeddings.weight.device))
+    return 3.0 * float(vectors.float().std())
 
 
 def causal_trace(

@@ -32,11 +32,21 @@ from transformers import DynamicCache
 
 from langedit_mini.data.datasets import EditRequest
 from langedit_mini.data.languages import KL_PROMPTS
-from langedit_mini.model.architecture import Architecture, check_layer, get_module, num_layers, optimising_only
+from langedit_mini.model.architecture import (
+    Architecture,
+    check_layer,
+    get_module,
+    mlp_out_module,
+    num_layers,
+    optimising_only,
+    output_norm,
+    through_norm,
+)
 from langedit_mini.model.keys import (
     EncodedRows,
     check_context_length,
     compute_hidden,
+    compute_memory,
     context_texts,
     encode_rows,
     layer_output,
@@ -191,19 +201,32 @@ def compute_target_values(
     hidden = compute_hidden(model, tokenizer, architecture, requests, layer)  # (d_v, n)
     batch = _optimisation_rows(rows, spans, kl_rows, len(requests), device)
     blocks = [get_module(model, architecture.layer.format(layer=index)) for index in range(layer + 1)]
+    # Where delta is added: the residual stream after block L, or, where a norm stands between the MLP's
+    # output and the residual (Gemma 2 and 3), the MLP's output m before it, so that z is reachable by W k.
+    norm = output_norm(model, architecture, layer)
+    memory = mlp_out_module(model, architecture, layer) if norm is not None else None
+    scale = hidden if norm is None else compute_memory(model, tokenizer, architecture, requests, layer)
     with optimising_only(model):  # gradients for delta alone
         if settings.reuse_prefix and architecture.prefix_cache:
-            forward = _SuffixForward(model, blocks, batch)
+            forward = _SuffixForward(model, blocks, batch, memory=memory, norm=norm)
         else:
-            forward = _FullForward(model, blocks[-1], batch)
-        delta, final_nll, steps_taken = _optimise_deltas(forward, batch, hidden, settings, device, progress)
-    z = hidden + delta.T.cpu()
+            forward = _FullForward(model, memory if memory is not None else blocks[-1], batch)
+        delta, final_nll, steps_taken = _optimise_deltas(forward, batch, scale, settings, device, progress)
+    if norm is None:
+        z = hidden + delta.T.cpu()
+    else:  # the residual stream delta moves through the norm
+        with torch.no_grad():
+            moved = through_norm(norm, scale.T.to(device, norm.weight.dtype), delta.to(norm.weight.dtype))
+        z = hidden + moved.T.float().cpu()
     return TargetValues(z, hidden, final_nll.cpu().tolist(), steps_taken.cpu().tolist())
 
 
 class _FullForward:
     """The reference recipe: each step runs every token of the selected rows through the whole model, with
-    ``delta`` added to block L's output at each row's subject position by a forward hook."""
+    ``delta`` added to block L's output (or to the MLP output of a normalised architecture: ``block`` is
+    then that module) at each row's subject position by a forward hook."""
+
+    through = None  # delta enters the model itself; nothing to carry through a norm by hand
 
     def __init__(self, model, block, batch: _OptimisationRows):
         self.model, self.block, self.batch = model, block, batch
@@ -241,8 +264,9 @@ class _SuffixForward:
     padding. The loss sees the same logits as the reference recipe up to rounding.
     """
 
-    def __init__(self, model, blocks, batch: _OptimisationRows):
+    def __init__(self, model, blocks, batch: _OptimisationRows, *, memory=None, norm=None):
         self.model, self.blocks, self.batch = model, blocks, batch
+        self.through = None  # identity: delta joins block L's output as it is
         device = batch.ids.device
         self.start = batch.positions  # the subject's last token: the first position delta changes
         last = batch.positions.clone()  # the last position whose logits the loss reads, per row
@@ -254,8 +278,10 @@ class _SuffixForward:
         kl_position = torch.zeros_like(self.start)
         kl_position[kl_rows] = batch.kl_last
         self.vocabulary = _vocabulary_size(model)
-        stored, prefix, states, picked = {}, [], [], []
+        stored, prefix, states, picked, memories = {}, [], [], [], []
         handle = blocks[-1].register_forward_hook(lambda m, i, output: stored.__setitem__("states", output))
+        if memory is not None:  # block L's MLP output before its norm, to carry delta through the norm
+            memory_handle = memory.register_forward_hook(lambda m, i, output: stored.__setitem__("memory", output))
         try:
             # In parts, so that no pass holds more than LOGITS_BUDGET logits.
             for part in torch.arange(len(self.start), device=device).split(
@@ -268,14 +294,25 @@ class _SuffixForward:
                 )
                 states.append(layer_output(stored["states"]))
                 picked.append(output.logits[torch.arange(len(part), device=device), kl_position[part]])
+                if memory is not None:
+                    memories.append(stored["memory"][torch.arange(len(part), device=device), self.start[part]])
         finally:
             handle.remove()
+            if memory is not None:
+                memory_handle.remove()
         self.prefix = [
             (torch.cat([p[i][0] for p in prefix]), torch.cat([p[i][1] for p in prefix])) for i in range(len(prefix[0]))
         ]
         self.block_structure = stored["states"]
         self.block_states = torch.cat(states)  # (rows, T, d): block L's output, unedited
         self.original_kl = torch.cat(picked)[kl_rows].float().log_softmax(-1)
+        if memory is not None:
+            at_subject = torch.cat(memories)  # (rows, d_v): m at each row's subject position, unedited
+
+            def through(deltas, rows):  # what delta added to m does to block L's output: norm(m + d) - norm(m)
+                return through_norm(norm, at_subject[rows], deltas.to(at_subject.dtype))
+
+            self.through = through
 
     def __call__(self, selected, shift, rows, positions) -> torch.Tensor:
         """Logits (k, vocab) at ``positions`` of ``rows`` (row coordinates of the batch), with
@@ -416,10 +453,13 @@ def _optimise_deltas(
 
     def shift(states, positions, members=None):
         """``states`` with each selected row's request's delta added at ``positions`` (``members``:
-        which of the selected rows these are, default all)."""
+        which of the selected rows these are, default all); through the norm when the forward says so."""
         owners = current_owners if members is None else current_owners[members]
+        change = delta[owners]
+        if forward.through is not None:
+            change = forward.through(change, selected if members is None else selected[members])
         added = torch.zeros_like(states)
-        added[torch.arange(states.shape[0], device=device), positions] = delta[owners].to(states.dtype)
+        added[torch.arange(states.shape[0], device=device), positions] = change.to(states.dtype)
         return states + added
 
     optimizer = torch.optim.Adam([delta], lr=settings.learning_rate)

@@ -10,8 +10,8 @@ positive integer, got 0"), before the chapter computes anything.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from langedit_mini.data.languages import check_language
 from langedit_mini.editing.registry import METHODS

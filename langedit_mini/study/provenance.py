@@ -32,7 +32,8 @@ ROOT = PACKAGE.parent
 STUDY_ENTRY = "langedit_mini.study.experiment"
 #: the loader of the bundled pocket models (``testbeds.Testbed.loader``)
 POCKET_LOADER = "langedit_mini.pocket"
-#: the bundled files a pocket run reads: the editing dataset, the probes, the models and their tokenizer
+#: the bundled files a pocket run reads: the editing dataset, the probes, the models and their tokenizer, and the
+#: pocket models' hyperparameter files (their defaults)
 POCKET_INPUTS = (
     "data/pocket/edits.json",
     "data/pocket/probes.json",
@@ -42,6 +43,8 @@ POCKET_INPUTS = (
     "data/pocket/model/tokenizer_config.json",
     "data/pocket/model-wide/config.json",
     "data/pocket/model-wide/model.safetensors",
+    "langedit_mini/editing/hparams/pocket-wide.json",
+    "langedit_mini/editing/hparams/pocket.json",
 )
 #: which earlier run hashes were verified to compute what today's code computes (``scripts/verify_runs.py``)
 EQUIVALENCES = ROOT / "results" / "equivalences.json"
@@ -113,20 +116,15 @@ def code_digest(source: str) -> str:
     return hashlib.sha256(json.dumps(_written_out(tree)).encode()).hexdigest()
 
 
-def package_hash(*entries: str) -> str:
+def package_hash(*entries: str, inputs=POCKET_INPUTS) -> str:
     """A hash of what defines a study run: the behaviour (``code_digest``) of every module that importing
-    ``entries`` can run (default: ``STUDY_ENTRY`` and ``POCKET_LOADER``), the bundled pocket files it reads
-    and the hyperparameter files. Contents only, not paths or names: moving a module leaves it unchanged."""
+    ``entries`` can run (default: ``STUDY_ENTRY`` and ``POCKET_LOADER``) and the files a run reads (``inputs``,
+    paths relative to the repository; default: the pocket world's and the pocket models' hyperparameter files;
+    a real LLM's weights are recorded by their own SHA-256). Contents only, not paths or names: moving a
+    module leaves it unchanged."""
     modules = imported_modules(*(entries or (STUDY_ENTRY, POCKET_LOADER)))
     digests = sorted(code_digest(module_path(module).read_text(encoding="utf-8")) for module in modules)
-    digests += [
-        hashlib.sha256((ROOT / name).read_bytes()).hexdigest() for name in POCKET_INPUTS if (ROOT / name).is_file()
-    ]
-    # the hyperparameter files are the defaults a run uses
-    digests += [
-        hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in sorted((PACKAGE / "editing" / "hparams").glob("*.json"))
-    ]
+    digests += [hashlib.sha256((ROOT / name).read_bytes()).hexdigest() for name in inputs if (ROOT / name).is_file()]
     return hashlib.sha256("\n".join(digests).encode()).hexdigest()[:16]
 
 
@@ -194,7 +192,8 @@ def git_dirty(directory: Path = PACKAGE, exclude=()) -> bool | None:
 
 
 def machine() -> dict:
-    """What ran: platform, CPU model, cores, torch and its threads, Python, the GPU when there is one."""
+    """What ran: platform, CPU model, cores, torch and its threads, Python, the versions of transformers, numpy
+    and pandas, the GPU when there is one."""
     import torch
 
     cpu = platform.processor() or platform.machine()
@@ -204,6 +203,8 @@ def machine() -> dict:
         cpu = names[0] if names else cpu
     except OSError:
         pass
+    from importlib import metadata
+
     facts = {
         "platform": platform.platform(),
         "cpu": cpu,
@@ -212,19 +213,24 @@ def machine() -> dict:
         "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),
     }
+    for library in ("transformers", "numpy", "pandas"):  # float results can move with their versions
+        facts[library] = metadata.version(library)
     if torch.cuda.is_available():
         facts["gpu"] = torch.cuda.get_device_name(0)
     return facts
 
 
-def start_record(directory: Path = ROOT, exclude=("results",), loader: str = POCKET_LOADER) -> dict:
+def start_record(
+    directory: Path = ROOT, exclude=("results",), loader: str = POCKET_LOADER, inputs=POCKET_INPUTS
+) -> dict:
     """The provenance of a run that starts now: the commit, whether the tree had uncommitted changes (outside
-    ``exclude``: by default ``results/``, which a job rewrites as it goes), the run hash of the study code and
-    the testbed's ``loader``, the machine, the start time. ``finish_record`` completes it."""
+    ``exclude``: by default ``results/``, which a job rewrites as it goes), the run hash of the study code, the
+    testbed's ``loader`` and the files it reads (``inputs``), the machine, the start time. ``finish_record``
+    completes it."""
     return {
         "commit": git_commit(directory),
         "uncommitted_changes": git_dirty(directory, exclude=exclude),
-        "package_hash": package_hash(STUDY_ENTRY, loader),
+        "package_hash": package_hash(STUDY_ENTRY, loader, inputs=inputs),
         "machine": machine(),
         "started": time.time(),
     }

@@ -239,9 +239,11 @@ def plan_from_parameters(parameters: dict) -> tuple[StudyPlan, int]:
     return plan, parameters.get("tuning_facts", 0)
 
 
-def table_difference(committed, rerun) -> float:
-    """The largest absolute difference between two raw tables of one run, row by row after sorting both by
-    their identifying (non-float) columns; timings left out; infinite when their rows or columns differ."""
+def table_difference(committed, rerun, keys=()) -> float:
+    """The largest relative difference (``|a - b| / max(|a|, |b|)``) between the measured values of two raw
+    tables of one run, row by row after sorting both by their identifying columns (``keys``,
+    ``store.RAW_KEYS``, and every column that is not a number): a score that flips reads 1, a count that moves
+    by one in ten reads 0.1; timings left out; infinite when the rows or columns themselves differ."""
     import numpy as np
 
     frames = [frame.drop(columns=["seconds"], errors="ignore") for frame in (committed, rerun)]
@@ -249,24 +251,23 @@ def table_difference(committed, rerun) -> float:
         return float("inf")
     if frames[0].empty:
         return 0.0
-    numbers = [c for c in frames[0].columns if frames[0][c].dtype.kind == "f"]
-    keys = [c for c in frames[0].columns if c not in numbers]
+    numeric = [column for column in frames[0].columns if frames[0][column].dtype.kind in "biuf"]
+    keys = [column for column in frames[0].columns if column in keys or column not in numeric]  # text identifies
+    values = [column for column in frames[0].columns if column not in keys]
     frames = [frame.sort_values(keys, kind="stable").reset_index(drop=True) for frame in frames]
     if keys and not frames[0][keys].astype(str).equals(frames[1][keys].astype(str)):
         return float("inf")
-    if not numbers:
-        return 0.0
-    a, b = (frame[numbers].to_numpy(dtype=float) for frame in frames)
-    both_missing = np.isnan(a) & np.isnan(b)
-    difference = np.where(both_missing, 0.0, np.abs(a - b))
-    return float(np.nan_to_num(difference, nan=np.inf).max())
+    a, b = (frame[values].astype(float).to_numpy() for frame in frames)
+    scale = np.maximum(np.maximum(np.abs(a), np.abs(b)), 1e-12)
+    difference = np.where(np.isnan(a) & np.isnan(b), 0.0, np.abs(a - b) / scale)
+    return float(np.nan_to_num(difference, nan=np.inf).max()) if difference.size else 0.0
 
 
 def verify_runs(testbed, folder, scratch, *, seeds, methods, log=print) -> list[dict]:
     """Rerun the committed runs (``seeds`` x ``methods``) of the study under ``folder`` with today's code into
     ``scratch``, each with the parameters it recorded, and compare every raw table with the committed one
     (``table_difference``). One row per run: its name, the code that made it, today's code, and the largest
-    difference per table."""
+    relative difference per table."""
     rows = []
     for seed in check_seeds(seeds):
         for method in check_methods(methods):
@@ -282,7 +283,7 @@ def verify_runs(testbed, folder, scratch, *, seeds, methods, log=print) -> list[
             for table in store.RAW:
                 committed = store.read_raw_part(Path(folder) / "parts" / name, table)
                 again = store.read_raw_part(Path(scratch) / "parts" / name, table)
-                row[table] = table_difference(committed, again)
-            log(f"{row['run']}: largest differences " + ", ".join(f"{t} {row[t]:.1e}" for t in store.RAW))
+                row[table] = table_difference(committed, again, store.RAW_KEYS[table])
+            log(f"{row['run']}: largest relative differences " + ", ".join(f"{t} {row[t]:.1e}" for t in store.RAW))
             rows.append(row)
     return rows

@@ -30,6 +30,13 @@ import pandas as pd
 
 #: the raw result tables of a run (``experiment.StudyResult`` fields), one gzipped CSV each
 RAW = ("evaluations", "probes", "transfer", "batches")
+#: what identifies a row of each raw table (every other column but the timings is a measured value)
+RAW_KEYS = {
+    "evaluations": ("method", "seed", "after_batch", "batch", "request", "fact_id", "lang", "metric"),
+    "probes": ("method", "seed", "after_batch", "lang", "probe", "metric"),
+    "transfer": ("method", "seed", "edited in", "scored in", "fact_id"),
+    "batches": ("method", "seed", "batch", "lang"),
+}
 PART_RECORD = "part.json"
 PROVENANCE = "provenance.json"
 

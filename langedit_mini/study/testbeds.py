@@ -1,23 +1,27 @@
 """Which model a study runs on, named once: the model and its tokenizer, the facts it edits, the texts of its
-preserved-key statistics, its hyperparameter file, its probes, and which weights these are.
+preserved-key statistics, its hyperparameter file, the facts it may know, its probes, and which weights these
+are.
 
 Every study entry point (``runner``, ``tuning``, ``calibration``, ``diagnosis``, the scripts) takes a model by
-name and loads it here:
+name and loads it here (``load_testbed``):
 
 * ``pocket`` and ``pocket-wide``: the bundled pocket models, their world (``data/pocket/``: the editing
   dataset, the preserved-knowledge corpus, the general-ability probes) and their hyperparameter files;
-* ``tiny-random-<family>`` (``tiny-random-llama``, ``-qwen2``, ``-mistral``): a randomly initialised model of
-  that family with the pocket tokenizer, on the pocket world with the ``tiny-random`` hyperparameters: every
-  code path of a real family, in seconds (its numbers mean nothing);
-* a hub id or a local directory (``model.hub.load_model``), with the hyperparameter file its name maps to
-  (``editing.defaults.reference_name``) or the one given (``hparams=``): edited on MzsRE
-  (``data.datasets.load_mzsre`` from a local copy, ``mzsre=``), with the statistics of the texts given
-  (``texts=``; a hub model has no default corpus).
+* ``tiny-random-<family>`` (``tiny-random-llama``, ``-qwen2``, ``-mistral``, ``-gemma3_text``): a randomly
+  initialised model of that family with the pocket tokenizer, on the pocket world with the ``tiny-random``
+  hyperparameters: every code path of a real family, in seconds (its numbers mean nothing);
+* ``smollm2-135m``, ``gemma-3-270m`` (the real LLMs of ``model.weights``) or a ``.gguf`` file: edited on MzsRE
+  (the local copy, ``data.downloads.local_mzsre``, checked into the cache), with the statistics of MzsRE's
+  training questions (``data.corpora.mzsre_questions``), their hyperparameter file (or ``hparams=``), and the
+  pocket world's real facts (capitals, currencies, languages, ...) as the facts a model may know (tracing);
+* a hub id or a local directory (``model.hub.load_model``), likewise on MzsRE, with the hyperparameter file its
+  name maps to (``editing.defaults.reference_name``) or the one given.
 
 ``Testbed.statistics(layers)`` computes (and caches) C0 of any layers, so a sweep over bands needs no reload.
 ``Testbed.folder`` is the name under which results are written (``results/<study>/<folder>/``).
-``Testbed.loader`` names the module that loaded the model: with the study's code it defines a run
-(``provenance.package_hash``), so a change to one kind of loader leaves the runs of another current.
+``Testbed.loader`` and ``Testbed.inputs`` name the module that loaded the model and the files a run reads:
+with the study's code they define a run (``provenance.package_hash``), so a change to one kind of loader, or
+to another model's hyperparameters, leaves the runs of this one current.
 """
 
 from __future__ import annotations
@@ -27,19 +31,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from langedit_mini.data.datasets import EditRequest, load_mzsre, load_pocket
-from langedit_mini.editing.defaults import reference_name
+from langedit_mini.editing.defaults import HPARAMS_DIRECTORY, MODEL_NAMES, reference_name
 from langedit_mini.model.statistics import DEFAULT_CACHE, key_second_moments
-from langedit_mini.pocket import POCKET_MODELS, covariance_texts, load_pocket_model, load_probes
+from langedit_mini.pocket import POCKET_MODELS, covariance_texts, load_probes
+from langedit_mini.study.provenance import POCKET_INPUTS, POCKET_LOADER, STUDY_ENTRY, package_hash
 
 #: the families ``tiny-random-<family>`` can build (``model.hub.TINY_CONFIGS``)
 TINY_PREFIX = "tiny-random-"
+#: MzsRE's training questions per language for a real LLM's statistics (all 10,000)
+MZSRE_STATISTICS_QUESTIONS = 10_000
 
 
 @dataclass
 class Testbed:
     __test__ = False  # not a test class, for pytest
 
-    name: str  # as asked: "pocket", "tiny-random-qwen2", "Qwen/Qwen2.5-0.5B", ...
+    name: str  # as asked: "pocket", "smollm2-135m", "tiny-random-qwen2", "Qwen/Qwen2.5-0.5B", ...
     model: object
     tokenizer: object
     hparams: str  # a hyperparameter file: a MODEL_NAMES entry or a path
@@ -50,12 +57,19 @@ class Testbed:
     loader: str  # the module that loaded the model (part of a run's code, ``provenance.package_hash``)
     probes: dict | None = None  # the pocket general-ability probes (None: none)
     weights: dict = field(default_factory=dict)  # which weights: source and checksum, for the record
+    knowledge: list[EditRequest] | None = None  # facts with true answers a model may know (None: ``requests``)
+    inputs: tuple = POCKET_INPUTS  # the files a run reads, hashed with its code
     _statistics: dict = field(default_factory=dict, repr=False)
 
     @property
     def folder(self) -> str:
         """The name results are written under: the name asked, with path separators and spaces replaced."""
         return re.sub(r"[^A-Za-z0-9._-]+", "_", Path(self.name).name if self.name.endswith(".gguf") else self.name)
+
+    @property
+    def facts_known(self) -> list[EditRequest]:
+        """The facts whose true answers tell what the model knows (``calibration.known_facts`` samples them)."""
+        return self.knowledge if self.knowledge is not None else self.requests
 
     def statistics(self, layers, *, cache_dir=DEFAULT_CACHE, progress: bool = False) -> dict:
         """C0 of ``layers`` from the testbed's texts (``model.statistics.key_second_moments``, cached on disk
@@ -76,10 +90,16 @@ class Testbed:
         """What a run records of its testbed beyond its name: the weights, when they are not the bundled ones."""
         return {"weights": self.weights} if self.weights else {}
 
+    def current_hash(self) -> str:
+        """The run hash of today's code for this testbed (``provenance.package_hash``)."""
+        return package_hash(STUDY_ENTRY, self.loader, inputs=self.inputs)
+
 
 def pocket_testbed(name: str = "pocket", *, model=None, tokenizer=None, statistics=None) -> Testbed:
     """A bundled pocket model (``pocket`` or ``pocket-wide``) on the pocket world; ``model`` and ``tokenizer``
     when they are already loaded (and ``statistics``, C0 of some layers, when already computed)."""
+    from langedit_mini.pocket import load_pocket_model
+
     if model is None or tokenizer is None:
         model, tokenizer = load_pocket_model(name)
     requests, _ = load_pocket()
@@ -92,7 +112,7 @@ def pocket_testbed(name: str = "pocket", *, model=None, tokenizer=None, statisti
         requests=requests,
         corpus="pocket preserved-knowledge corpus",
         texts=covariance_texts(),
-        loader="langedit_mini.pocket",
+        loader=POCKET_LOADER,
         probes=load_probes(),
         _statistics=dict(statistics or {}),
     )
@@ -100,38 +120,70 @@ def pocket_testbed(name: str = "pocket", *, model=None, tokenizer=None, statisti
 
 def tiny_random_testbed(name: str) -> Testbed:
     """``tiny-random-<family>``: a random model of ``family`` with the pocket tokenizer, on the pocket world."""
-    from langedit_mini.model.hub import TINY_CONFIGS, tiny_random_model
+    from langedit_mini.model.loading import load_named_model
 
-    family = name[len(TINY_PREFIX) :]
-    if family not in TINY_CONFIGS:
-        raise ValueError(f"no tiny random model of family {family!r}; known: {', '.join(TINY_CONFIGS)}")
-    _, tokenizer = load_pocket_model("pocket")
+    model, tokenizer, record = load_named_model(name)
     requests, _ = load_pocket()
     return Testbed(
         name=name,
-        model=tiny_random_model(tokenizer, family),
+        model=model,
         tokenizer=tokenizer,
         hparams="tiny-random",
         dataset="pocket",
         requests=requests,
         corpus="pocket preserved-knowledge corpus",
         texts=covariance_texts(),
-        loader="langedit_mini.model.hub",
+        loader="langedit_mini.model.loading",
         probes=load_probes(),
+        weights=record,
+        inputs=(*POCKET_INPUTS, "langedit_mini/editing/hparams/tiny-random.json"),
     )
 
 
-def hub_testbed(name: str, *, hparams=None, mzsre=None, texts=None, corpus: str = "given texts", device="cpu"):
-    """A hub id or a local directory (``model.hub.load_model``), edited on MzsRE from the local copy ``mzsre``
-    (a directory with the upstream layout, ``data.downloads.fetch_mzsre`` makes one)."""
-    from langedit_mini.model.hub import load_model
+def mzsre_world(mzsre=None, languages=None, questions: int = MZSRE_STATISTICS_QUESTIONS):
+    """The MzsRE requests and training questions (``questions`` per language) from ``mzsre`` (a folder with the
+    upstream layout) or the local copy (``data.downloads.local_mzsre``), checked into the cache first."""
+    from langedit_mini.data.corpora import mzsre_questions
+    from langedit_mini.data.downloads import fetch_mzsre, local_mzsre
+    from langedit_mini.data.languages import LANGUAGES
+
+    mirror = mzsre if mzsre is not None else local_mzsre()
+    root = fetch_mzsre(mirror=mirror, train=True).root
+    requests, report = load_mzsre(root, languages)
+    texts = mzsre_questions(root, languages or LANGUAGES, questions)
+    return requests, [text for language in texts for text in texts[language]], report
+
+
+#: MzsRE's training questions per language behind the statistics of a single edit (``default_texts``): the
+#: study's testbeds use all of them
+EDIT_STATISTICS_QUESTIONS = 200
+
+
+def default_texts(name: str, per_language: int = EDIT_STATISTICS_QUESTIONS) -> tuple[list[str], str] | None:
+    """The preserved-knowledge texts a model named ``name`` is edited with when none are given, and what they
+    are: the pocket models' corpus, or MzsRE's training questions (``per_language`` of each language) for a
+    registered real LLM; None for any other model (its texts must be given)."""
+    from langedit_mini.model.weights import REGISTERED
+
+    if name in POCKET_MODELS:
+        return covariance_texts(), "pocket preserved-knowledge corpus"
+    if name in REGISTERED:
+        _, questions, _ = mzsre_world(questions=per_language)
+        return questions, f"MzsRE training questions ({per_language} per language)"
+    return None
+
+
+def mzsre_testbed(name: str, *, hparams=None, mzsre=None, texts=None, source: str = "gguf") -> Testbed:
+    """A real LLM (a registered GGUF model, a ``.gguf`` file, a hub id or a local directory) on MzsRE."""
+    from langedit_mini.model.loading import load_named_model
+    from langedit_mini.model.weights import REGISTERED
 
     if hparams is None:
-        hparams = reference_name(name)  # a ValueError names the known files
-    if mzsre is None:
-        raise ValueError(f"{name}: give mzsre= (a directory with MzsRE's upstream layout) for the facts to edit")
-    model, tokenizer = load_model(name, device=device, dtype="float32")
-    requests, _ = load_mzsre(mzsre)
+        hparams = name if name in MODEL_NAMES else reference_name(Path(name).stem if name.endswith(".gguf") else name)
+    model, tokenizer, record = load_named_model(name, source=source)
+    requests, questions, _ = mzsre_world(mzsre)
+    knowledge, _ = load_pocket()  # real facts (CLDR and other data packages) in the six languages
+    shipped = HPARAMS_DIRECTORY / f"{hparams}.json"
     return Testbed(
         name=name,
         model=model,
@@ -139,29 +191,35 @@ def hub_testbed(name: str, *, hparams=None, mzsre=None, texts=None, corpus: str 
         hparams=str(hparams),
         dataset="mzsre",
         requests=requests,
-        corpus=corpus,
-        texts=texts,
-        loader="langedit_mini.model.hub",
-        weights={"source": name},
+        corpus="MzsRE training questions" if texts is None else "given texts",
+        texts=questions if texts is None else texts,
+        loader="langedit_mini.model.loading",
+        weights=record | ({"registered": name} if name in REGISTERED else {}),
+        knowledge=knowledge,
+        inputs=(str(shipped.relative_to(HPARAMS_DIRECTORY.parents[2])),) if shipped.is_file() else (),
     )
 
 
-def load_testbed(name: str, *, hparams=None, mzsre=None, texts=None, corpus: str = "given texts") -> Testbed:
-    """The testbed called ``name`` (see the module doc); ``hparams`` replaces its hyperparameter file.
+def load_testbed(name: str, *, hparams=None, mzsre=None, texts=None, source: str = "gguf") -> Testbed:
+    """The testbed called ``name`` (see the module doc); ``hparams`` replaces its hyperparameter file;
+    ``source`` "hub" loads a registered real LLM's full-precision original from the hub instead of its GGUF.
 
     An unknown name is an error that lists what is known."""
+    from langedit_mini.model.loading import model_names
+    from langedit_mini.model.weights import REGISTERED
+
     if not isinstance(name, str) or not name:
         raise ValueError(f"a model name is a non-empty string, got {name!r}")
     if name in POCKET_MODELS:
         testbed = pocket_testbed(name)
     elif name.startswith(TINY_PREFIX):
         testbed = tiny_random_testbed(name)
-    elif "/" in name or Path(name).is_dir():
-        testbed = hub_testbed(name, hparams=hparams, mzsre=mzsre, texts=texts, corpus=corpus)
+    elif name in REGISTERED or name.endswith(".gguf") or "/" in name or Path(name).is_dir():
+        testbed = mzsre_testbed(name, hparams=hparams, mzsre=mzsre, texts=texts, source=source)
     else:
         raise ValueError(
-            f"unknown model {name!r}: give {', '.join(POCKET_MODELS)}, tiny-random-<family>, a hub id "
-            "(owner/name) or a local directory"
+            f"unknown model {name!r}: give one of {', '.join(model_names())}, a .gguf file, a hub id (owner/name) "
+            "or a local directory"
         )
     if hparams is not None:
         testbed.hparams = str(hparams)

