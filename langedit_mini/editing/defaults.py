@@ -75,10 +75,11 @@ def load_hparams(name_or_path: str | Path, method: str | None = None) -> tuple[d
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
         raise ValueError(f"{path}: not valid JSON ({error})") from None
-    unknown = sorted(set(data) - {"model", "note", "layers", "values", "settings", "methods"})
+    unknown = sorted(set(data) - {"model", "note", "layers", "values", "settings", "methods", "prompt_format"})
     if unknown or "layers" not in data:
         raise ValueError(
-            f"{path}: needs 'layers' (and optionally values, settings, methods, model, note); unknown {unknown}"
+            f"{path}: needs 'layers' (and optionally values, settings, methods, prompt_format, model, note); "
+            f"unknown {unknown}"
         )
     value_fields = {f.name for f in fields(ValueSettings)}
     bad = sorted(set(data.get("values", {})) - value_fields)
@@ -101,6 +102,13 @@ def load_hparams(name_or_path: str | Path, method: str | None = None) -> tuple[d
             settings.pop(other, None)  # a method's own cut replaces the file's cut of the other kind
     settings |= own
     return shared, settings
+
+
+def prompt_format(name_or_path: str | Path) -> str:
+    """How the model of a hyperparameter file is asked (``data.prompts``: ``raw``, ``qa`` or ``chat``; ``raw``,
+    the reference's practice, when the file does not say)."""
+    path = HPARAMS_DIRECTORY / f"{name_or_path}.json" if str(name_or_path) in MODEL_NAMES else Path(name_or_path)
+    return json.loads(path.read_text(encoding="utf-8")).get("prompt_format", "raw") if path.is_file() else "raw"
 
 
 _SHARED_FIELDS = {f.name for f in fields(EditConfig)} - {"method", "settings"}

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from langedit_mini.model.architecture import check_model_and_tokenizer
+from langedit_mini.model.architecture import check_model_and_tokenizer, detect_architecture, selected_logits
 from langedit_mini.model.keys import context_limit
 from langedit_mini.model.tokens import encode_pairs, evaluation_mode, model_device, pad_rows, pad_token_id
 
@@ -46,16 +46,47 @@ def check_lengths(model, prompt_ids, answer_ids, labels) -> None:
             )
 
 
+#: The most logits (rows x positions x vocabulary) a scoring pass computes at every position: 1 GiB in float32.
+#: Above it (a 262,144-token vocabulary), only the positions that predict an answer token get logits.
+LOGITS_BUDGET = 2**28
+
+
 def _teacher_forced_hits(model, prompt_ids, answer_ids, pad_id: int) -> list[list[bool]]:
     """Per item and answer token: is it the argmax given the prompt and the earlier answer tokens."""
     sequences = [p + a[:-1] for p, a in zip(prompt_ids, answer_ids)]
     ids, mask = pad_rows(sequences, pad_id, left=False, device=model_device(model))
+    if ids.numel() * model.get_output_embeddings().weight.shape[0] > LOGITS_BUDGET:
+        return _teacher_forced_hits_selected(model, prompt_ids, answer_ids, ids, mask)
     logits = model(input_ids=ids, attention_mask=mask).logits  # (B, T, V)
     hits = []
     for row, (prompt, answer) in enumerate(zip(prompt_ids, answer_ids)):
         positions = torch.arange(len(prompt) - 1, len(prompt) - 1 + len(answer), device=logits.device)
         predicted = logits[row, positions].argmax(dim=-1)
         hits.append((predicted == torch.tensor(answer, device=logits.device)).tolist())
+    return hits
+
+
+def _teacher_forced_hits_selected(model, prompt_ids, answer_ids, ids, mask) -> list[list[bool]]:
+    """``_teacher_forced_hits`` with logits at the answer-predicting positions only (``selected_logits``)."""
+    rows, positions, answers = [], [], []
+    for row, (prompt, answer) in enumerate(zip(prompt_ids, answer_ids)):
+        rows += [row] * len(answer)
+        positions += range(len(prompt) - 1, len(prompt) - 1 + len(answer))
+        answers += answer
+    device = ids.device
+    logits = selected_logits(
+        model,
+        detect_architecture(model),
+        torch.tensor(rows, device=device),
+        torch.tensor(positions, device=device),
+        input_ids=ids,
+        attention_mask=mask,
+    )
+    right = (logits.argmax(dim=-1) == torch.tensor(answers, device=device)).tolist()
+    hits, start = [], 0
+    for answer in answer_ids:
+        hits.append(right[start : start + len(answer)])
+        start += len(answer)
     return hits
 
 

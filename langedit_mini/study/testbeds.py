@@ -14,6 +14,8 @@ name and loads it here (``load_testbed``):
   (the local copy, ``data.downloads.local_mzsre``, checked into the cache), with the statistics of MzsRE's
   training questions (``data.corpora.mzsre_questions``), their hyperparameter file (or ``hparams=``), and the
   pocket world's real facts (capitals, currencies, languages, ...) as the facts a model may know (tracing);
+  every question asked in the model's measured prompt format (``prompt_format`` in its hyperparameter file,
+  ``data.prompts``, ``study.knowledge``);
 * a hub id or a local directory (``model.hub.load_model``), likewise on MzsRE, with the hyperparameter file its
   name maps to (``editing.defaults.reference_name``) or the one given.
 
@@ -31,7 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from langedit_mini.data.datasets import EditRequest, load_mzsre, load_pocket
-from langedit_mini.editing.defaults import HPARAMS_DIRECTORY, MODEL_NAMES, reference_name
+from langedit_mini.data.prompts import bare_requests, with_prompt_format
+from langedit_mini.editing.defaults import HPARAMS_DIRECTORY, MODEL_NAMES, prompt_format, reference_name
 from langedit_mini.model.statistics import DEFAULT_CACHE, key_second_moments
 from langedit_mini.pocket import POCKET_MODELS, covariance_texts, load_probes
 from langedit_mini.study.provenance import POCKET_INPUTS, POCKET_LOADER, STUDY_ENTRY, package_hash
@@ -182,7 +185,9 @@ def mzsre_testbed(name: str, *, hparams=None, mzsre=None, texts=None, source: st
         hparams = name if name in MODEL_NAMES else reference_name(Path(name).stem if name.endswith(".gguf") else name)
     model, tokenizer, record = load_named_model(name, source=source)
     requests, questions, _ = mzsre_world(mzsre)
-    knowledge, _ = load_pocket()  # real facts (CLDR and other data packages) in the six languages
+    knowledge = bare_requests(load_pocket()[0])  # real facts (CLDR and other data packages), six languages
+    form = prompt_format(hparams)  # how this model is asked (measured: study.knowledge)
+    requests, knowledge = (with_prompt_format(part, form, tokenizer) for part in (requests, knowledge))
     shipped = HPARAMS_DIRECTORY / f"{hparams}.json"
     return Testbed(
         name=name,

@@ -147,6 +147,22 @@ def hparams_path(hparams: str) -> Path:
     return HPARAMS_DIRECTORY / f"{hparams}.json" if hparams in MODEL_NAMES else Path(hparams)
 
 
+def _write_hparams(path: Path, data: dict) -> Path:
+    """A hyperparameter file, one field per line (the layout of the shipped files)."""
+    lines = ["{"] + [
+        f" {json.dumps(k, ensure_ascii=False)}: {json.dumps(v, ensure_ascii=False)}," for k, v in data.items()
+    ]
+    lines[-1] = lines[-1].rstrip(",")
+    path.write_text("\n".join(lines + ["}"]) + "\n", encoding="utf-8")
+    return path
+
+
+def set_hparams_field(hparams: str, name: str, value) -> Path:
+    """Set one field of the hyperparameter file ``hparams`` (e.g. the measured ``prompt_format``)."""
+    path = hparams_path(hparams)
+    return _write_hparams(path, json.loads(path.read_text(encoding="utf-8")) | {name: value})
+
+
 def apply_choices(hparams: str, chosen: dict, output: Path) -> Path:
     """Write ``chosen`` into the hyperparameter file ``hparams`` (its ``methods``), saying where it came from."""
     path = hparams_path(hparams)
@@ -160,10 +176,7 @@ def apply_choices(hparams: str, chosen: dict, output: Path) -> Path:
         f"{note}{marker} tuned with the same budget ({GRID_SIZE} configurations each) on the "
         f"tuning split by scripts/tune.py ({where})."
     )
-    lines = ["{"] + [f" {json.dumps(k)}: {json.dumps(v)}," for k, v in data.items()]
-    lines[-1] = lines[-1].rstrip(",")
-    path.write_text("\n".join(lines + ["}"]) + "\n", encoding="utf-8")
-    return path
+    return _write_hparams(path, data)
 
 
 def _config_of(row) -> dict:

@@ -1,0 +1,120 @@
+"""How a model is asked: the same question as it stands, after "Q: ... A:", or in the model's chat template.
+
+The reference code of AlphaEdit and LangEdit poses the raw MzsRE question (the subject as ``{}``) and appends the
+target after a space, with no chat template even for Llama-3-8B-Instruct; EasyEdit applies a chat template only
+at evaluation, behind a flag. A real LLM answers some forms better than others, so the form is measured per model
+(``study.knowledge``), chosen once before any tuning, and then used for every method alike
+(``with_prompt_format``, applied by ``study.testbeds`` from the model's hyperparameter file):
+
+* ``raw``: the question as it stands ("When was the inception of IAAF Combined Events Challenge?");
+* ``qa``: "Q: <question> A:";
+* ``chat``: the model's own chat template around the question as the user's turn, ready for the assistant's
+  (SmolLM2-Instruct's template adds its default system prompt when none is given); the answer then starts the
+  assistant's turn, without a joining space.
+
+``bare_question`` takes the pocket world's localised "Q: ... A:" markers off a prompt, so its real facts can be
+asked in every form too.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+
+from langedit_mini.data.datasets import EditRequest
+
+PROMPT_FORMATS = ("raw", "qa", "chat")
+#: the pocket world's question and answer markers, in its six languages ("Q: ... A:", "F: ... A:", "问：…答：")
+_LEADING = re.compile(r"^\s*(?:Q|F|V|P|问)\s*[:：]\s*")
+_TRAILING = re.compile(r"\s*(?:A|R|答)\s*[:：]\s*$")
+#: what MzsRE puts before its English locality questions
+_NQ_PREFIX = "nq question: "
+
+
+def check_format(form: str) -> str:
+    if form not in PROMPT_FORMATS:
+        raise ValueError(f"unknown prompt format {form!r}; choose one of {', '.join(PROMPT_FORMATS)}")
+    return form
+
+
+def bare_question(text: str) -> str:
+    """``text`` without a leading question marker and a trailing answer marker (the pocket world's), or
+    MzsRE's "nq question: " prefix."""
+    text = text.removeprefix(_NQ_PREFIX)
+    return _TRAILING.sub("", _LEADING.sub("", text))
+
+
+def _escaped(text: str) -> str:
+    return text.replace("{", "{{").replace("}", "}}")
+
+
+def _frame(form: str, tokenizer) -> tuple[str, str]:
+    """The text before and after a question in ``form`` (for ``chat``, from ``tokenizer``'s chat template)."""
+    if form == "raw":
+        return "", ""
+    if form == "qa":
+        return "Q: ", " A:"
+    if tokenizer is None or not getattr(tokenizer, "chat_template", None):
+        raise ValueError("the chat format needs a tokenizer with a chat template")
+    marker = "\u2063QUESTION\u2063"
+    rendered = tokenizer.apply_chat_template(
+        [{"role": "user", "content": marker}], tokenize=False, add_generation_prompt=True
+    )
+    if rendered.count(marker) != 1:
+        raise ValueError("the tokenizer's chat template does not put the user's turn in once")
+    before, after = rendered.split(marker)
+    bos = getattr(tokenizer, "bos_token", None)
+    if bos and before.startswith(bos):  # the tokenizer adds it again when it encodes the prompt
+        before = before[len(bos) :]
+    return before, after
+
+
+def format_text(text: str | None, form: str, tokenizer=None) -> str | None:
+    """One full question (no placeholder) asked in ``form``."""
+    if text is None:
+        return None
+    before, after = _frame(check_format(form), tokenizer)
+    return f"{before}{text}{after}"
+
+
+def with_prompt_format(requests: list[EditRequest], form: str, tokenizer=None) -> list[EditRequest]:
+    """``requests`` with every prompt (the edit prompt, its paraphrase, the locality, portability and held-out
+    questions) asked in ``form``; ``chat`` answers without a joining space. ``raw`` returns them unchanged."""
+    form = check_format(form)
+    if form == "raw":
+        return list(requests)
+    before, after = _frame(form, tokenizer)
+
+    def asked(text):
+        return None if text is None else f"{before}{text}{after}"
+
+    changed = []
+    for request in requests:
+        fields = {
+            "prompt": f"{_escaped(before)}{request.prompt}{_escaped(after)}",  # the subject stays "{}"
+            "paraphrase": asked(request.paraphrase),
+            "locality_prompt": asked(request.locality_prompt),
+            "portability_prompt": asked(request.portability_prompt),
+            "held_out": asked(request.held_out),
+        }
+        if form == "chat":
+            fields["joiner"] = ""
+        changed.append(replace(request, **fields))
+    return changed
+
+
+def bare_requests(requests: list[EditRequest]) -> list[EditRequest]:
+    """``requests`` with the pocket world's question markers taken off every prompt (``bare_question``): the raw
+    form of its real facts."""
+    changed = []
+    for request in requests:
+        changed.append(
+            replace(
+                request,
+                prompt=bare_question(request.prompt),
+                paraphrase=None if request.paraphrase is None else bare_question(request.paraphrase),
+                locality_prompt=None if request.locality_prompt is None else bare_question(request.locality_prompt),
+                held_out=None if request.held_out is None else bare_question(request.held_out),
+            )
+        )
+    return changed
