@@ -2,6 +2,7 @@
 failure, written with their provenance under ``results/calibration/<model>/``.
 
     python scripts/calibrate.py [--model pocket] [--batch-size 7] [--trace-facts 10] [--seed 0] [--band 0]
+                                [--samples 10] [--window 6] [--parts write trace keys]
 
 * G1 write: in every language, one batch of ``--batch-size`` edits of distinct subjects (default: the
   density study's batch, the paper's batch-to-d_k ratio, ``study.density``), drawn from the study facts
@@ -10,8 +11,11 @@ failure, written with their provenance under ``results/calibration/<model>/``.
   English batch of 100, the earlier yardstick, as information.
 * G3 mechanism: causal tracing of ``--trace-facts`` facts per language that the model answers right,
   every layer, with the edited band (``--band``, default the model's edited layers) restored together.
+  ``--window N`` adds ROME's windowed trace (N consecutive layers restored together around each layer).
 * Key distinctness at every layer, and the coverage of the edit keys by the preserved covariance at
   the edited layers.
+
+``--parts`` measures some of them only (``trace`` alone before a real LLM's band and settings are chosen).
 
 G2 needs sequential runs at the paper's density (``scripts/run_density.py``); the density chapter
 reads them. A few minutes on 2 cores for the pocket models.
@@ -20,7 +24,7 @@ reads them. A few minutes on 2 cores for the pocket models.
 from __future__ import annotations
 
 from langedit_mini.interface.arguments import results_folder, study_parser, testbed_from
-from langedit_mini.study.calibration import calibrate
+from langedit_mini.study.calibration import CALIBRATION_PARTS, calibrate
 from langedit_mini.study.density import density_grid
 
 
@@ -30,6 +34,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--band", type=int, nargs="+", default=None, help="default: the model's edited layers")
     parser.add_argument("--tuning-facts", type=int, default=None, help="default: the density grid's")
     parser.add_argument("--trace-facts", type=int, default=10, help="facts traced per language")
+    parser.add_argument("--samples", type=int, default=10, help="noise draws per traced fact")
+    parser.add_argument("--window", type=int, default=None, help="ROME's windowed trace: layers restored together")
+    parser.add_argument("--parts", nargs="+", default=list(CALIBRATION_PARTS), choices=CALIBRATION_PARTS)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     testbed = testbed_from(parser, args)
@@ -42,7 +49,10 @@ def main(argv=None) -> dict:
             tuning_facts=args.tuning_facts or grid["tuning_facts"],
             band=args.band,
             trace_facts=args.trace_facts,
+            samples=args.samples,
+            window=args.window,
             seed=args.seed,
+            parts=args.parts,
         )
     except ValueError as error:
         parser.error(str(error))

@@ -1,10 +1,10 @@
 """What a model knows per language, and in which prompt format it is asked (``study.knowledge.measure``): the
-true-answer questions of MzsRE (its locality questions) and the pocket world's real facts, in every format the
-model can be asked in (``raw``, ``qa``, ``chat``), teacher-forced and greedy exact match; the format with the
-highest mean exact match is the model's, chosen before any tuning and written into its hyperparameter file
-(``prompt_format``) with ``--apply``.
+true-answer questions of MzsRE (its locality questions) and the pocket world's real facts, in every format
+the model can be asked in (``raw``, ``qa``, ``few-shot``, ``chat``), teacher-forced and greedy exact match;
+the format with the highest mean exact match is the model's, chosen before any tuning and written into its
+hyperparameter file (``prompt_format``) with ``--apply``.
 
-    python scripts/measure_knowledge.py --model smollm2-135m [--per-language 100] [--seed 0] [--apply]
+    python scripts/measure_knowledge.py --model smollm2-135m [--per-language 50] [--seed 0] [--apply]
 
 Writes ``results/knowledge/<model>/`` (``items.csv``, ``knowledge.csv``, ``knowledge.json`` with the choice and
 the provenance).
@@ -19,7 +19,7 @@ from langedit_mini.study.tuning import set_hparams_field
 
 def main(argv=None) -> dict:
     parser = study_parser(__doc__, settings=False)
-    parser.add_argument("--per-language", type=int, default=100, help="questions per source and language")
+    parser.add_argument("--per-language", type=int, default=50, help="questions per source and language")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--apply", action="store_true", help="write the chosen format into the hyperparameter file")
     args = parser.parse_args(argv)

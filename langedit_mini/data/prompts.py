@@ -1,4 +1,5 @@
-"""How a model is asked: the same question as it stands, after "Q: ... A:", or in the model's chat template.
+"""How a model is asked: the question as it stands, after "Q: ... A:", after two answered examples, or in the
+model's chat template.
 
 The reference code of AlphaEdit and LangEdit poses the raw MzsRE question (the subject as ``{}``) and appends the
 target after a space, with no chat template even for Llama-3-8B-Instruct; EasyEdit applies a chat template only
@@ -8,6 +9,9 @@ at evaluation, behind a flag. A real LLM answers some forms better than others, 
 
 * ``raw``: the question as it stands ("When was the inception of IAAF Combined Events Challenge?");
 * ``qa``: "Q: <question> A:";
+* ``few-shot``: two answered questions in the question's own language before it, "Q: ... A: ..." each (the
+  pocket world's capital of Italy and currency of Mexico, ``FEW_SHOT_FACTS``, which no measurement or trace then
+  uses): a small model told by example to answer with the answer alone;
 * ``chat``: the model's own chat template around the question as the user's turn, ready for the assistant's
   (SmolLM2-Instruct's template adds its default system prompt when none is given); the answer then starts the
   assistant's turn, without a joining space.
@@ -23,7 +27,9 @@ from dataclasses import replace
 
 from langedit_mini.data.datasets import EditRequest
 
-PROMPT_FORMATS = ("raw", "qa", "chat")
+PROMPT_FORMATS = ("raw", "qa", "few-shot", "chat")
+#: the pocket world's facts the few-shot form answers before the question (its examples, in every language)
+FEW_SHOT_FACTS = ("capital:IT", "currency:MX")
 #: the pocket world's question and answer markers, in its six languages ("Q: ... A:", "F: ... A:", "问：…答：")
 _LEADING = re.compile(r"^\s*(?:Q|F|V|P|问)\s*[:：]\s*")
 _TRAILING = re.compile(r"\s*(?:A|R|答)\s*[:：]\s*$")
@@ -48,12 +54,31 @@ def _escaped(text: str) -> str:
     return text.replace("{", "{{").replace("}", "}}")
 
 
-def _frame(form: str, tokenizer) -> tuple[str, str]:
-    """The text before and after a question in ``form`` (for ``chat``, from ``tokenizer``'s chat template)."""
+def few_shot_examples(language: str) -> str:
+    """The few-shot form's examples in ``language``: "Q: <question> A: <answer>" per ``FEW_SHOT_FACTS``, one a
+    line (the pocket world's facts, without their own markers)."""
+    from langedit_mini.data.datasets import load_pocket
+
+    found = {r.fact_id: r for r in load_pocket(languages=[language])[0] if r.fact_id in FEW_SHOT_FACTS}
+    missing = [fact for fact in FEW_SHOT_FACTS if fact not in found]
+    if missing:
+        raise ValueError(f"the pocket world has no {missing} in {language}: the few-shot examples are missing")
+    lines = [
+        f"Q: {bare_question(found[fact].question)} A:{found[fact].joiner}{found[fact].true_answers[0]}"
+        for fact in FEW_SHOT_FACTS
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _frame(form: str, tokenizer, language: str = "en") -> tuple[str, str]:
+    """The text before and after a question in ``form`` (for ``chat``, from ``tokenizer``'s chat template; for
+    ``few-shot``, with the examples in ``language``)."""
     if form == "raw":
         return "", ""
     if form == "qa":
         return "Q: ", " A:"
+    if form == "few-shot":
+        return few_shot_examples(language) + "Q: ", " A:"
     if tokenizer is None or not getattr(tokenizer, "chat_template", None):
         raise ValueError("the chat format needs a tokenizer with a chat template")
     marker = "\u2063QUESTION\u2063"
@@ -69,11 +94,11 @@ def _frame(form: str, tokenizer) -> tuple[str, str]:
     return before, after
 
 
-def format_text(text: str | None, form: str, tokenizer=None) -> str | None:
-    """One full question (no placeholder) asked in ``form``."""
+def format_text(text: str | None, form: str, tokenizer=None, language: str = "en") -> str | None:
+    """One full question (no placeholder) in ``language`` asked in ``form``."""
     if text is None:
         return None
-    before, after = _frame(check_format(form), tokenizer)
+    before, after = _frame(check_format(form), tokenizer, language)
     return f"{before}{text}{after}"
 
 
@@ -83,13 +108,14 @@ def with_prompt_format(requests: list[EditRequest], form: str, tokenizer=None) -
     form = check_format(form)
     if form == "raw":
         return list(requests)
-    before, after = _frame(form, tokenizer)
-
-    def asked(text):
-        return None if text is None else f"{before}{text}{after}"
-
+    frames = {language: _frame(form, tokenizer, language) for language in {r.lang for r in requests}}
     changed = []
     for request in requests:
+        before, after = frames[request.lang]
+
+        def asked(text, before=before, after=after):
+            return None if text is None else f"{before}{text}{after}"
+
         fields = {
             "prompt": f"{_escaped(before)}{request.prompt}{_escaped(after)}",  # the subject stays "{}"
             "paraphrase": asked(request.paraphrase),

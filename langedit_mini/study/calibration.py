@@ -86,7 +86,9 @@ def trace_known_facts(model, tokenizer, requests, per_language: int, seed: int =
     return facts, causal_trace(model, tokenizer, facts, samples=samples, seed=seed, **options)
 
 
-def trace_mechanism(model, tokenizer, requests, band, per_language: int, seed: int = 0, samples: int = 10):
+def trace_mechanism(
+    model, tokenizer, requests, band, per_language: int, seed: int = 0, samples: int = 10, window: int | None = None
+):
     """G3 from start to end: ``trace_known_facts`` with ``band`` restored together, its ``trace_summary``,
     and ``mechanism_gate`` on it.
 
@@ -99,7 +101,9 @@ def trace_mechanism(model, tokenizer, requests, band, per_language: int, seed: i
     last = num_layers(model, detect_architecture(model)) - 1
     if not all(0 <= layer <= last for layer in band):  # checked before the facts are scored
         raise ValueError(f"band {sorted(band)} is not inside the model's layers 0..{last}")
-    facts, trace = trace_known_facts(model, tokenizer, requests, per_language, seed, samples, band=sorted(band))
+    facts, trace = trace_known_facts(
+        model, tokenizer, requests, per_language, seed, samples, band=sorted(band), window=window
+    )
     summary = trace_summary(trace)
     return MechanismTrace(facts, trace, summary, mechanism_gate(summary, band))
 
@@ -199,12 +203,30 @@ def write_batch(testbed, batch, methods=("MEMIT", "AlphaEdit")) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+#: what a calibration measures: G1 (one batch written per language), G3 (the causal trace), and the keys
+CALIBRATION_PARTS = ("write", "trace", "keys")
+
+
 def calibrate(
-    testbed, output, *, batch_size: int, tuning_facts: int, band=None, trace_facts: int = 10, seed: int = 0, log=print
+    testbed,
+    output,
+    *,
+    batch_size: int,
+    tuning_facts: int,
+    band=None,
+    trace_facts: int = 10,
+    samples: int = 10,
+    window: int | None = None,
+    seed: int = 0,
+    parts=CALIBRATION_PARTS,
+    log=print,
 ) -> dict:
-    """Gates G1 and G3 of ``testbed`` and the measures that explain a failure, written under ``output`` with
-    their provenance (``store.write_calibration``); returns the record. ``band``: the layers G3 restores
-    together (default: the testbed's edited layers)."""
+    """Gates G1 and G3 of ``testbed`` and the measures that explain a failure (``parts`` of
+    ``CALIBRATION_PARTS``), written under ``output`` with their provenance (``store.write_calibration``);
+    returns the record. ``band``: the layers G3 restores together (default: the testbed's edited layers);
+    ``samples`` noise draws per traced fact; ``window``: ROME's windowed trace as well (that many consecutive
+    layers restored together around each layer). The traced facts are facts the model knows
+    (``Testbed.facts_known``: for a real LLM, the pocket world's real facts in its prompt format)."""
     from langedit_mini.data.languages import LANGUAGES
     from langedit_mini.data.schedules import distinct_subjects, split_facts
     from langedit_mini.editing.defaults import default_config
@@ -212,54 +234,63 @@ def calibrate(
     from langedit_mini.model.keys import compute_keys
     from langedit_mini.study.provenance import finish_record, start_record
 
-    record, timings, tables = start_record(loader=testbed.loader), {}, {}
+    unknown = [part for part in parts if part not in CALIBRATION_PARTS]
+    if unknown or not parts:
+        raise ValueError(f"parts must be among {', '.join(CALIBRATION_PARTS)}, got {list(parts)}")
+    record, timings, tables, gates = start_record(loader=testbed.loader, inputs=testbed.inputs), {}, {}, {}
     band = tuple(band) if band else default_config("MEMIT", testbed.hparams).layers
     study, _ = split_facts(testbed.requests, tuning_facts)
     english = [r for r in study if r.lang == "en"]
+    known = study if testbed.knowledge is None else testbed.facts_known
 
-    start = time.perf_counter()
-    frames = []
-    for language in LANGUAGES:
-        batch = distinct_subjects([r for r in study if r.lang == language], batch_size, seed)
-        frames.append(write_batch(testbed, batch).assign(lang=language))
-    tables["write"] = pd.concat(frames, ignore_index=True)
-    gate1 = write_gate(tables["write"], batch_size)
-    if batch_size != 100:
-        tables["write_100"] = write_batch(testbed, distinct_subjects(english, 100, seed))
-    timings["G1"] = time.perf_counter() - start
+    if "write" in parts:
+        start = time.perf_counter()
+        frames = []
+        for language in LANGUAGES:
+            batch = distinct_subjects([r for r in study if r.lang == language], batch_size, seed)
+            frames.append(write_batch(testbed, batch).assign(lang=language))
+        tables["write"] = pd.concat(frames, ignore_index=True)
+        gates["G1"] = write_gate(tables["write"], batch_size)
+        if batch_size != 100:
+            tables["write_100"] = write_batch(testbed, distinct_subjects(english, 100, seed))
+        timings["G1"] = time.perf_counter() - start
 
-    start = time.perf_counter()
-    traced = trace_mechanism(testbed.model, testbed.tokenizer, study, band, trace_facts, seed)
-    tables["trace"], tables["trace_summary"], gate3 = traced.trace, traced.summary, traced.gate
-    timings["G3"] = time.perf_counter() - start
+    traced = None
+    if "trace" in parts:
+        start = time.perf_counter()
+        traced = trace_mechanism(
+            testbed.model, testbed.tokenizer, known, band, trace_facts, seed, samples=samples, window=window
+        )
+        tables["trace"], tables["trace_summary"], gates["G3"] = traced.trace, traced.summary, traced.gate
+        timings["G3"] = time.perf_counter() - start
 
-    start = time.perf_counter()
-    architecture = detect_architecture(testbed.model)
-    layers = list(range(num_layers(testbed.model, architecture)))
-    tables["distinctness"] = key_distinctness(testbed.model, testbed.tokenizer, english, layers)
-    hundred = distinct_subjects(english, 100, seed)  # edit keys of 100 English subjects
-    edited = default_config("MEMIT", testbed.hparams).layers
-    keys = {layer: compute_keys(testbed.model, testbed.tokenizer, architecture, hundred, layer) for layer in edited}
-    tables["coverage"] = covariance_coverage(testbed.statistics(edited), keys)
-    timings["diagnostics"] = time.perf_counter() - start
+    if "keys" in parts:
+        start = time.perf_counter()
+        architecture = detect_architecture(testbed.model)
+        layers = list(range(num_layers(testbed.model, architecture)))
+        tables["distinctness"] = key_distinctness(testbed.model, testbed.tokenizer, english, layers)
+        hundred = distinct_subjects(english, 100, seed)  # edit keys of 100 English subjects
+        edited = default_config("MEMIT", testbed.hparams).layers
+        keys = {layer: compute_keys(testbed.model, testbed.tokenizer, architecture, hundred, layer) for layer in edited}
+        tables["coverage"] = covariance_coverage(testbed.statistics(edited), keys)
+        timings["diagnostics"] = time.perf_counter() - start
 
-    info = (
-        {
-            "model": testbed.name,
-            "band": list(band),
-            "batch_size": batch_size,
-            "tuning_facts": tuning_facts,
-            "traced_facts": len(traced.facts),
-            "noise": traced.trace.attrs["noise"],
-            "seed": seed,
-            "gates": {"G1": gate1.as_dict(), "G3": gate3.as_dict()},
-            "timings_s": {k: round(v, 1) for k, v in timings.items()},
-        }
-        | testbed.record()
-        | finish_record(record)
-    )
+    info = {
+        "model": testbed.name,
+        "band": list(band),
+        "batch_size": batch_size,
+        "tuning_facts": tuning_facts,
+        "parts": list(parts),
+        "seed": seed,
+        "gates": {name: gate.as_dict() for name, gate in gates.items()},
+        "timings_s": {k: round(v, 1) for k, v in timings.items()},
+    }
+    if traced is not None:
+        info |= {"traced_facts": len(traced.facts), "noise": traced.trace.attrs["noise"], "samples": samples}
+        info |= {"window": window} if window else {}
+    info |= testbed.record() | finish_record(record)
     store.write_calibration(output, info, tables)
-    for gate in (gate1, gate3):
+    for gate in gates.values():
         log(gate.table().to_string(index=False))
     log(f"written to {output}: {timings}")
     return info

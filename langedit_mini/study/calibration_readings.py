@@ -62,7 +62,7 @@ def gates_reading(results: DensityResults, companion: str = "pocket-wide") -> Re
             continue
         reading.say(
             f"{name}: calibrated at commit {record['commit'][:8]} on {record['finished'][:10]}, band "
-            f"{record['band']}, batch {record['batch_size']}, {record['traced_facts']} traced facts"
+            f"{record['band']}, batch {record['batch_size']}, {record.get('traced_facts', 'no')} traced facts"
         )
     table = gates(results)
     if len(table):

@@ -8,8 +8,9 @@ Two sources of questions with true answers, in the six languages:
 * ``pocket facts``: the pocket world's real facts (capitals, currencies, continents, calling codes, official
   languages, cities' countries, built from CLDR and other data packages), asked without their markers.
 
-Each item is scored in each prompt format (``data.prompts``: ``raw``, ``qa``, ``chat`` where the model has a
-chat template) by teacher-forced token accuracy and greedy exact match (``evaluation.scoring.score``).
+Each item is scored in each prompt format (``data.prompts``: ``raw``, ``qa``, ``few-shot``, and ``chat`` where
+the model has a chat template; the few-shot form's two example facts are left out of the items) by
+teacher-forced token accuracy and greedy exact match (``evaluation.scoring.score``).
 ``choose_format`` picks the format with the highest mean exact match over sources and languages (the reference's
 ``raw`` on a tie). ``measure`` runs it all for a testbed and writes ``results/knowledge/<model>/`` (the items'
 scores, the table, the choice, the provenance).
@@ -24,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 from langedit_mini.data.languages import LANGUAGES
-from langedit_mini.data.prompts import PROMPT_FORMATS, bare_question, format_text
+from langedit_mini.data.prompts import FEW_SHOT_FACTS, PROMPT_FORMATS, bare_question, format_text
 from langedit_mini.evaluation.scoring import score
 from langedit_mini.study import store
 
@@ -43,7 +44,7 @@ def knowledge_items(mzsre_requests, pocket_requests, per_language: int, seed: in
                     continue
                 if source == "mzsre nq" and request.locality_prompt and request.locality_answer:
                     pool.append((bare_question(request.locality_prompt), request.locality_answer))
-                elif source == "pocket facts" and request.true_answers:
+                elif source == "pocket facts" and request.true_answers and request.fact_id not in FEW_SHOT_FACTS:
                     pool.append((bare_question(request.question), request.true_answers[0]))
             pool = sorted(set(pool))
             joiner = " " if language != "zh" else ""
@@ -63,7 +64,7 @@ def score_items(model, tokenizer, items: pd.DataFrame, forms) -> pd.DataFrame:
     """``items`` scored in each of ``forms``: one row per item and form, with teacher_forced and exact_match."""
     frames = []
     for form in forms:
-        prompts = [format_text(question, form, tokenizer) for question in items.question]
+        prompts = [format_text(q, form, tokenizer, language) for q, language in zip(items.question, items.lang)]
         joiners = ["" if form == "chat" else joiner for joiner in items.joiner]
         scores = score(model, tokenizer, prompts, list(items.answer), joiners, predictions=False)
         frames.append(items.assign(form=form, teacher_forced=scores.teacher_forced, exact_match=scores.exact_match))

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from langedit_mini.data.datasets import EditRequest, load_mzsre, load_pocket
-from langedit_mini.data.prompts import bare_requests, with_prompt_format
+from langedit_mini.data.prompts import FEW_SHOT_FACTS, bare_requests, with_prompt_format
 from langedit_mini.editing.defaults import HPARAMS_DIRECTORY, MODEL_NAMES, prompt_format, reference_name
 from langedit_mini.model.statistics import DEFAULT_CACHE, key_second_moments
 from langedit_mini.pocket import POCKET_MODELS, covariance_texts, load_probes
@@ -185,7 +185,8 @@ def mzsre_testbed(name: str, *, hparams=None, mzsre=None, texts=None, source: st
         hparams = name if name in MODEL_NAMES else reference_name(Path(name).stem if name.endswith(".gguf") else name)
     model, tokenizer, record = load_named_model(name, source=source)
     requests, questions, _ = mzsre_world(mzsre)
-    knowledge = bare_requests(load_pocket()[0])  # real facts (CLDR and other data packages), six languages
+    # real facts (CLDR and other data packages) in the six languages, but the few-shot form's examples
+    knowledge = bare_requests([r for r in load_pocket()[0] if r.fact_id not in FEW_SHOT_FACTS])
     form = prompt_format(hparams)  # how this model is asked (measured: study.knowledge)
     requests, knowledge = (with_prompt_format(part, form, tokenizer) for part in (requests, knowledge))
     shipped = HPARAMS_DIRECTORY / f"{hparams}.json"

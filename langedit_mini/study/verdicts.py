@@ -184,10 +184,13 @@ def mechanism_gate(summary: pd.DataFrame, band) -> Gate:
 
 def gate_table(calibration: dict, finals_at_paper: pd.DataFrame | None, paper_density: float) -> pd.DataFrame:
     """Every gate's claims, measured value, bound and whether it holds: G1 and G3 from a calibration record
-    (``store.read_calibration``), G2 from the final scores at the paper's density (``None`` or fewer than two
-    seeds: not measured, listed as not passed)."""
+    (``store.read_calibration``; a gate it did not measure is listed as not passed), G2 from the final scores
+    at the paper's density (``None`` or fewer than two seeds: not measured, listed as not passed)."""
     rows = []
     for name in ("G1", "G3"):
+        if name not in calibration["gates"]:  # a calibration of some parts only
+            rows.append({"gate": name, "claim": "not measured", "value": float("nan"), "bound": "", "holds": False})
+            continue
         for claim in calibration["gates"][name]["claims"]:
             rows.append(
                 {

@@ -1,0 +1,53 @@
+"""Every study script takes the model by name: the pocket models and a random model of another family run
+through the same runner (``study.testbeds``), and what cannot run on a model says why."""
+
+import json
+
+import pandas as pd
+import pytest
+from test_runner import load_script
+
+TINY = "tiny-random-qwen2"
+SMALL = ["--languages", "en", "de", "--edits-per-language", "1", "--batch-size", "1", "--threads", "1"]
+
+
+def test_the_study_runs_on_a_random_model_of_another_family_and_records_it(tmp_path):
+    made = load_script("run_study").main(
+        ["--model", TINY, *SMALL, "--seeds", "0", "--methods", "MEMIT", "LangEdit-exact", "--output", str(tmp_path)]
+    )
+    assert made == 2
+    record = json.loads((tmp_path / "parts" / "seed0-MEMIT" / "part.json").read_text())
+    assert record["parameters"]["model"] == TINY and record["parameters"]["dataset"] == "pocket"
+    assert record["parameters"]["weights"] == {"source": "random", "model": TINY}
+    assert json.loads((tmp_path / "provenance.json").read_text())["complete"]
+
+
+def test_the_density_plan_comes_from_the_models_own_key_dimension(capsys):
+    assert load_script("run_density").main(["--model", TINY, "--dry-run", "--threads", "1"]) == 0
+    printed = capsys.readouterr().out
+    # the tiny model's d_k is 64: a batch of round(64 * 100 / 14336) = 0, at least 1
+    assert "== e001 (delta), seeds [0, 1, 2]" in printed and "== e004 (delta)" in printed and "e004-mt" in printed
+
+
+def test_tuning_and_the_one_batch_yardstick_run_on_it(tmp_path):
+    tuned = load_script("tune").main(
+        ["--model", TINY, *SMALL, "--tuning-facts", "20", "--methods", "MEMIT", "--configs", "1"]
+        + ["--output", str(tmp_path)]
+    )
+    assert tuned["model"] == TINY and tuned["chosen"] == {}  # one configuration: no choice from part of a grid
+    assert len(pd.read_csv(tmp_path / "runs.csv")) == 1
+    table = load_script("batch_of_100").main(["--model", TINY, "--edits", "2", "--methods", "MEMIT", "--threads", "1"])
+    assert list(table.index) == ["MEMIT"]
+
+
+def test_what_cannot_run_says_why(tmp_path, capsys):
+    # a random model knows no fact: the causal trace of G3 has nothing to trace
+    with pytest.raises(SystemExit):
+        load_script("calibrate").main(["--model", TINY, "--batch-size", "1", "--output", str(tmp_path)])
+    assert "answers none of the sampled facts" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        load_script("run_study").main(["--model", "no-such-model", "--output", str(tmp_path)])
+    assert "unknown model 'no-such-model'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        load_script("run_study").main(["--model", "pocket", "--set", "no_such_setting=1", "--output", str(tmp_path)])
+    assert "unknown setting 'no_such_setting'" in capsys.readouterr().err
