@@ -132,6 +132,20 @@ def test_real_llm_chapter_says_which_mode_ran():
     assert "mean nothing" in text
 
 
+def test_the_cpu_llm_chapter_states_each_models_gate_and_speed_from_the_committed_results():
+    import json
+
+    text = _text(HTML / "notebooks" / "03b_real_llms_cpu.html")
+    assert "not measured yet" not in text and "not traced yet" not in text, "a committed result was not read"
+    for model, name in (("gemma-3-270m", "Gemma-3-270M"), ("smollm2-135m", "SmolLM2-135M")):
+        record = json.loads((ROOT / "results" / "calibration" / model / "calibration.json").read_text())
+        verdict = "passes" if record["gates"]["G3"]["passed"] else "fails"
+        assert re.search(rf"{name}.{{0,400}}G3 {verdict}", text, re.S), f"{model}: G3 {verdict} is not stated"
+    speed = json.loads((ROOT / "benchmarks" / "results" / "real_llm_batch.json").read_text())
+    for row in speed["rows"]:
+        assert f"{row['per edit']:.2f} s per edit" in text, f"{row['model']}'s measured cost per edit is not stated"
+
+
 def test_api_reference_documents_the_package():
     text = _text(HTML / "book" / "api.html")
     for name in (

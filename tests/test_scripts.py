@@ -25,8 +25,19 @@ def test_the_study_runs_on_a_random_model_of_another_family_and_records_it(tmp_p
 def test_the_density_plan_comes_from_the_models_own_key_dimension(capsys):
     assert load_script("run_density").main(["--model", TINY, "--dry-run", "--threads", "1"]) == 0
     printed = capsys.readouterr().out
-    # the tiny model's d_k is 64: a batch of round(64 * 100 / 14336) = 0, at least 1
-    assert "== e001 (delta), seeds [0, 1, 2]" in printed and "== e004 (delta)" in printed and "e004-mt" in printed
+    from langedit_mini.study.density import grid_for, point_name
+
+    # the tiny model's d_k is 64: a batch of round(64 * 100 / 14336) = 0, at least 1; the paper's point first,
+    # with every seed, then seed 0 at every other point, then the other seeds
+    grid = grid_for(64)
+    assert grid["batch_size"] == 1
+    paper = point_name(grid["paper"])
+    steps = [line for line in printed.splitlines() if line.startswith("== ")]
+    assert steps[0] == f"== {paper} (delta), seeds [0, 1, 2]" and steps[1] == f"== {paper}-mt (mt), seeds [0, 1, 2]"
+    for edits in grid["edits_per_language"]:
+        if edits != grid["paper"]:
+            assert f"== {point_name(edits)} (delta), seeds [0]" in steps
+            assert f"== {point_name(edits)} (delta), seeds [1, 2]" in steps
 
 
 def test_tuning_and_the_one_batch_yardstick_run_on_it(tmp_path):

@@ -96,3 +96,32 @@ def test_each_model_loads_edits_one_fact_and_reloads_equal_after_saving(name, tm
     with torch.no_grad():
         assert torch.equal(report.model(**ids).logits, again(**ids).logits)
     shutil.rmtree(folder)
+
+
+def test_a_real_llm_testbed_asks_mzsre_in_the_models_measured_form():
+    """``study.testbeds``: MzsRE from the local copy, every question in the model's prompt format (its
+    hyperparameter file), the pocket world's real facts for tracing without the few-shot examples, and the run
+    hash over the model's own hyperparameter file."""
+    from langedit_mini.data.downloads import local_mzsre
+    from langedit_mini.data.prompts import FEW_SHOT_FACTS
+    from langedit_mini.editing.defaults import prompt_format
+    from langedit_mini.study.testbeds import load_testbed
+
+    need("smollm2-135m")
+    if local_mzsre() is None:
+        pytest.skip("no local MzsRE copy (../shared/datasets/MzsRE)")
+    testbed = load_testbed("smollm2-135m")
+    assert testbed.dataset == "mzsre" and testbed.weights["sha256"] == REGISTERED["smollm2-135m"].sha256
+    assert prompt_format("smollm2-135m") == "few-shot"  # measured: results/knowledge/smollm2-135m
+    first = testbed.requests[0]
+    assert first.question.startswith("Q: ") and first.question.count(" A:") == 3  # two examples, then the question
+    assert first.subject in first.question.splitlines()[-1]
+    assert not {r.fact_id for r in testbed.facts_known} & set(FEW_SHOT_FACTS)
+    assert testbed.inputs == ("langedit_mini/editing/hparams/smollm2-135m.json",)
+    assert len(testbed.texts) == 6 * 10_000 and testbed.current_hash() != _pocket_hash()
+
+
+def _pocket_hash() -> str:
+    from langedit_mini.study.provenance import package_hash
+
+    return package_hash()

@@ -7,7 +7,7 @@ load or compute the preserved-key statistics (cached; or a statistics file, ``mo
 build the session on a copy of the model, write the batch, and score it. Returns an ``EditReport``:
 the edited model, the session (for more batches or a rollback), the batch record, per request the
 prompt, the target, what the model said before and after (greedy text) and the metrics, and a
-summary with named metric columns.
+summary with named metric columns. For example::
 
     from langedit_mini.interface import edit
     report = edit(model, tokenizer, [{"prompts": "The capital of France is", "subject": "France",

@@ -154,6 +154,7 @@ def command_sequence(arguments) -> int:
     from langedit_mini.data.schedules import Schedule
     from langedit_mini.editing.session import EditingSession
     from langedit_mini.interface.api import summarise
+    from langedit_mini.study.intervals import after_last_batch
     from langedit_mini.study.sequential import run_schedule
 
     model, tokenizer, requests, config, statistics, out = _prepare(arguments)
@@ -182,7 +183,7 @@ def command_sequence(arguments) -> int:
         progress=line,
     )
     results.to_csv(out / "evaluations.csv", index=False)
-    final = results[results.after_batch == results.after_batch.max()]
+    final = after_last_batch(results)
     summary = summarise(final)
     summary.to_csv(out / "summary.csv")
     _print_summary(summary)

@@ -207,6 +207,39 @@ def write_batch(testbed, batch, methods=("MEMIT", "AlphaEdit")) -> pd.DataFrame:
 CALIBRATION_PARTS = ("write", "trace", "keys")
 
 
+def _write_part(testbed, study, batch_size: int, seed: int, tables: dict) -> Gate:
+    """G1: one batch per language written by MEMIT and AlphaEdit (and one English batch of 100, as information)."""
+    from langedit_mini.data.languages import LANGUAGES
+    from langedit_mini.data.schedules import distinct_subjects
+
+    frames = []
+    for language in LANGUAGES:
+        batch = distinct_subjects([r for r in study if r.lang == language], batch_size, seed)
+        frames.append(write_batch(testbed, batch).assign(lang=language))
+    tables["write"] = pd.concat(frames, ignore_index=True)
+    if batch_size != 100:
+        english = [r for r in study if r.lang == "en"]
+        tables["write_100"] = write_batch(testbed, distinct_subjects(english, 100, seed))
+    return write_gate(tables["write"], batch_size)
+
+
+def _keys_part(testbed, study, seed: int, tables: dict) -> None:
+    """Key distinctness at every layer, and the edit keys' coverage by C0 at the edited layers."""
+    from langedit_mini.data.schedules import distinct_subjects
+    from langedit_mini.editing.defaults import default_config
+    from langedit_mini.model.architecture import detect_architecture, num_layers
+    from langedit_mini.model.keys import compute_keys
+
+    model, tokenizer = testbed.model, testbed.tokenizer
+    english = [r for r in study if r.lang == "en"]
+    architecture = detect_architecture(model)
+    tables["distinctness"] = key_distinctness(model, tokenizer, english, range(num_layers(model, architecture)))
+    hundred = distinct_subjects(english, 100, seed)  # edit keys of 100 English subjects
+    edited = default_config("MEMIT", testbed.hparams).layers
+    keys = {layer: compute_keys(model, tokenizer, architecture, hundred, layer) for layer in edited}
+    tables["coverage"] = covariance_coverage(testbed.statistics(edited), keys)
+
+
 def calibrate(
     testbed,
     output,
@@ -227,11 +260,8 @@ def calibrate(
     ``samples`` noise draws per traced fact; ``window``: ROME's windowed trace as well (that many consecutive
     layers restored together around each layer). The traced facts are facts the model knows
     (``Testbed.facts_known``: for a real LLM, the pocket world's real facts in its prompt format)."""
-    from langedit_mini.data.languages import LANGUAGES
-    from langedit_mini.data.schedules import distinct_subjects, split_facts
+    from langedit_mini.data.schedules import split_facts
     from langedit_mini.editing.defaults import default_config
-    from langedit_mini.model.architecture import detect_architecture, num_layers
-    from langedit_mini.model.keys import compute_keys
     from langedit_mini.study.provenance import finish_record, start_record
 
     unknown = [part for part in parts if part not in CALIBRATION_PARTS]
@@ -240,55 +270,25 @@ def calibrate(
     record, timings, tables, gates = start_record(loader=testbed.loader, inputs=testbed.inputs), {}, {}, {}
     band = tuple(band) if band else default_config("MEMIT", testbed.hparams).layers
     study, _ = split_facts(testbed.requests, tuning_facts)
-    english = [r for r in study if r.lang == "en"]
-    known = study if testbed.knowledge is None else testbed.facts_known
-
+    info = {"model": testbed.name, "band": list(band), "batch_size": batch_size, "tuning_facts": tuning_facts}
+    info |= {"parts": list(parts), "seed": seed}
+    start = time.perf_counter()
     if "write" in parts:
-        start = time.perf_counter()
-        frames = []
-        for language in LANGUAGES:
-            batch = distinct_subjects([r for r in study if r.lang == language], batch_size, seed)
-            frames.append(write_batch(testbed, batch).assign(lang=language))
-        tables["write"] = pd.concat(frames, ignore_index=True)
-        gates["G1"] = write_gate(tables["write"], batch_size)
-        if batch_size != 100:
-            tables["write_100"] = write_batch(testbed, distinct_subjects(english, 100, seed))
-        timings["G1"] = time.perf_counter() - start
-
-    traced = None
+        gates["G1"] = _write_part(testbed, study, batch_size, seed, tables)
+        timings["G1"], start = time.perf_counter() - start, time.perf_counter()
     if "trace" in parts:
-        start = time.perf_counter()
-        traced = trace_mechanism(
-            testbed.model, testbed.tokenizer, known, band, trace_facts, seed, samples=samples, window=window
-        )
+        known = study if testbed.knowledge is None else testbed.facts_known
+        model, tokenizer = testbed.model, testbed.tokenizer
+        traced = trace_mechanism(model, tokenizer, known, band, trace_facts, seed, samples=samples, window=window)
         tables["trace"], tables["trace_summary"], gates["G3"] = traced.trace, traced.summary, traced.gate
-        timings["G3"] = time.perf_counter() - start
-
-    if "keys" in parts:
-        start = time.perf_counter()
-        architecture = detect_architecture(testbed.model)
-        layers = list(range(num_layers(testbed.model, architecture)))
-        tables["distinctness"] = key_distinctness(testbed.model, testbed.tokenizer, english, layers)
-        hundred = distinct_subjects(english, 100, seed)  # edit keys of 100 English subjects
-        edited = default_config("MEMIT", testbed.hparams).layers
-        keys = {layer: compute_keys(testbed.model, testbed.tokenizer, architecture, hundred, layer) for layer in edited}
-        tables["coverage"] = covariance_coverage(testbed.statistics(edited), keys)
-        timings["diagnostics"] = time.perf_counter() - start
-
-    info = {
-        "model": testbed.name,
-        "band": list(band),
-        "batch_size": batch_size,
-        "tuning_facts": tuning_facts,
-        "parts": list(parts),
-        "seed": seed,
-        "gates": {name: gate.as_dict() for name, gate in gates.items()},
-        "timings_s": {k: round(v, 1) for k, v in timings.items()},
-    }
-    if traced is not None:
         info |= {"traced_facts": len(traced.facts), "noise": traced.trace.attrs["noise"], "samples": samples}
         info |= {"window": window} if window else {}
-    info |= testbed.record() | finish_record(record)
+        timings["G3"], start = time.perf_counter() - start, time.perf_counter()
+    if "keys" in parts:
+        _keys_part(testbed, study, seed, tables)
+        timings["diagnostics"] = time.perf_counter() - start
+    info |= {"gates": {name: gate.as_dict() for name, gate in gates.items()}}
+    info |= {"timings_s": {k: round(v, 1) for k, v in timings.items()}} | testbed.record() | finish_record(record)
     store.write_calibration(output, info, tables)
     for gate in gates.values():
         log(gate.table().to_string(index=False))

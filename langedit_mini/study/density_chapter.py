@@ -39,7 +39,13 @@ from langedit_mini.study.density import (
     point_name,
 )
 from langedit_mini.study.findings import glue_key
-from langedit_mini.study.intervals import format_interval, mean_cell, paired_difference, with_intervals
+from langedit_mini.study.intervals import (
+    after_last_batch,
+    format_interval,
+    mean_cell,
+    paired_difference,
+    with_intervals,
+)
 from langedit_mini.study.provenance import is_current
 from langedit_mini.study.readings import (
     Reading,
@@ -574,8 +580,8 @@ def checked_claims(results: DensityResults) -> list[Claim]:
         )
     ]
     if results.paper in results.points:
-        final = results.points[results.paper]["evaluations"]
-        final = final[(final.metric == "reliability") & (final.after_batch == final.after_batch.max())]
+        final = after_last_batch(results.points[results.paper]["evaluations"])
+        final = final[final.metric == "reliability"]
         claims.append(
             Claim(
                 "every run at the paper's density scored all its edits after the last batch (fewest scored)",

@@ -50,8 +50,12 @@ def mean_cell(values, digits: int = 3, *, signed: bool = False) -> str:
 
 
 def after_last_batch(evaluations: pd.DataFrame) -> pd.DataFrame:
-    """The rows of ``evaluations`` scored after each run's (method and seed) last batch."""
-    last = evaluations.groupby(["method", "seed"]).after_batch.transform("max")
+    """The rows of ``evaluations`` (or of any table with ``after_batch``) scored after each run's last batch: a
+    run is a method and a seed where the table has those columns, else the whole table is one run."""
+    runs = [column for column in ("method", "seed") if column in evaluations.columns]
+    if not runs:
+        return evaluations[evaluations.after_batch == evaluations.after_batch.max()]
+    last = evaluations.groupby(runs).after_batch.transform("max")
     return evaluations[evaluations.after_batch == last]
 
 

@@ -217,9 +217,7 @@ def general_ability_by_run(points: dict[str, dict]) -> pd.DataFrame:
         if probes is None or probes.empty:
             continue
         unedited = probes[probes.method == "unedited"].set_index(["lang", "probe", "metric"]).value
-        edited = probes[probes.method != "unedited"]
-        last = edited.groupby(["method", "seed"]).after_batch.transform("max")
-        edited = edited[edited.after_batch == last]
+        edited = after_last_batch(probes[probes.method != "unedited"])
         for (method, seed), part in edited.groupby(["method", "seed"]):
             part = part.set_index(["lang", "probe", "metric"]).value
             base = unedited.reindex(part.index)
@@ -357,7 +355,7 @@ def paired_by_density(
 
 
 def paired_cell(row) -> str:
-    """ "+0.014 ± 0.008 *" for a ``paired_by_density`` row (``*``: the 95% interval excludes 0); the
+    """``+0.014 ± 0.008 *`` for a ``paired_by_density`` row (``*``: the 95% interval excludes 0); the
     difference alone for one seed; the reading for a cell not run."""
     if row["reading"] == "not run":
         return "not run"

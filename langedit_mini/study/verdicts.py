@@ -2,10 +2,10 @@
 the paper is reproduced.
 
 * ``study_claims``: what every sequential run must show (every edit scored as planned; LangEdit's exact
-  form never out of null space; every method writes its edits), as ``Claim``s a chapter ``require``s and a
-  committed run records.
+  form never out of null space; every method writes its edits), as ``Claim`` objects a chapter passes to
+  ``require`` and a committed run records.
 * The calibration gates (``SPEC`` section 9; fixed before any testbed was measured), each a list of
-  ``Claim``s, passed when every claim holds:
+  ``Claim`` objects, passed when every claim holds:
 
   - **G1 write** (``write_gate``): one batch of the study's batch size, written by MEMIT and by AlphaEdit,
     reaches teacher-forced reliability >= 0.95 and generality >= 0.85 and keeps locality >= 0.90;

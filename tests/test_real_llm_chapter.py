@@ -1,0 +1,81 @@
+"""The readings of the chapter "Real LLMs on your CPU" (``study.real_llm_chapter``) on made-up committed results:
+what they find in a trace, and what they say when a result is not there."""
+
+import matplotlib
+import pandas as pd
+import pytest
+
+from langedit_mini.study import real_llm_chapter as chapter
+from langedit_mini.study import store
+
+matplotlib.use("Agg")
+
+
+def _trace(folder, mlp_shares, window_shares, band, band_share, window):
+    """A calibration folder with a trace summary: MLP and windowed shares at the subject's last token."""
+    rows = [
+        {"site": site, "position": "subject last", "layer": layer, "share_of_total": share}
+        for site, shares in (("mlp", mlp_shares), ("mlp window", window_shares))
+        for layer, share in enumerate(shares)
+    ]
+    rows.append({"site": "mlp band", "position": "subject last", "layer": -1, "share_of_total": band_share})
+    summary = pd.DataFrame(rows).assign(indirect_effect=lambda f: f.share_of_total, total_effect=1.0)
+    gate = {"passed": band_share >= 1 / 3, "claims": []}
+    record = {"band": band, "batch_size": 7, "gates": {"G3": gate}, "commit": "abc1234", "traced_facts": 9}
+    store.write_calibration(folder, record | {"window": window}, {"trace_summary": summary})
+
+
+def test_the_trace_reading_finds_the_peak_and_the_best_window_that_leaves_out_layer_0(tmp_path):
+    # layer 0's MLP dominates, as on SmolLM2; among the windows of 2 that leave out layer 0, the one at 3-4 is best
+    _trace(tmp_path / "a", [0.7, 0.0, 0.1, 0.2, 0.3, 0.0], [0.8, 0.1, 0.2, 0.4, 0.1, 0.0], [2, 3], 0.25, 2)
+    _trace(tmp_path / "b", [0.0, 0.1, 0.6, 0.0, 0.0, 0.0], [0.1, 0.2, 0.7, 0.5, 0.0, 0.0], [2, 3], 0.65, 2)
+    reading = chapter.trace_reading(tmp_path, ["a", "b", "c"])
+    assert reading.glue["a_peak"] == "0" and reading.glue["a_peak_share"] == "0.70"
+    assert reading.glue["a_window"] == "2-3" and reading.glue["a_window_share"] == "0.40"
+    assert reading.glue["a_band_share"] == "0.25" and reading.glue["a_g3"] == "fails"
+    assert reading.glue["b_peak"] == "2" and reading.glue["b_g3"] == "passes" and reading.glue["b_traced"] == "9"
+    # a model without a trace: every value the prose quotes says so, and the command that makes it is printed
+    assert all(reading.glue[f"c_{name}"] == "not traced yet" for name in chapter.TRACE_GLUE)
+    assert any("scripts/calibrate.py --model c --parts trace" in str(part) for part in reading.parts)
+
+
+def test_the_knowledge_and_speed_readings_say_what_is_not_measured_yet(tmp_path):
+    knowledge = chapter.knowledge_reading(tmp_path, ["x"])
+    assert knowledge.glue["x_format"] == "not measured yet"
+    speed = chapter.speed_reading(tmp_path / "none.json", ["x"])
+    assert "benchmarks/real_llm_batch.py --models x" in str(speed.parts[0])
+    assert all(speed.glue[f"x_{name}"] == "not measured yet" for name in chapter.SPEED_GLUE)
+
+
+def test_the_speed_reading_glues_each_measured_model_and_marks_the_missing_one(tmp_path):
+    import json
+
+    rows = [{"model": "a", "edits": 11, "per edit": 1.234, "values speed-up": 6.06}]
+    path = tmp_path / "speed.json"
+    path.write_text(json.dumps({"commit": "abc", "date": "2026-12-04T05:00", "threads": 2, "rows": rows}))
+    speed = chapter.speed_reading(path, ["a", "b"])
+    assert speed.glue["a_per_edit"] == "1.23" and speed.glue["a_values_speedup"] == "6.1"
+    assert speed.glue["a_edits"] == "11"
+    assert speed.glue["a_per_edit_goal"] == "no goal set" and speed.glue["a_speedup_goal"] == "meets the 5x goal"
+    assert speed.glue["b_per_edit"] == "not measured yet"
+    rows[0] |= {"model": "smollm2-135m", "per edit": 1.6, "values speed-up": 4.9}
+    path.write_text(json.dumps({"commit": "abc", "date": "2026-12-04T05:00", "threads": 2, "rows": rows}))
+    speed = chapter.speed_reading(path, ["smollm2-135m"])
+    assert speed.glue["smollm2_135m_per_edit_goal"] == "misses its 1.5 s goal"
+    assert speed.glue["smollm2_135m_speedup_goal"] == "misses the 5x goal"
+
+
+@pytest.mark.parametrize("model", ["smollm2-135m", "gemma-3-270m"])
+def test_the_committed_traces_read_as_their_gate_says(model):
+    """The committed trace of each real LLM (``results/calibration/<model>/``): the reading's pass or fail is the
+    gate's, and the band's share is the one the gate judged."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "results" / "calibration"
+    record = store.read_calibration(root / model)
+    assert record is not None, f"{model}'s committed calibration is missing"
+    reading = chapter.trace_reading(root, [model])
+    key = chapter.key(model)
+    assert reading.glue[f"{key}_g3"] == ("passes" if record["gates"]["G3"]["passed"] else "fails")
+    share = next(c["value"] for c in record["gates"]["G3"]["claims"] if "share of the total effect" in c["claim"])
+    assert reading.glue[f"{key}_band_share"] == f"{share:.2f}"
