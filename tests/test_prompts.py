@@ -26,7 +26,8 @@ def test_the_pocket_facts_lose_their_markers_in_every_language():
     bare = {r.lang: bare_question(r.question) for r in requests if r.fact_id == "calling_code:AM"}
     assert bare["en"] == "What is the calling code of the country Armenia?"
     assert bare["zh"] == "亚美尼亚的国际电话区号是什么？" and bare["fr"].endswith("Arménie ?")
-    assert not any(text.startswith(("Q", "F:", "V:", "P:", "问")) for text in bare.values())
+    markers = ("Q:", "Q :", "F:", "V:", "P:", "问：")  # the pocket world's question markers ("Quel" is French)
+    assert not any(text.startswith(markers) or text.endswith(("A:", "R:", "R :", "答：")) for text in bare.values())
     assert bare_question("nq question: who wrote it") == "who wrote it"
 
 
@@ -52,10 +53,11 @@ def test_the_knowledge_is_scored_in_every_form_and_the_best_is_chosen(pocket_mod
     pocket, _ = load_pocket()
     items = knowledge_items([], pocket, per_language=3)
     assert set(items.source) == {"pocket facts"} and len(items) == 18 and (items.groupby("lang").size() == 3).all()
-    assert formats_of(tokenizer) == ["raw", "qa"]  # the pocket tokenizer has no chat template
-    scored = score_items(model, tokenizer, items, ["raw", "qa"])
+    forms = formats_of(tokenizer)
+    assert forms == ["raw", "qa", "few-shot"]  # the pocket tokenizer has no chat template
+    scored = score_items(model, tokenizer, items, forms)
     table = knowledge_table(scored)
-    assert len(table) == 12 and table.exact_match.between(0, 1).all()
+    assert len(table) == 6 * 3 and set(table.form) == set(forms) and table.exact_match.between(0, 1).all()
     tie = pd.DataFrame({"source": "s", "lang": "en", "form": ["raw", "qa"], "exact_match": 0.5, "answer": "x"})
     assert choose_format(tie.assign(teacher_forced=0.5)) == "raw"  # the reference's form on a tie
     better = tie.assign(exact_match=[0.2, 0.6], teacher_forced=0.5)
