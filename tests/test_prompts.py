@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from langedit_mini.data.datasets import EditRequest, load_pocket
-from langedit_mini.data.prompts import bare_question, format_text, with_prompt_format
+from langedit_mini.data.prompts import bare_question, bare_requests, format_text, with_prompt_format
 from langedit_mini.study.knowledge import choose_format, formats_of, knowledge_items, knowledge_table, score_items
 
 
@@ -29,6 +29,12 @@ def test_the_pocket_facts_lose_their_markers_in_every_language():
     markers = ("Q:", "Q :", "F:", "V:", "P:", "问：")  # the pocket world's question markers ("Quel" is French)
     assert not any(text.startswith(markers) or text.endswith(("A:", "R:", "R :", "答：")) for text in bare.values())
     assert bare_question("nq question: who wrote it") == "who wrote it"
+    # every question of a request loses its markers, the portability question included; a missing one stays None
+    with_portability = next(r for r in requests if r.portability_prompt and r.lang == "de")
+    bare_request = bare_requests([with_portability])[0]
+    for name in ("prompt", "paraphrase", "locality_prompt", "portability_prompt", "held_out"):
+        text = getattr(bare_request, name)
+        assert text is None if getattr(with_portability, name) is None else not text.startswith(markers), name
 
 
 def test_each_form_keeps_the_subjects_place_and_chat_answers_without_a_space():

@@ -102,6 +102,16 @@ def format_text(text: str | None, form: str, tokenizer=None, language: str = "en
     return f"{before}{text}{after}"
 
 
+#: the questions of an ``EditRequest`` besides its edit prompt (None when a request has none)
+_QUESTIONS = ("paraphrase", "locality_prompt", "portability_prompt", "held_out")
+
+
+def _with_questions(request: EditRequest, change, **fields) -> EditRequest:
+    """``request`` with ``change`` applied to each of its other questions that it has, and ``fields`` set."""
+    asked = {name: None if getattr(request, name) is None else change(getattr(request, name)) for name in _QUESTIONS}
+    return replace(request, **asked, **fields)
+
+
 def with_prompt_format(requests: list[EditRequest], form: str, tokenizer=None) -> list[EditRequest]:
     """``requests`` with every prompt (the edit prompt, its paraphrase, the locality, portability and held-out
     questions) asked in ``form``; ``chat`` answers without a joining space. ``raw`` returns them unchanged."""
@@ -112,35 +122,14 @@ def with_prompt_format(requests: list[EditRequest], form: str, tokenizer=None) -
     changed = []
     for request in requests:
         before, after = frames[request.lang]
-
-        def asked(text, before=before, after=after):
-            return None if text is None else f"{before}{text}{after}"
-
-        fields = {
-            "prompt": f"{_escaped(before)}{request.prompt}{_escaped(after)}",  # the subject stays "{}"
-            "paraphrase": asked(request.paraphrase),
-            "locality_prompt": asked(request.locality_prompt),
-            "portability_prompt": asked(request.portability_prompt),
-            "held_out": asked(request.held_out),
-        }
+        fields = {"prompt": f"{_escaped(before)}{request.prompt}{_escaped(after)}"}  # the subject stays "{}"
         if form == "chat":
             fields["joiner"] = ""
-        changed.append(replace(request, **fields))
+        changed.append(_with_questions(request, lambda text, b=before, a=after: f"{b}{text}{a}", **fields))
     return changed
 
 
 def bare_requests(requests: list[EditRequest]) -> list[EditRequest]:
     """``requests`` with the pocket world's question markers taken off every prompt (``bare_question``): the raw
     form of its real facts."""
-    changed = []
-    for request in requests:
-        changed.append(
-            replace(
-                request,
-                prompt=bare_question(request.prompt),
-                paraphrase=None if request.paraphrase is None else bare_question(request.paraphrase),
-                locality_prompt=None if request.locality_prompt is None else bare_question(request.locality_prompt),
-                held_out=None if request.held_out is None else bare_question(request.held_out),
-            )
-        )
-    return changed
+    return [_with_questions(request, bare_question, prompt=bare_question(request.prompt)) for request in requests]

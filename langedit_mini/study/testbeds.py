@@ -39,8 +39,6 @@ from langedit_mini.model.statistics import DEFAULT_CACHE, key_second_moments
 from langedit_mini.pocket import POCKET_MODELS, covariance_texts, load_probes
 from langedit_mini.study.provenance import POCKET_INPUTS, POCKET_LOADER, STUDY_ENTRY, package_hash
 
-#: the families ``tiny-random-<family>`` can build (``model.hub.TINY_CONFIGS``)
-TINY_PREFIX = "tiny-random-"
 #: MzsRE's training questions per language for a real LLM's statistics (all 10,000)
 MZSRE_STATISTICS_QUESTIONS = 10_000
 
@@ -211,7 +209,7 @@ def load_testbed(name: str, *, hparams=None, mzsre=None, texts=None, source: str
     ``source`` "hub" loads a registered real LLM's full-precision original from the hub instead of its GGUF.
 
     An unknown name is an error that lists what is known."""
-    from langedit_mini.model.loading import model_names
+    from langedit_mini.model.loading import TINY_PREFIX, model_names
     from langedit_mini.model.weights import REGISTERED
 
     if not isinstance(name, str) or not name:
