@@ -30,6 +30,19 @@ def preserved_texts(parser, args) -> list[str]:
     return covariance_texts()[: args.texts]
 
 
+def timed(function):
+    """``(function(), seconds it took)``."""
+    start = time.perf_counter()
+    result = function()
+    return result, time.perf_counter() - start
+
+
+def z_distances(z, reference, hidden):
+    """Per request (a column): how far target values ``z`` lie from ``reference``, relative to how far the
+    reference moved from the hidden state ``hidden`` (all d_v x n)."""
+    return (z - reference).norm(dim=0) / (reference - hidden).norm(dim=0).clamp_min(1e-12)
+
+
 def peak_rss_mb() -> float:
     """This process's peak resident memory so far (Linux reports kilobytes)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import peak_rss_mb, save, table  # noqa: E402
+from common import peak_rss_mb, save, table, timed, z_distances  # noqa: E402
 
 from langedit_mini.data.schedules import distinct_subjects, split_facts  # noqa: E402
 from langedit_mini.editing import EditingSession  # noqa: E402
@@ -40,23 +39,19 @@ STAGES = ("keys", "values", "solve", "projector", "write")
 
 
 def one_model(name: str, edits: int | None, reference: bool, method: str) -> dict:
-    start = time.perf_counter()
-    testbed = load_testbed(name)
-    load_seconds = time.perf_counter() - start
+    testbed, load_seconds = timed(lambda: load_testbed(name))
     grid = density_grid(testbed)
     size = edits or grid["batch_size"]
     study, _ = split_facts(testbed.requests, grid["tuning_facts"])
     batch = distinct_subjects([r for r in study if r.lang == "en"], size, 0)
     config = default_config(method, testbed.hparams)
-    start = time.perf_counter()
-    statistics = testbed.statistics(config.layers)
-    statistics_seconds = time.perf_counter() - start
+    statistics, statistics_seconds = timed(lambda: testbed.statistics(config.layers))
     reference_answers = locality_reference(testbed.model, testbed.tokenizer, batch)
     session = EditingSession(testbed.model, testbed.tokenizer, config, statistics)
     record = session.apply(batch)
-    start = time.perf_counter()
-    scores = evaluate_requests(session.model, testbed.tokenizer, batch, reference_answers)
-    evaluation_seconds = time.perf_counter() - start
+    scores, evaluation_seconds = timed(
+        lambda: evaluate_requests(session.model, testbed.tokenizer, batch, reference_answers)
+    )
     row = {"model": name, "method": method, "edits": size, "layers": list(config.layers)}
     row |= {stage: record.seconds[stage] for stage in STAGES} | {"evaluation": evaluation_seconds}
     row["all in"] = sum(row[stage] for stage in (*STAGES, "evaluation"))
@@ -67,21 +62,20 @@ def one_model(name: str, edits: int | None, reference: bool, method: str) -> dic
     if reference:
         architecture = detect_architecture(testbed.model)
         recipe = replace(config.values, reuse_prefix=False)
-        start = time.perf_counter()
-        one_by_one = [
-            compute_target_values(
-                testbed.model, testbed.tokenizer, architecture, [r], config.layers[-1], recipe, seed=config.seed
-            ).z
-            for r in batch
-        ]
-        row["reference values"] = time.perf_counter() - start
+        one_by_one, row["reference values"] = timed(
+            lambda: [
+                compute_target_values(
+                    testbed.model, testbed.tokenizer, architecture, [r], config.layers[-1], recipe, seed=config.seed
+                ).z
+                for r in batch
+            ]
+        )
         ours = compute_target_values(
             testbed.model, testbed.tokenizer, architecture, batch, config.layers[-1], config.values, seed=config.seed
         )
         theirs = torch.cat(one_by_one, dim=1)
         row["values speed-up"] = row["reference values"] / row["values"]
-        moved = (ours.z - ours.hidden).norm(dim=0)
-        row["z apart"] = float(((ours.z - theirs).norm(dim=0) / moved.clamp_min(1e-12)).median())
+        row["z apart"] = float(z_distances(theirs, ours.z, ours.hidden).median())
     row["peak MB"] = peak_rss_mb()
     return row
 

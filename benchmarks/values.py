@@ -21,14 +21,13 @@ import argparse
 import random
 import statistics
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import add_texts_argument, preserved_texts, save, table  # noqa: E402
+from common import add_texts_argument, preserved_texts, save, table, timed, z_distances  # noqa: E402
 
 from langedit_mini.data.datasets import load_pocket  # noqa: E402
 from langedit_mini.editing import EditingSession  # noqa: E402
@@ -42,12 +41,6 @@ from langedit_mini.model.values import compute_target_values  # noqa: E402
 from langedit_mini.pocket import POCKET_EDIT_LAYERS, load_pocket_model  # noqa: E402
 
 METRICS = ("reliability", "generality", "locality")
-
-
-def timed(function):
-    start = time.perf_counter()
-    result = function()
-    return result, time.perf_counter() - start
 
 
 def decoded_exact_match(model, tokenizer, requests) -> float:
@@ -99,12 +92,11 @@ def main(argv=None) -> dict:
     single, single_s = timed(lambda: [values(every_token, [r]) for r in requests])
     z_single = torch.cat([s.z for s in single], dim=1)
     steps_single = [s.steps_taken[0] for s in single]
-    moved = (batched.z - batched.hidden).norm(dim=0)  # how far each z moved from h
 
     def agreement(z, steps):
         return {
             "same_steps": steps == batched.steps_taken,
-            "max_relative_z_difference": float(((z - batched.z).norm(dim=0) / moved).max()),
+            "max_relative_z_difference": float(z_distances(z, batched.z, batched.hidden).max()),
         }
 
     modes = {

@@ -19,6 +19,7 @@ import end_to_end  # noqa: E402
 import gpu_projector  # noqa: E402
 import projector  # noqa: E402
 import projector_large  # noqa: E402
+import real_llm_batch  # noqa: E402
 import scaling  # noqa: E402
 import values  # noqa: E402
 
@@ -89,6 +90,18 @@ def test_end_to_end_benchmark_accounts_for_every_stage(results_dir):
     assert saved["edits"] == 6 and len(saved["batches"]) == 6
     assert {"statistics", "values", "evaluation"} <= set(saved["stages_s"])
     assert sum(saved["stages_s"].values()) <= saved["wall_s"] * 1.01
+
+
+def test_real_llm_batch_benchmark_times_every_stage_and_the_reference_recipe(results_dir):
+    """On a tiny random model (the real LLMs' run is ``make benchmarks``' job): every stage timed, the cost per edit
+    is the stages' sum, and the reference recipe's values agree with the package's."""
+    (row,) = real_llm_batch.main(["--models", "tiny-random-llama", "--edits", "2", "--threads", "1"])
+    saved = json.loads((results_dir / "real_llm_batch.json").read_text())
+    assert saved["rows"][0]["model"] == "tiny-random-llama" and row["edits"] == 2
+    stages = (*real_llm_batch.STAGES, "evaluation")
+    assert all(row[stage] >= 0 for stage in stages)
+    assert row["per edit"] == pytest.approx(sum(row[stage] for stage in stages) / 2)
+    assert row["reference values"] > 0 and row["values speed-up"] > 0 and row["z apart"] < 1e-3
 
 
 @pytest.mark.slow
