@@ -57,7 +57,7 @@ def test_a_gemma3_edit_is_written_where_its_memory_is_and_leaves_unrelated_outpu
     from langedit_mini.editing import EditingSession, default_config
     from langedit_mini.model.architecture import detect_architecture
     from langedit_mini.model.hub import tiny_random_model
-    from langedit_mini.model.keys import compute_hidden
+    from langedit_mini.model.keys import subject_states
     from langedit_mini.model.statistics import key_second_moments
     from langedit_mini.model.values import compute_target_values
     from langedit_mini.pocket import covariance_texts
@@ -76,7 +76,7 @@ def test_a_gemma3_edit_is_written_where_its_memory_is_and_leaves_unrelated_outpu
         values = compute_target_values(model, tokenizer, architecture, batch, 1, config.values)
         session = EditingSession(model, tokenizer, config, statistics, architecture=architecture)
         session.apply(batch)
-        reached = compute_hidden(session.model, tokenizer, architecture, batch, 1)
+        reached = subject_states(session.model, tokenizer, architecture, batch, 1, "hidden")
         missed = ((reached - values.z).norm(dim=0) / (values.z - values.hidden).norm(dim=0)).mean()
         with torch.no_grad():
             after = session.model(**encoded).logits.log_softmax(-1)

@@ -35,7 +35,7 @@ from langedit_mini.core.updates import (
 )
 from langedit_mini.core.validation import SOLVE_DTYPE, CapacityError
 from langedit_mini.model.architecture import add_to_weight, output_norm, residual_to_memory
-from langedit_mini.model.keys import compute_hidden, compute_keys, compute_memory
+from langedit_mini.model.keys import compute_keys, subject_states
 from langedit_mini.model.values import compute_target_values
 
 
@@ -196,11 +196,11 @@ class ClosedFormMethod(EditingMethod):
             layer_keys = (
                 current_keys[layer] if j == 0 else compute_keys(model, tokenizer, architecture, requests, layer)
             )
-            hidden = compute_hidden(model, tokenizer, architecture, requests, last)
+            hidden = subject_states(model, tokenizer, architecture, requests, last, "hidden")
             residuals = (values.z - hidden) / (len(layers) - j)  # (d_v, n), in the residual stream
             norm = output_norm(model, architecture, layer)
             if norm is not None:  # W k = m reaches the residual stream through a norm: the change m needs
-                memory = compute_memory(model, tokenizer, architecture, requests, layer)
+                memory = subject_states(model, tokenizer, architecture, requests, layer, "memory")
                 residuals = residual_to_memory(norm, memory, residuals)
             seconds["keys"] += time.perf_counter() - start
             start = time.perf_counter()

@@ -263,6 +263,27 @@ def layer_state(output):
     return output[0] if isinstance(output, tuple) else output
 
 
+class _Stopped(Exception):
+    """Raised by ``run_until``'s hook: the pass has produced what it was run for."""
+
+
+def _stop(module, inputs, output):
+    raise _Stopped
+
+
+def run_until(model, module: torch.nn.Module, **inputs) -> None:
+    """``model(**inputs)`` run only as far as ``module``: the forward hooks registered on it before this call see
+    its output, then the pass stops, so nothing after it (later blocks, the final norm, the LM head) is computed.
+    For passes that only collect states with hooks; the model is not changed."""
+    handle = module.register_forward_hook(_stop)
+    try:
+        model(**inputs)
+    except _Stopped:
+        pass
+    finally:
+        handle.remove()
+
+
 def add_to_weight(model, architecture: Architecture, layer: int, delta: torch.Tensor, sign: float = 1.0) -> None:
     """``W += sign * delta`` for delta (d_v, d_k), in the weight's dtype and device (transposed for Conv1D)."""
     weight = edited_weight(model, architecture, layer)

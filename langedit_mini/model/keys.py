@@ -15,7 +15,7 @@ import torch
 
 from langedit_mini.data.datasets import EditRequest
 from langedit_mini.data.languages import CONTEXT_PREFIXES, PREFIX_SEPARATOR
-from langedit_mini.model.architecture import Architecture, get_module, mlp_out_module
+from langedit_mini.model.architecture import Architecture, get_module, layer_state, mlp_out_module, run_until
 from langedit_mini.model.tokens import evaluation_mode, model_device, pad_rows, pad_token_id
 
 
@@ -111,75 +111,64 @@ def _average_by_request(values: torch.Tensor, owners: torch.Tensor, count: int) 
     return (total / per_request[:, None]).T
 
 
-def _subject_states(model, rows: EncodedRows, attach, batch_size: int) -> torch.Tensor:
-    """Run the rows in batches; ``attach(store)`` registers a hook that puts (B, T, d) states in
-    ``store["states"]`` and returns its handle. Returns the states at each row's subject position."""
+SITES = ("key", "memory", "hidden")
+
+
+def _site(model, architecture: Architecture, layer: int, site: str, store: dict):
+    """Register the hook that puts block ``layer``'s (B, T, d) states at ``site`` in ``store["states"]``;
+    returns (the module after which the pass may stop, the hook's handle)."""
+    if site == "key":
+        module = mlp_out_module(model, architecture, layer)
+        return module, module.register_forward_pre_hook(lambda m, inputs: store.__setitem__("states", inputs[0]))
+    if site == "memory":
+        module = mlp_out_module(model, architecture, layer)
+    elif site == "hidden":
+        module = get_module(model, architecture.layer.format(layer=layer))
+    else:
+        raise ValueError(f"unknown site {site!r}; one of {', '.join(SITES)}")
+    return module, module.register_forward_hook(
+        lambda m, inputs, output: store.__setitem__("states", layer_state(output))
+    )
+
+
+def subject_states(
+    model,
+    tokenizer,
+    architecture: Architecture,
+    requests: list[EditRequest],
+    layer: int,
+    site: str,
+    *,
+    contexts: bool = False,
+    batch_size: int = 256,
+) -> torch.Tensor:
+    """States (d, n) in float32 at the subject's last token of each request, at ``site`` of block ``layer``:
+    ``"key"`` the edited matrix's input k, ``"memory"`` its output ``m = W k`` (before any norm between it and
+    the residual stream), ``"hidden"`` the residual stream after the block. With ``contexts``, the mean over the
+    bare prompt and each context prefix of the request's language; else the bare prompt alone. Each pass stops
+    at the site: later blocks and the LM head are not run, and nothing they do changes these states."""
+    rows = _rows_for(tokenizer, requests, prefixes=contexts)
+    check_context_length(model, rows, requests)
     collected = []
     for start in range(0, len(rows.lengths), batch_size):
         part = slice(start, start + batch_size)
         store = {}
-        handle = attach(store)
+        module, handle = _site(model, architecture, layer, site, store)
         try:
             with evaluation_mode(model):
                 device = model_device(model)
-                model(input_ids=rows.input_ids[part].to(device), attention_mask=rows.attention_mask[part].to(device))
+                ids, mask = rows.input_ids[part].to(device), rows.attention_mask[part].to(device)
+                run_until(model, module, input_ids=ids, attention_mask=mask)
         finally:
             handle.remove()
         states = store["states"]
         positions = rows.subject_position[part].to(states.device)
         collected.append(states[torch.arange(states.shape[0], device=states.device), positions].float())
-    return torch.cat(collected)  # (rows, d)
+    return _average_by_request(torch.cat(collected), rows.request_index, len(requests)).cpu()
 
 
 def compute_keys(
     model, tokenizer, architecture: Architecture, requests: list[EditRequest], layer: int, *, batch_size: int = 256
 ) -> torch.Tensor:
     """Keys (d_k, n) in float32: the MLP projection's input at the subject's last token, averaged over contexts."""
-    rows = _rows_for(tokenizer, requests, prefixes=True)
-    check_context_length(model, rows, requests)
-    module = mlp_out_module(model, architecture, layer)
-    keys = _subject_states(
-        model,
-        rows,
-        lambda store: module.register_forward_pre_hook(lambda m, inputs: store.__setitem__("states", inputs[0])),
-        batch_size,
-    )
-    return _average_by_request(keys, rows.request_index, len(requests)).cpu()
-
-
-def layer_output(output):
-    """A decoder block returns a tensor or a tuple whose first item is the hidden state."""
-    return output[0] if isinstance(output, tuple) else output
-
-
-def compute_hidden(
-    model, tokenizer, architecture: Architecture, requests: list[EditRequest], layer: int, *, batch_size: int = 256
-) -> torch.Tensor:
-    """Residual stream (d_v, n) in float32 after block ``layer`` at the subject's last token of the bare prompt."""
-    rows = _rows_for(tokenizer, requests, prefixes=False)
-    block = get_module(model, architecture.layer.format(layer=layer))
-    hidden = _subject_states(
-        model,
-        rows,
-        lambda store: block.register_forward_hook(
-            lambda m, i, output: store.__setitem__("states", layer_output(output))
-        ),
-        batch_size,
-    )
-    return hidden.T.cpu()
-
-
-def compute_memory(
-    model, tokenizer, architecture: Architecture, requests: list[EditRequest], layer: int, *, batch_size: int = 256
-) -> torch.Tensor:
-    """The edited matrix's output ``m = W k`` (d_v, n) in float32 at the subject's last token of the bare prompt:
-    what the linear memory holds for each request, before any norm between it and the residual stream."""
-    rows = _rows_for(tokenizer, requests, prefixes=False)
-    module = mlp_out_module(model, architecture, layer)
-    memory = _subject_states(
-        model,
-        rows,
-        lambda store: module.register_forward_hook(lambda m, i, output: store.__setitem__("states", output)),
-        batch_size,
-    )
-    return memory.T.cpu()
+    return subject_states(model, tokenizer, architecture, requests, layer, "key", contexts=True, batch_size=batch_size)

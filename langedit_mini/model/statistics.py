@@ -25,6 +25,7 @@ from langedit_mini.model.architecture import (
     get_module,
     key_dimension,
     mlp_out_module,
+    run_until,
 )
 from langedit_mini.model.tokens import evaluation_mode, model_device
 
@@ -160,14 +161,10 @@ def _distributed() -> tuple[int, int]:
     return 0, 1
 
 
-class _Stop(Exception):
-    """Raised by a hook after the last block whose keys a pass needs: the rest of the model is not run."""
-
-
 class _KeySums:
     """Forward pre-hooks on the edited matrices of ``layers`` that add ``K K^T`` of every non-padding token to
-    a running (d_k, d_k) sum in ``dtype`` per layer, and count the tokens; and a hook that stops the forward
-    pass after the last of those blocks (nothing after it changes their keys)."""
+    a running (d_k, d_k) sum in ``dtype`` per layer, and count the tokens; each pass stops after the last of
+    those blocks (nothing after it changes their keys)."""
 
     def __init__(self, model, architecture: Architecture, layers, dtype, sums=None, counts=None):
         self.dtype, self.mask = dtype, None
@@ -176,8 +173,7 @@ class _KeySums:
         self.handles = [
             mlp_out_module(model, architecture, layer).register_forward_pre_hook(self._adder(layer)) for layer in layers
         ]
-        last = get_module(model, architecture.layer.format(layer=max(layers)))
-        self.handles.append(last.register_forward_hook(self._stop))
+        self.last = get_module(model, architecture.layer.format(layer=max(layers)))
 
     def _adder(self, layer):
         def hook(module, inputs):
@@ -191,17 +187,10 @@ class _KeySums:
 
         return hook
 
-    @staticmethod
-    def _stop(module, inputs, output):
-        raise _Stop
-
     def run(self, model, ids, mask) -> None:
         """One batch through the model as far as the last needed block."""
         self.mask = mask.bool()
-        try:
-            model(input_ids=ids, attention_mask=mask)
-        except _Stop:
-            pass
+        run_until(model, self.last, input_ids=ids, attention_mask=mask)
 
     def remove(self) -> None:
         for handle in self.handles:

@@ -12,8 +12,7 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
-from langedit_mini.model.architecture import Architecture, detect_architecture, get_module, num_layers
-from langedit_mini.model.keys import layer_output
+from langedit_mini.model.architecture import Architecture, detect_architecture, get_module, layer_state, num_layers
 from langedit_mini.model.tokens import evaluation_mode, model_device
 
 
@@ -42,14 +41,14 @@ def patch_subject(
     block = get_module(model, architecture.layer.format(layer=layer))
     stored = {}
     with evaluation_mode(model):
-        handle = block.register_forward_hook(lambda m, i, out: stored.__setitem__("h", layer_output(out).clone()))
+        handle = block.register_forward_hook(lambda m, i, out: stored.__setitem__("h", layer_state(out).clone()))
         try:
             model(input_ids=donor_ids)
         finally:
             handle.remove()
 
         def replace(module, inputs, output):
-            states = layer_output(output).clone()
+            states = layer_state(output).clone()
             states[:, differing] = stored["h"][:, differing]
             return (states,) + tuple(output[1:]) if isinstance(output, tuple) else states
 
@@ -234,13 +233,13 @@ def _trace_fact(
 
     def recorder(key):
         def hook(module, inputs, output):
-            clean_states[key] = layer_output(output)[0].detach().clone()
+            clean_states[key] = layer_state(output)[0].detach().clone()
 
         return hook
 
     def restorer(key, position):
         def hook(module, inputs, output):
-            states = layer_output(output).clone()
+            states = layer_state(output).clone()
             states[1:, position] = clean_states[key][position]
             return (states,) + tuple(output[1:]) if isinstance(output, tuple) else states
 

@@ -36,6 +36,7 @@ from langedit_mini.model.architecture import (
     Architecture,
     check_layer,
     get_module,
+    layer_state,
     mlp_out_module,
     num_layers,
     optimising_only,
@@ -45,11 +46,9 @@ from langedit_mini.model.architecture import (
 from langedit_mini.model.keys import (
     EncodedRows,
     check_context_length,
-    compute_hidden,
-    compute_memory,
     context_texts,
     encode_rows,
-    layer_output,
+    subject_states,
 )
 from langedit_mini.model.tokens import model_device
 
@@ -198,14 +197,14 @@ def compute_target_values(
     torch.manual_seed(seed)
     rows, spans, kl_rows = _target_rows(tokenizer, requests)
     check_context_length(model, rows, requests)
-    hidden = compute_hidden(model, tokenizer, architecture, requests, layer)  # (d_v, n)
+    hidden = subject_states(model, tokenizer, architecture, requests, layer, "hidden")  # (d_v, n)
     batch = _optimisation_rows(rows, spans, kl_rows, len(requests), device)
     blocks = [get_module(model, architecture.layer.format(layer=index)) for index in range(layer + 1)]
     # Where delta is added: the residual stream after block L, or, where a norm stands between the MLP's
     # output and the residual (Gemma 2 and 3), the MLP's output m before it, so that z is reachable by W k.
     norm = output_norm(model, architecture, layer)
     memory = mlp_out_module(model, architecture, layer) if norm is not None else None
-    scale = hidden if norm is None else compute_memory(model, tokenizer, architecture, requests, layer)
+    scale = hidden if norm is None else subject_states(model, tokenizer, architecture, requests, layer, "memory")
     with optimising_only(model):  # gradients for delta alone
         if settings.reuse_prefix and architecture.prefix_cache:
             forward = _SuffixForward(model, blocks, batch, memory=memory, norm=norm)
@@ -292,7 +291,7 @@ class _SuffixForward:
                 prefix.append(
                     [(keys[:, :, :prefix_width], values[:, :, :prefix_width]) for keys, values, *_ in output.cache]
                 )
-                states.append(layer_output(stored["states"]))
+                states.append(layer_state(stored["states"]))
                 picked.append(output.logits[torch.arange(len(part), device=device), kl_position[part]])
                 if memory is not None:
                     memories.append(stored["memory"][torch.arange(len(part), device=device), self.start[part]])
@@ -420,7 +419,7 @@ def _length_groups(widths: torch.Tensor, group_cost: int = GROUP_COST) -> list[t
 def _with_states(output, shift, positions, states=None):
     """``output`` of a block (a tensor or a tuple led by one) with its states replaced by
     ``shift(states, positions)``, ``states`` defaulting to the output's own."""
-    states = shift(layer_output(output) if states is None else states, positions)
+    states = shift(layer_state(output) if states is None else states, positions)
     return (states,) + tuple(output[1:]) if isinstance(output, tuple) else states
 
 
