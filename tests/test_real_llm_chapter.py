@@ -79,3 +79,26 @@ def test_the_committed_traces_read_as_their_gate_says(model):
     assert reading.glue[f"{key}_g3"] == ("passes" if record["gates"]["G3"]["passed"] else "fails")
     share = next(c["value"] for c in record["gates"]["G3"]["claims"] if "share of the total effect" in c["claim"])
     assert reading.glue[f"{key}_band_share"] == f"{share:.2f}"
+
+
+def test_the_band_reading_quotes_the_sweep_and_the_files_band(tmp_path):
+    from langedit_mini.study.bands import band_summary
+
+    rows = []
+    for band, value in (("1-5", 0.4), ("3-7", 0.6), ("5-9", 0.5)):
+        for method in ("MEMIT", "AlphaEdit"):
+            for metric in ("reliability", "generality", "locality"):
+                rows.append({"band": band, "method": method, "metric": metric, "teacher_forced": value})
+    summary = band_summary(pd.DataFrame(rows).assign(unreached=False, lang="en"))
+    folder = tmp_path / "smollm2-135m" / "bands"
+    store.write_table(folder / "summary.csv", summary)
+    record = {"chosen": "3-7", "batch_size": 11, "methods": ["MEMIT", "AlphaEdit"], "wall_s": 600, "commit": "abc1234"}
+    store.write_json(folder / "bands.json", record)
+    reading = chapter.band_reading(tmp_path, ["smollm2-135m", "gemma-3-270m"])
+    assert reading.glue["smollm2_135m_chosen_band"] == "3-7" and reading.glue["smollm2_135m_band_objective"] == "0.60"
+    assert reading.glue["smollm2_135m_file_band"] == "3-7"  # the hyperparameter file's layers 3..7
+    assert reading.glue["smollm2_135m_file_band_objective"] == "0.60"
+    assert reading.glue["smollm2_135m_bands_swept"] == "3"
+    assert reading.glue["gemma_3_270m_chosen_band"] == "not swept yet"
+    assert reading.glue["gemma_3_270m_file_band"] == "3-5"
+    assert any("no band sweep yet" in part for part in reading.parts if isinstance(part, str))

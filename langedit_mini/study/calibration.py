@@ -184,9 +184,10 @@ def covariance_coverage(statistics: dict, keys: dict, leftovers=(0.01, 0.05, 0.1
     return pd.DataFrame(rows)
 
 
-def write_batch(testbed, batch, methods=("MEMIT", "AlphaEdit")) -> pd.DataFrame:
-    """Each method writes ``batch`` into a fresh copy of the testbed's model with its hyperparameters; the
-    scores of every request, per method (``unreached``: target values that did not reach their target)."""
+def write_batch(testbed, batch, methods=("MEMIT", "AlphaEdit"), layers=None) -> pd.DataFrame:
+    """Each method writes ``batch`` into a fresh copy of the testbed's model with its hyperparameters (into
+    ``layers`` instead of the file's band, when given); the scores of every request, per method
+    (``unreached``: target values that did not reach their target)."""
     from langedit_mini.editing.defaults import default_config
     from langedit_mini.editing.session import EditingSession
     from langedit_mini.evaluation.edit_metrics import evaluate_requests, locality_reference
@@ -195,7 +196,7 @@ def write_batch(testbed, batch, methods=("MEMIT", "AlphaEdit")) -> pd.DataFrame:
     reference = locality_reference(model, tokenizer, batch)
     frames = []
     for method in methods:
-        config = default_config(method, testbed.hparams)
+        config = default_config(method, testbed.hparams, **({"layers": tuple(layers)} if layers else {}))
         session = EditingSession(model, tokenizer, config, testbed.statistics(config.layers))
         record = session.apply(batch)
         frame = evaluate_requests(session.model, tokenizer, batch, reference).assign(method=method)

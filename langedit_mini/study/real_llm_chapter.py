@@ -210,3 +210,41 @@ def speed_reading(path, models) -> Reading:
             else ("meets" if speedup >= SPEEDUP_GOAL else "misses") + f" the {SPEEDUP_GOAL:.0f}x goal"
         )
     return reading
+
+
+BAND_GLUE = ("chosen_band", "band_objective", "file_band", "file_band_objective", "bands_swept")
+
+
+def band_reading(root, models) -> Reading:
+    """Per model: the band sweep on the tuning split (``study.bands``, ``results/calibration/<model>/bands/``), one
+    row per band (the objective metrics over languages and methods, each method's objective, the unreached target
+    values), the band chosen and the band in the hyperparameter file beside it."""
+    from langedit_mini.editing.defaults import default_config
+    from langedit_mini.study.bands import band_name
+
+    reading = Reading()
+    for model in models:
+        folder = Path(root) / model / "bands"
+        file_band = band_name(default_config("MEMIT", model).layers)
+        glue = {"file_band": file_band}
+        if not (folder / "bands.json").exists():
+            reading.say(f"{model}: no band sweep yet (python scripts/sweep_bands.py --model {model} --bands ...)")
+            reading.glue |= {f"{key(model)}_{name}": glue.get(name, "not swept yet") for name in BAND_GLUE}
+            continue
+        record = store.read_json(folder / "bands.json", required=("chosen", "batch_size", "methods"))
+        summary = pd.read_csv(folder / "summary.csv", dtype={"band": str}).set_index("band")
+        reading.say(
+            f"{model}: one batch of {record['batch_size']} tuning-split edits per language, written by "
+            f"{' and '.join(record['methods'])}, into each band ({record['wall_s'] / 60:.0f} min for this run, "
+            f"commit {record['commit'][:7]}); chosen: {record['chosen']}, the file's band: {file_band}"
+        )
+        reading.table(f"bands {model}", summary.round(3))
+        objective = summary.objective
+        glue |= {
+            "chosen_band": record["chosen"],
+            "band_objective": f"{objective[record['chosen']]:.2f}",
+            "file_band_objective": f"{objective[file_band]:.2f}" if file_band in objective.index else "not swept",
+            "bands_swept": str(len(summary)),
+        }
+        reading.glue |= {f"{key(model)}_{name}": value for name, value in glue.items()}
+    return reading

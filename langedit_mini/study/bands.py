@@ -1,0 +1,150 @@
+"""Which band of layers to edit: a sweep on the tuning split.
+
+The causal trace says where a model reads a fact (gate G3), but Hase et al. (2023) find that it does not predict
+where an edit works best (SPEC section 9), so the band is chosen by a sweep too. For each candidate band, in every
+language, one batch of the study's batch size, drawn from the tuning split (facts the study never edits,
+``data.schedules.split_facts``), is written into a fresh copy of the model by each of ``methods`` (by default
+MEMIT and AlphaEdit, the two methods G1 reads; the band is shared by all five methods), with the testbed's
+hyperparameters and only the layers changed, and scored as G1 scores a batch (``calibration.write_batch``).
+
+A band's objective is the tuning objective (the mean teacher-forced reliability, generality and locality,
+``tuning.OBJECTIVE_METRICS``) averaged over the languages and the methods; ``choose_band`` takes the best.
+``sweep_bands`` runs the bands one at a time, resumably (one finished band is one set of rows of
+``scores.csv``), and records the choice with its provenance in ``bands.json``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from langedit_mini.study import store
+
+#: the methods whose writes judge a band (those G1 reads)
+BAND_METHODS = ("MEMIT", "AlphaEdit")
+
+
+def parse_band(text: str) -> tuple[int, ...]:
+    """A band written as ``3-7`` (layers 3 to 7) or ``3,5,7`` (those layers), as a sorted tuple."""
+    try:
+        if "-" in text:
+            first, last = (int(part) for part in text.split("-"))
+            layers = tuple(range(first, last + 1))
+        else:
+            layers = tuple(sorted(int(part) for part in text.split(",")))
+    except ValueError:
+        raise ValueError(f"a band is written '3-7' or '3,5,7', got {text!r}") from None
+    if not layers or min(layers) < 0 or len(set(layers)) != len(layers):
+        raise ValueError(f"a band names distinct non-negative layers in increasing order, got {text!r}")
+    return layers
+
+
+def band_name(band) -> str:
+    """``3-7`` for a run of consecutive layers, else ``3,5,7``."""
+    band = sorted(band)
+    consecutive = band == list(range(band[0], band[-1] + 1))
+    return f"{band[0]}-{band[-1]}" if consecutive and len(band) > 1 else ",".join(map(str, band))
+
+
+def sweep_band(testbed, band, tuning, *, batch_size: int, seed: int = 0, methods=BAND_METHODS) -> pd.DataFrame:
+    """One batch per language of ``tuning`` written into ``band`` by each method: the scores of every request
+    (``calibration.write_batch``) with ``lang`` and ``band`` columns."""
+    from langedit_mini.data.languages import LANGUAGES
+    from langedit_mini.data.schedules import distinct_subjects
+    from langedit_mini.model.architecture import check_layer, detect_architecture
+    from langedit_mini.study.calibration import write_batch
+
+    architecture = detect_architecture(testbed.model)
+    for layer in band:
+        check_layer(testbed.model, architecture, layer)
+    frames = []
+    for language in LANGUAGES:
+        pool = [r for r in tuning if r.lang == language]
+        if not pool:
+            raise ValueError(f"the tuning split has no {language} requests")
+        batch = distinct_subjects(pool, batch_size, seed)
+        frames.append(write_batch(testbed, batch, methods, layers=tuple(band)).assign(lang=language))
+    return pd.concat(frames, ignore_index=True).assign(band=band_name(band))
+
+
+def band_summary(scores: pd.DataFrame) -> pd.DataFrame:
+    """Per band: the teacher-forced mean of each objective metric over languages and methods, each method's
+    objective, the objective, and the share of target values that did not reach their target."""
+    from langedit_mini.study.tuning import OBJECTIVE_METRICS
+
+    missing = {"band", "method", "metric", "teacher_forced", "unreached"} - set(scores.columns)
+    if missing:
+        raise ValueError(f"band scores lack the columns {sorted(missing)}")
+    chosen = scores[scores.metric.isin(OBJECTIVE_METRICS)]
+    rows = []
+    for band, part in chosen.groupby("band", sort=False):
+        means = part.groupby(["method", "metric"]).teacher_forced.mean().unstack()
+        row = {"band": band} | {metric: float(means[metric].mean()) for metric in OBJECTIVE_METRICS}
+        row |= {f"objective {method}": float(means.loc[method].mean()) for method in means.index}
+        row["objective"] = float(means.mean(axis=1).mean())
+        reliability = scores[(scores.band == band) & (scores.metric == "reliability")]
+        row["unreached"] = float(reliability.unreached.mean())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def choose_band(summary: pd.DataFrame) -> str:
+    """The band with the best objective (the first of equals, in the sweep's order)."""
+    if summary.empty:
+        raise ValueError("no band was swept")
+    return str(summary.loc[summary.objective.idxmax(), "band"])
+
+
+def sweep_bands(
+    testbed,
+    output,
+    bands,
+    *,
+    batch_size: int,
+    tuning_facts: int,
+    seed: int = 0,
+    methods=BAND_METHODS,
+    log=print,
+) -> dict:
+    """``sweep_band`` for each of ``bands`` not yet in ``output/scores.csv`` (made with the same batch size,
+    tuning split and seed), then ``band_summary`` and ``choose_band``, written with their provenance to
+    ``output/summary.csv`` and ``output/bands.json``; returns the record."""
+    from langedit_mini.data.schedules import split_facts
+    from langedit_mini.study.experiment import check_methods
+    from langedit_mini.study.provenance import finish_record, start_record
+
+    output, methods = Path(output), check_methods(methods)
+    if not bands:
+        raise ValueError("name at least one band to sweep")
+    settings = {"model": testbed.name, "batch_size": batch_size, "tuning_facts": tuning_facts, "seed": seed}
+    settings |= {"methods": list(methods)}
+    record_path, scores_path = output / "bands.json", output / "scores.csv"
+    if record_path.exists():
+        earlier = store.read_json(record_path)
+        if {key: earlier.get(key) for key in settings} != settings:
+            raise ValueError(f"{output} holds a sweep with other settings; choose another --output")
+    scores = pd.read_csv(scores_path, dtype={"band": str}) if scores_path.exists() else pd.DataFrame()
+    _, tuning = split_facts(testbed.requests, tuning_facts)
+    record, timings = start_record(loader=testbed.loader, inputs=testbed.inputs), {}
+    for band in bands:
+        name = band_name(band)
+        if not scores.empty and name in set(scores.band):
+            log(f"band {name}: already swept")
+            continue
+        start = time.perf_counter()
+        swept = sweep_band(testbed, band, tuning, batch_size=batch_size, seed=seed, methods=methods)
+        swept = swept.assign(package_hash=record["package_hash"])  # which code wrote each band's rows
+        timings[name] = round(time.perf_counter() - start, 1)
+        scores = pd.concat([scores, swept], ignore_index=True)
+        store.write_table(scores_path, scores)
+        log(f"band {name}: {timings[name]} s")
+    summary = band_summary(scores)
+    store.write_table(output / "summary.csv", summary)
+    info = settings | {"bands": list(summary.band), "chosen": choose_band(summary), "timings_s": timings}
+    info |= testbed.record() | finish_record(record)
+    store.write_json(record_path, info)
+    log(summary.to_string(index=False))
+    log(f"chosen band {info['chosen']}; written to {output}")
+    return info
