@@ -21,24 +21,26 @@ def test_a_band_is_parsed_and_named_both_ways():
             parse_band(bad)
 
 
-def _scores(objective_by_band):
+def _scores(objective_by_band, unreached=None):
+    """Two requests per batch (method and band), in English; ``unreached``: band -> the count per batch."""
     rows = []
     for band, (memit, alpha) in objective_by_band.items():
         for method, value in (("MEMIT", memit), ("AlphaEdit", alpha)):
             for metric in ("reliability", "generality", "locality", "portability"):
-                rows.append(
+                rows += 2 * [
                     {"band": band, "method": method, "metric": metric, "lang": "en"}
-                    | {"teacher_forced": value if metric != "portability" else 0.0, "unreached": metric == "locality"}
-                )
+                    | {"teacher_forced": value if metric != "portability" else 0.0}
+                    | {"unreached": (unreached or {}).get(band, 0)}
+                ]
     return pd.DataFrame(rows)
 
 
 def test_the_summary_averages_the_objective_over_methods_and_the_best_band_is_chosen():
-    summary = band_summary(_scores({"1-2": (0.2, 0.6), "2-3": (0.5, 0.5), "3-4": (0.9, 0.1)}))
+    summary = band_summary(_scores({"1-2": (0.2, 0.6), "2-3": (0.5, 0.5), "3-4": (0.9, 0.1)}, {"2-3": 1}))
     assert list(summary.band) == ["1-2", "2-3", "3-4"]
     assert summary.objective.round(6).tolist() == [0.4, 0.5, 0.5]  # portability is not in the objective
     assert summary["objective MEMIT"].round(6).tolist() == [0.2, 0.5, 0.9]
-    assert summary.unreached.tolist() == [0.0, 0.0, 0.0]  # read on the reliability rows only
+    assert summary.unreached.tolist() == [0.0, 0.5, 0.0]  # one of each batch's two requests
     assert choose_band(summary) == "2-3"  # the first of equals
     with pytest.raises(ValueError, match="lack the columns"):
         band_summary(_scores({"1-2": (0.2, 0.6)}).drop(columns="unreached"))
@@ -48,11 +50,12 @@ def test_the_sweep_writes_every_band_in_every_language_and_resumes(tmp_path, cap
     script = load_script("sweep_bands")
     arguments = ["--model", TINY, "--batch-size", "1", "--tuning-facts", "30", "--threads", "1"]
     arguments += ["--output", str(tmp_path)]
+    assert script.main([*arguments, "--bands", "0"])["chosen"] is None  # one band measured, nothing chosen
     first = script.main([*arguments, "--bands", "0", "1"])
     scores = pd.read_csv(tmp_path / "scores.csv", dtype={"band": str})
     assert set(scores.band) == {"0", "1"} and set(scores.method) == {"MEMIT", "AlphaEdit"}
     assert scores.groupby("band").lang.nunique().tolist() == [6, 6]
-    assert first["chosen"] in {"0", "1"} and set(first["timings_s"]) == {"0", "1"}
+    assert first["chosen"] in {"0", "1"} and set(first["timings_s"]) == {"1"}  # band 0 was swept before
     again = script.main([*arguments, "--bands", "0", "0,1"])
     assert set(again["timings_s"]) == {"0-1"}  # band 0 was not run again
     assert "band 0: already swept" in capsys.readouterr().out

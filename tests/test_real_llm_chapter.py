@@ -92,7 +92,7 @@ def test_the_band_reading_quotes_the_sweep_and_the_files_band(tmp_path):
     summary = band_summary(pd.DataFrame(rows).assign(unreached=False, lang="en"))
     folder = tmp_path / "smollm2-135m" / "bands"
     store.write_table(folder / "summary.csv", summary)
-    record = {"chosen": "3-7", "batch_size": 11, "methods": ["MEMIT", "AlphaEdit"], "wall_s": 600, "commit": "abc1234"}
+    record = {"chosen": "3-7", "batch_size": 11, "methods": ["MEMIT", "AlphaEdit"], "commit": "abc1234"}
     store.write_json(folder / "bands.json", record)
     reading = chapter.band_reading(tmp_path, ["smollm2-135m", "gemma-3-270m"])
     assert reading.glue["smollm2_135m_chosen_band"] == "3-7" and reading.glue["smollm2_135m_band_objective"] == "0.60"
@@ -102,3 +102,8 @@ def test_the_band_reading_quotes_the_sweep_and_the_files_band(tmp_path):
     assert reading.glue["gemma_3_270m_chosen_band"] == "not swept yet"
     assert reading.glue["gemma_3_270m_file_band"] == "3-5"
     assert any("no band sweep yet" in part for part in reading.parts if isinstance(part, str))
+    store.write_table(folder / "summary.csv", summary.iloc[1:2])
+    store.write_json(folder / "bands.json", record | {"chosen": None})
+    alone = chapter.band_reading(tmp_path, ["smollm2-135m"]).glue
+    assert alone["smollm2_135m_chosen_band"] == "none yet (one band swept)" and alone["smollm2_135m_bands_swept"] == "1"
+    assert alone["smollm2_135m_band_objective"] == "n/a" and alone["smollm2_135m_file_band_objective"] == "0.60"

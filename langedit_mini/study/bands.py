@@ -10,7 +10,8 @@ hyperparameters and only the layers changed, and scored as G1 scores a batch (``
 A band's objective is the tuning objective (the mean teacher-forced reliability, generality and locality,
 ``tuning.OBJECTIVE_METRICS``) averaged over the languages and the methods; ``choose_band`` takes the best.
 ``sweep_bands`` runs the bands one at a time, resumably (one finished band is one set of rows of
-``scores.csv``), and records the choice with its provenance in ``bands.json``.
+``scores.csv``), and records the choice with its provenance in ``bands.json`` (no choice while one band is
+swept).
 """
 
 from __future__ import annotations
@@ -71,10 +72,11 @@ def sweep_band(testbed, band, tuning, *, batch_size: int, seed: int = 0, methods
 
 def band_summary(scores: pd.DataFrame) -> pd.DataFrame:
     """Per band: the teacher-forced mean of each objective metric over languages and methods, each method's
-    objective, the objective, and the share of target values that did not reach their target."""
+    objective, the objective, and the share of target values that did not reach their target (``unreached``,
+    a batch's count on each of its rows, as ``calibration.write_batch`` writes it)."""
     from langedit_mini.study.tuning import OBJECTIVE_METRICS
 
-    missing = {"band", "method", "metric", "teacher_forced", "unreached"} - set(scores.columns)
+    missing = {"band", "method", "lang", "metric", "teacher_forced", "unreached"} - set(scores.columns)
     if missing:
         raise ValueError(f"band scores lack the columns {sorted(missing)}")
     chosen = scores[scores.metric.isin(OBJECTIVE_METRICS)]
@@ -84,8 +86,9 @@ def band_summary(scores: pd.DataFrame) -> pd.DataFrame:
         row = {"band": band} | {metric: float(means[metric].mean()) for metric in OBJECTIVE_METRICS}
         row |= {f"objective {method}": float(means.loc[method].mean()) for method in means.index}
         row["objective"] = float(means.mean(axis=1).mean())
-        reliability = scores[(scores.band == band) & (scores.metric == "reliability")]
-        row["unreached"] = float(reliability.unreached.mean())
+        # ``unreached`` is a batch's count (on every row of it): over the batches, the share of their requests
+        batches = scores[(scores.band == band) & (scores.metric == "reliability")].groupby(["method", "lang"])
+        row["unreached"] = float((batches.unreached.first() / batches.size()).mean())
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -142,9 +145,10 @@ def sweep_bands(
         log(f"band {name}: {timings[name]} s")
     summary = band_summary(scores)
     store.write_table(output / "summary.csv", summary)
-    info = settings | {"bands": list(summary.band), "chosen": choose_band(summary), "timings_s": timings}
+    chosen = choose_band(summary) if len(summary) > 1 else None  # one band is a measurement, not a choice
+    info = settings | {"bands": list(summary.band), "chosen": chosen, "timings_s": timings}
     info |= testbed.record() | finish_record(record)
     store.write_json(record_path, info)
     log(summary.to_string(index=False))
-    log(f"chosen band {info['chosen']}; written to {output}")
+    log(f"chosen band {chosen or 'none (one band swept)'}; written to {output}")
     return info

@@ -233,16 +233,17 @@ def band_reading(root, models) -> Reading:
             continue
         record = store.read_json(folder / "bands.json", required=("chosen", "batch_size", "methods"))
         summary = pd.read_csv(folder / "summary.csv", dtype={"band": str}).set_index("band")
+        chosen = record["chosen"]
         reading.say(
             f"{model}: one batch of {record['batch_size']} tuning-split edits per language, written by "
-            f"{' and '.join(record['methods'])}, into each band ({record['wall_s'] / 60:.0f} min for this run, "
-            f"commit {record['commit'][:7]}); chosen: {record['chosen']}, the file's band: {file_band}"
+            f"{' and '.join(record['methods'])}, into each band (commit {record['commit'][:7]}); chosen: "
+            f"{chosen or 'none yet (one band swept)'}; the hyperparameter file's band: {file_band}"
         )
         reading.table(f"bands {model}", summary.round(3))
         objective = summary.objective
         glue |= {
-            "chosen_band": record["chosen"],
-            "band_objective": f"{objective[record['chosen']]:.2f}",
+            "chosen_band": chosen or "none yet (one band swept)",
+            "band_objective": f"{objective[chosen]:.2f}" if chosen else "n/a",
             "file_band_objective": f"{objective[file_band]:.2f}" if file_band in objective.index else "not swept",
             "bands_swept": str(len(summary)),
         }
