@@ -95,9 +95,10 @@ def test_the_band_reading_quotes_the_sweep_and_the_files_band(tmp_path):
     record = {"chosen": "3-7", "batch_size": 11, "methods": ["MEMIT", "AlphaEdit"], "commit": "abc1234"}
     store.write_json(folder / "bands.json", record)
     reading = chapter.band_reading(tmp_path, ["smollm2-135m", "gemma-3-270m"])
-    assert reading.glue["smollm2_135m_chosen_band"] == "3-7" and reading.glue["smollm2_135m_band_objective"] == "0.60"
+    assert reading.glue["smollm2_135m_chosen_band"] == "3-7" and reading.glue["smollm2_135m_band_objective"] == "0.600"
     assert reading.glue["smollm2_135m_file_band"] == "3-7"  # the hyperparameter file's layers 3..7
-    assert reading.glue["smollm2_135m_file_band_objective"] == "0.60"
+    assert reading.glue["smollm2_135m_file_band_objective"] == "0.600"
+    assert reading.glue["smollm2_135m_band_margin"] == "0.100"  # ahead of 5-9's 0.5
     assert reading.glue["smollm2_135m_bands_swept"] == "3"
     assert reading.glue["gemma_3_270m_chosen_band"] == "not swept yet"
     assert reading.glue["gemma_3_270m_file_band"] == "3-5"
@@ -106,4 +107,4 @@ def test_the_band_reading_quotes_the_sweep_and_the_files_band(tmp_path):
     store.write_json(folder / "bands.json", record | {"chosen": None})
     alone = chapter.band_reading(tmp_path, ["smollm2-135m"]).glue
     assert alone["smollm2_135m_chosen_band"] == "none yet (one band swept)" and alone["smollm2_135m_bands_swept"] == "1"
-    assert alone["smollm2_135m_band_objective"] == "n/a" and alone["smollm2_135m_file_band_objective"] == "0.60"
+    assert alone["smollm2_135m_band_objective"] == "n/a" and alone["smollm2_135m_file_band_objective"] == "0.600"

@@ -124,13 +124,15 @@ def sweep_bands(
     settings = {"model": testbed.name, "batch_size": batch_size, "tuning_facts": tuning_facts, "seed": seed}
     settings |= {"methods": list(methods)}
     record_path, scores_path = output / "bands.json", output / "scores.csv"
+    timings = {}  # seconds per band, those of earlier runs of the sweep kept
     if record_path.exists():
         earlier = store.read_json(record_path)
         if {key: earlier.get(key) for key in settings} != settings:
             raise ValueError(f"{output} holds a sweep with other settings; choose another --output")
+        timings = dict(earlier.get("timings_s", {}))
     scores = pd.read_csv(scores_path, dtype={"band": str}) if scores_path.exists() else pd.DataFrame()
     _, tuning = split_facts(testbed.requests, tuning_facts)
-    record, timings = start_record(loader=testbed.loader, inputs=testbed.inputs), {}
+    record = start_record(loader=testbed.loader, inputs=testbed.inputs)
     for band in bands:
         name = band_name(band)
         if not scores.empty and name in set(scores.band):

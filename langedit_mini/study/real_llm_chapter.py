@@ -212,7 +212,7 @@ def speed_reading(path, models) -> Reading:
     return reading
 
 
-BAND_GLUE = ("chosen_band", "band_objective", "file_band", "file_band_objective", "bands_swept")
+BAND_GLUE = ("chosen_band", "band_objective", "band_margin", "file_band", "file_band_objective", "bands_swept")
 
 
 def band_reading(root, models) -> Reading:
@@ -243,8 +243,9 @@ def band_reading(root, models) -> Reading:
         objective = summary.objective
         glue |= {
             "chosen_band": chosen or "none yet (one band swept)",
-            "band_objective": f"{objective[chosen]:.2f}" if chosen else "n/a",
-            "file_band_objective": f"{objective[file_band]:.2f}" if file_band in objective.index else "not swept",
+            "band_objective": f"{objective[chosen]:.3f}" if chosen else "n/a",
+            "band_margin": f"{objective[chosen] - objective.drop(chosen).max():.3f}" if chosen else "n/a",
+            "file_band_objective": f"{objective[file_band]:.3f}" if file_band in objective.index else "not swept",
             "bands_swept": str(len(summary)),
         }
         reading.glue |= {f"{key(model)}_{name}": value for name, value in glue.items()}
