@@ -46,7 +46,12 @@ def test_the_summary_averages_the_objective_over_methods_and_the_best_band_is_ch
         band_summary(_scores({"1-2": (0.2, 0.6)}).drop(columns="unreached"))
 
 
-def test_the_sweep_writes_every_band_in_every_language_and_resumes(tmp_path, capsys):
+def _interrupt_after_first_band(line):
+    if line.startswith("band ") and line.endswith(" s"):
+        raise KeyboardInterrupt
+
+
+def test_the_sweep_writes_every_band_in_every_language_and_resumes(tmp_path, capsys, monkeypatch):
     script = load_script("sweep_bands")
     arguments = ["--model", TINY, "--batch-size", "1", "--tuning-facts", "30", "--threads", "1"]
     arguments += ["--output", str(tmp_path)]
@@ -64,6 +69,16 @@ def test_the_sweep_writes_every_band_in_every_language_and_resumes(tmp_path, cap
     assert len(pd.read_csv(tmp_path / "summary.csv")) == 3
     with pytest.raises(SystemExit):
         script.main([*arguments, "--bands", "0", "--seed", "1"])  # another sweep in the same folder
+    assert "holds a sweep with other settings" in capsys.readouterr().err
+    stopped = tmp_path / "stopped"  # a sweep stopped after its first band keeps its settings and timings
+    stopped_arguments = [*arguments[:-1], str(stopped)]
+    sweep_bands = script.sweep_bands
+    with monkeypatch.context() as patch, pytest.raises(KeyboardInterrupt):
+        patch.setattr(script, "sweep_bands", lambda *a, **k: sweep_bands(*a, **k, log=_interrupt_after_first_band))
+        script.main([*stopped_arguments, "--bands", "0", "1"])
+    assert set(json.loads((stopped / "bands.json").read_text())["timings_s"]) == {"0"}
+    with pytest.raises(SystemExit):
+        script.main([*stopped_arguments, "--bands", "1", "--seed", "1"])
     assert "holds a sweep with other settings" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         script.main([*arguments, "--bands", "9"])  # the tiny model has 2 layers

@@ -130,6 +130,8 @@ def sweep_bands(
         if {key: earlier.get(key) for key in settings} != settings:
             raise ValueError(f"{output} holds a sweep with other settings; choose another --output")
         timings = dict(earlier.get("timings_s", {}))
+    else:  # the settings first, so that a sweep stopped midway refuses to be resumed with others
+        store.write_json(record_path, settings | {"bands": [], "chosen": None, "timings_s": {}})
     scores = pd.read_csv(scores_path, dtype={"band": str}) if scores_path.exists() else pd.DataFrame()
     _, tuning = split_facts(testbed.requests, tuning_facts)
     record = start_record(loader=testbed.loader, inputs=testbed.inputs)
@@ -144,6 +146,7 @@ def sweep_bands(
         timings[name] = round(time.perf_counter() - start, 1)
         scores = pd.concat([scores, swept], ignore_index=True)
         store.write_table(scores_path, scores)
+        store.write_json(record_path, store.read_json(record_path) | {"timings_s": timings})
         log(f"band {name}: {timings[name]} s")
     summary = band_summary(scores)
     store.write_table(output / "summary.csv", summary)
