@@ -124,14 +124,14 @@ def sweep_bands(
     settings = {"model": testbed.name, "batch_size": batch_size, "tuning_facts": tuning_facts, "seed": seed}
     settings |= {"methods": list(methods)}
     record_path, scores_path = output / "bands.json", output / "scores.csv"
-    timings = {}  # seconds per band, those of earlier runs of the sweep kept
+    progress = settings | {"bands": [], "chosen": None, "timings_s": {}}  # what bands.json holds while sweeping
     if record_path.exists():
-        earlier = store.read_json(record_path)
-        if {key: earlier.get(key) for key in settings} != settings:
+        progress = store.read_json(record_path)
+        if {key: progress.get(key) for key in settings} != settings:
             raise ValueError(f"{output} holds a sweep with other settings; choose another --output")
-        timings = dict(earlier.get("timings_s", {}))
     else:  # the settings first, so that a sweep stopped midway refuses to be resumed with others
-        store.write_json(record_path, settings | {"bands": [], "chosen": None, "timings_s": {}})
+        store.write_json(record_path, progress)
+    timings = dict(progress.get("timings_s", {}))  # seconds per band, those of earlier runs of the sweep kept
     scores = pd.read_csv(scores_path, dtype={"band": str}) if scores_path.exists() else pd.DataFrame()
     _, tuning = split_facts(testbed.requests, tuning_facts)
     record = start_record(loader=testbed.loader, inputs=testbed.inputs)
@@ -146,7 +146,7 @@ def sweep_bands(
         timings[name] = round(time.perf_counter() - start, 1)
         scores = pd.concat([scores, swept], ignore_index=True)
         store.write_table(scores_path, scores)
-        store.write_json(record_path, store.read_json(record_path) | {"timings_s": timings})
+        store.write_json(record_path, progress | {"timings_s": timings})
         log(f"band {name}: {timings[name]} s")
     summary = band_summary(scores)
     store.write_table(output / "summary.csv", summary)
