@@ -61,6 +61,9 @@ def test_the_sweep_writes_every_band_in_every_language_and_resumes(tmp_path, cap
     assert set(scores.band) == {"0", "1"} and set(scores.method) == {"MEMIT", "AlphaEdit"}
     assert scores.groupby("band").lang.nunique().tolist() == [6, 6]
     assert first["chosen"] in {"0", "1"} and set(first["timings_s"]) == {"0", "1"}
+    margin = first["margin"]  # the best band against the other, paired over 2 methods x 6 languages x 1 fact
+    assert margin["over"] == ({"0", "1"} - {first["chosen"]}).pop() and margin["pairs"] == 12
+    assert margin["mean"] >= 0 and margin["separated"] == (margin["mean"] - margin["half_width_95"] > 0)
     again = script.main([*arguments, "--bands", "0", "0,1"])
     assert set(again["timings_s"]) == {"0", "1", "0-1"}  # band 0 was not run again; the earlier timings kept
     assert "band 0: already swept" in capsys.readouterr().out
@@ -86,3 +89,32 @@ def test_the_sweep_writes_every_band_in_every_language_and_resumes(tmp_path, cap
     with pytest.raises(SystemExit):
         script.main([*arguments, "--bands", "1-x"])
     assert "a band is written" in capsys.readouterr().err
+
+
+def _paired(values_by_band):
+    """One request per (method, language): ``values_by_band`` band -> {(method, lang): objective value}."""
+    rows = []
+    for band, values in values_by_band.items():
+        for (method, lang), value in values.items():
+            for metric in ("reliability", "generality", "locality"):
+                rows.append({"band": band, "method": method, "lang": lang, "fact_id": f"f-{lang}"})
+                rows[-1] |= {"metric": metric, "teacher_forced": value, "unreached": 0}
+    return pd.DataFrame(rows)
+
+
+def test_the_margin_between_bands_is_paired_by_request_and_its_interval_says_whether_it_separates():
+    from langedit_mini.study.bands import band_margin
+
+    keys = [(method, lang) for method in ("MEMIT", "AlphaEdit") for lang in ("en", "de", "fr")]
+    steady = _paired({"a": dict.fromkeys(keys, 0.9), "b": {k: 0.9 - 0.1 - 0.001 * i for i, k in enumerate(keys)}})
+    mean, half, pairs = band_margin(steady, "a", "b")
+    assert pairs == 6 and mean == pytest.approx(0.1025) and 0 < half < 0.01  # separated: the interval excludes 0
+    noisy = _paired(
+        {"a": dict.fromkeys(keys, 0.5), "b": {k: 0.5 + (0.3 if i % 2 else -0.29) for i, k in enumerate(keys)}}
+    )
+    mean, half, _ = band_margin(noisy, "a", "b")
+    assert mean - half < 0 < mean + half  # a small mean difference inside a wide interval: not separated
+    with pytest.raises(ValueError, match="the same requests"):
+        band_margin(steady[~((steady.band == "b") & (steady.lang == "fr"))], "a", "b")
+    with pytest.raises(ValueError, match="needs bands"):
+        band_margin(steady, "a", "c")

@@ -11,7 +11,8 @@ A band's objective is the tuning objective (the mean teacher-forced reliability,
 ``tuning.OBJECTIVE_METRICS``) averaged over the languages and the methods; ``choose_band`` takes the best.
 ``sweep_bands`` runs the bands one at a time, resumably (one finished band is one set of rows of
 ``scores.csv``), and records the choice with its provenance in ``bands.json`` (no choice while one band is
-swept).
+swept), with the margin over the runner-up and its 95% interval paired by request (``band_margin``): a margin
+whose interval spans 0 is a best band that the sweep does not separate from the next.
 """
 
 from __future__ import annotations
@@ -93,6 +94,27 @@ def band_summary(scores: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def band_margin(scores: pd.DataFrame, first: str, second: str) -> tuple[float, float, int]:
+    """The objective of band ``first`` minus that of ``second``, paired by request: per (method, language, fact)
+    the mean teacher-forced score over ``tuning.OBJECTIVE_METRICS`` in each band, differenced; the mean and the
+    half-width of the 95% t interval over those pairs, and their count. One seed's batches: the interval is the
+    noise of which facts were drawn, not of the seed (every band writes the same facts, so the pairs match)."""
+    from langedit_mini.study.intervals import interval
+    from langedit_mini.study.tuning import OBJECTIVE_METRICS
+
+    chosen = scores[scores.metric.isin(OBJECTIVE_METRICS)]
+    per_request = chosen.groupby(["band", "method", "lang", "fact_id"]).teacher_forced.mean()
+    bands = set(per_request.index.get_level_values(0))
+    if first not in bands or second not in bands:
+        raise ValueError(f"band_margin needs bands {first} and {second} in the scores; they hold {sorted(bands)}")
+    a, b = per_request.xs(first), per_request.xs(second)
+    pairs = a.index.intersection(b.index)
+    if len(pairs) != len(a) or len(pairs) != len(b):
+        raise ValueError(f"bands {first} and {second} did not write the same requests: they cannot be paired")
+    mean, half = interval(a[pairs] - b[pairs])
+    return mean, half, len(pairs)
+
+
 def choose_band(summary: pd.DataFrame) -> str:
     """The band with the best objective (the first of equals, in the sweep's order)."""
     if summary.empty:
@@ -152,6 +174,11 @@ def sweep_bands(
     store.write_table(output / "summary.csv", summary)
     chosen = choose_band(summary) if len(summary) > 1 else None  # one band is a measurement, not a choice
     info = settings | {"bands": list(summary.band), "chosen": chosen, "timings_s": timings}
+    if chosen is not None:  # the best band against the runner-up, paired by request: is the choice separated?
+        runner_up = str(summary[summary.band != chosen].sort_values("objective").band.iloc[-1])
+        mean, half, pairs = band_margin(scores, chosen, runner_up)
+        info["margin"] = {"over": runner_up, "mean": mean, "half_width_95": half, "pairs": pairs}
+        info["margin"]["separated"] = bool(mean - half > 0)
     info |= testbed.record() | finish_record(record)
     store.write_json(record_path, info)
     log(summary.to_string(index=False))
