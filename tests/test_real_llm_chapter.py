@@ -99,6 +99,10 @@ def test_the_band_reading_quotes_the_sweep_and_the_files_band(tmp_path):
     assert reading.glue["smollm2_135m_file_band"] == "3-7"  # the hyperparameter file's layers 3..7
     assert reading.glue["smollm2_135m_file_band_objective"] == "0.600"
     assert reading.glue["smollm2_135m_band_margin"] == "0.100"  # ahead of 5-9's 0.5
+    margin = {"over": "5-9", "mean": 0.1, "half_width_95": 0.12, "pairs": 132, "separated": False}
+    store.write_json(folder / "bands.json", record | {"margin": margin})
+    with_interval = chapter.band_reading(tmp_path, ["smollm2-135m"]).glue["smollm2_135m_band_margin"]
+    assert with_interval == "0.100 ± 0.120 over 132 paired requests, not separated"
     assert reading.glue["smollm2_135m_bands_swept"] == "3"
     assert reading.glue["gemma_3_270m_chosen_band"] == "not swept yet"
     assert reading.glue["gemma_3_270m_file_band"] == "3-5"
@@ -108,3 +112,29 @@ def test_the_band_reading_quotes_the_sweep_and_the_files_band(tmp_path):
     alone = chapter.band_reading(tmp_path, ["smollm2-135m"]).glue
     assert alone["smollm2_135m_chosen_band"] == "none yet (one band swept)" and alone["smollm2_135m_bands_swept"] == "1"
     assert alone["smollm2_135m_band_objective"] == "n/a" and alone["smollm2_135m_file_band_objective"] == "0.600"
+
+
+def test_the_preserved_reading_quotes_the_sizes_tokens_and_rank_of_the_projector(tmp_path):
+    folder = tmp_path / "smollm2-135m" / "preserved"
+    summary = pd.DataFrame(
+        {"size": [300, 10000], "reliability": [0.9, 0.9], "generality": [0.8, 0.8], "locality": [0.85, 0.93]}
+    ).assign(objective=0.8, unreached=0.5, tokens=[9000, 300000], **{"smallest rank_P": [1400, 900]})
+    store.write_table(folder / "summary.csv", summary)
+    rows = [
+        {"layer": layer, "size": size, "rank_P": rank, "d_k": 1536, "tau": 0.02}
+        for size, base in ((300, 1400), (10000, 900))
+        for layer, rank in ((3, base), (4, base + 10))
+    ]
+    store.write_table(folder / "null_space.csv", pd.DataFrame(rows))
+    tokens = {"300": {"en": 4000, "de": 5000}, "10000": {"en": 140000, "de": 160000}}
+    record = {"band": "3-4", "batch_size": 11, "methods": ["AlphaEdit"], "tokens": tokens, "commit": "abc1234"}
+    store.write_json(folder / "preserved.json", record)
+    reading = chapter.preserved_reading(tmp_path, ["smollm2-135m", "gemma-3-270m"])
+    glue = reading.glue
+    assert glue["smollm2_135m_c0_sizes"] == "300, 10,000"
+    assert glue["smollm2_135m_c0_full_tokens"] == "en 140,000, de 160,000"
+    assert glue["smollm2_135m_c0_rank_p"] == "layer 3: 900, layer 4: 910 of 1,536"
+    assert glue["smollm2_135m_c0_locality_small"] == "0.850" and glue["smollm2_135m_c0_locality_full"] == "0.930"
+    assert glue["gemma_3_270m_c0_sizes"] == "not measured yet"
+    ranks = reading.tables["rank(P) per layer smollm2-135m"]
+    assert ranks.loc[4, "rank(P), N=300"] == 1410 and ranks.loc[3, "d_k"] == 1536

@@ -212,6 +212,16 @@ def speed_reading(path, models) -> Reading:
     return reading
 
 
+def _margin(record: dict, objective: pd.Series) -> str:
+    """The chosen band's lead over the next: with its 95% interval paired by request and whether it separates
+    the two, when the sweep recorded it (``bands.band_margin``); else the difference of the objectives alone."""
+    margin = record.get("margin")
+    if margin is None:
+        return f"{objective[record['chosen']] - objective.drop(record['chosen']).max():.3f}"
+    verdict = "separated" if margin["separated"] else "not separated"
+    return f"{margin['mean']:.3f} ± {margin['half_width_95']:.3f} over {margin['pairs']} paired requests, {verdict}"
+
+
 BAND_GLUE = ("chosen_band", "band_objective", "band_margin", "file_band", "file_band_objective", "bands_swept")
 
 
@@ -244,9 +254,57 @@ def band_reading(root, models) -> Reading:
         glue |= {
             "chosen_band": chosen or "none yet (one band swept)",
             "band_objective": f"{objective[chosen]:.3f}" if chosen else "n/a",
-            "band_margin": f"{objective[chosen] - objective.drop(chosen).max():.3f}" if chosen else "n/a",
+            "band_margin": _margin(record, objective) if chosen else "n/a",
             "file_band_objective": f"{objective[file_band]:.3f}" if file_band in objective.index else "not swept",
             "bands_swept": str(len(summary)),
+        }
+        reading.glue |= {f"{key(model)}_{name}": value for name, value in glue.items()}
+    return reading
+
+
+PRESERVED_GLUE = ("c0_sizes", "c0_full_tokens", "c0_rank_p", "c0_locality_small", "c0_locality_full", "c0_small")
+
+
+def preserved_reading(root, models) -> Reading:
+    """Per model: the sample-size sweep of C0 on the tuning split (``study.preserved``,
+    ``results/calibration/<model>/preserved/``): one row per size (tokens, the objective metrics, unreached
+    target values, the smallest rank(P) of the band), the tokens per language of each size, and rank(P) per
+    layer at the file's cut for every size; glued: the sizes, the largest size's tokens per language, its
+    rank(P) per layer, and locality at the smallest and the largest size."""
+    reading = Reading()
+    for model in models:
+        folder = Path(root) / model / "preserved"
+        if not (folder / "preserved.json").exists():
+            reading.say(f"{model}: no sample-size sweep yet (python scripts/sweep_statistics.py --model {model})")
+            reading.glue |= {f"{key(model)}_{name}": "not measured yet" for name in PRESERVED_GLUE}
+            continue
+        record = store.read_json(folder / "preserved.json", required=("band", "batch_size", "methods", "tokens"))
+        summary = pd.read_csv(folder / "summary.csv").set_index("size")
+        null_space = pd.read_csv(folder / "null_space.csv")
+        reading.say(
+            f"{model}: C0 of band {record['band']} from the first N MzsRE training questions of each language; one "
+            f"batch of {record['batch_size']} tuning-split edits per language written by "
+            f"{' and '.join(record['methods'])} with each (commit {record['commit'][:7]})"
+        )
+        reading.table(f"C0 sample sizes {model}", summary.round(3))
+        tokens = pd.DataFrame(record["tokens"]).T.rename_axis("size")
+        tokens.index = tokens.index.astype(int)
+        reading.table(f"tokens per language {model}", tokens.sort_index())
+        ranks = null_space.pivot_table(index="layer", columns="size", values="rank_P")
+        ranks.columns = [f"rank(P), N={size}" for size in ranks.columns]
+        full = null_space[null_space["size"] == null_space["size"].max()].set_index("layer")
+        ranks["d_k"] = full.d_k
+        ranks["tau"] = full.tau
+        reading.table(f"rank(P) per layer {model}", ranks)
+        small, largest = summary.index.min(), summary.index.max()
+        glue = {
+            "c0_sizes": ", ".join(f"{size:,}" for size in summary.index),
+            "c0_full_tokens": ", ".join(f"{lang} {count:,}" for lang, count in record["tokens"][str(largest)].items()),
+            "c0_rank_p": ", ".join(f"layer {layer}: {int(row.rank_P):,}" for layer, row in full.iterrows())
+            + f" of {int(full.d_k.iloc[0]):,}",
+            "c0_locality_small": f"{summary.locality[small]:.3f}",
+            "c0_locality_full": f"{summary.locality[largest]:.3f}",
+            "c0_small": f"{small:,}",
         }
         reading.glue |= {f"{key(model)}_{name}": value for name, value in glue.items()}
     return reading

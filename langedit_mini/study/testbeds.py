@@ -155,6 +155,17 @@ def mzsre_world(mzsre=None, languages=None, questions: int = MZSRE_STATISTICS_QU
     return requests, [text for language in texts for text in texts[language]], report
 
 
+def mzsre_texts(mzsre=None, languages=None, questions: int = MZSRE_STATISTICS_QUESTIONS) -> dict[str, list[str]]:
+    """MzsRE's training questions per language (``questions`` of each), the texts of a real LLM's statistics,
+    from ``mzsre`` or the local copy (``study.preserved`` takes the first few of each)."""
+    from langedit_mini.data.corpora import mzsre_questions
+    from langedit_mini.data.downloads import fetch_mzsre, local_mzsre
+    from langedit_mini.data.languages import LANGUAGES
+
+    root = fetch_mzsre(mirror=mzsre if mzsre is not None else local_mzsre(), train=True).root
+    return mzsre_questions(root, languages or LANGUAGES, questions)
+
+
 #: MzsRE's training questions per language behind the statistics of a single edit (``default_texts``): the
 #: study's testbeds use all of them
 EDIT_STATISTICS_QUESTIONS = 200
