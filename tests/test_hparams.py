@@ -62,3 +62,13 @@ def test_a_file_can_tune_one_method_apart_from_the_others(tmp_path):
     path.write_text(json.dumps(data))
     with pytest.raises(ValueError, match="unknown methods \\['ROME'\\]"):
         load_hparams(path)
+
+
+def test_a_cut_given_replaces_the_files_cut_of_the_other_kind():
+    # SmolLM2's file cuts at an absolute tau; a tuning grid gives leftover fractions (and the pocket file the reverse)
+    by_fraction = default_config("AlphaEdit", "smollm2-135m", leftover_fraction=0.05, alpha=30.0).validate().settings
+    assert by_fraction.tau is None and by_fraction.leftover_fraction == 0.05 and by_fraction.alpha == 30.0
+    absolute = default_config("AlphaEdit", "pocket", tau=0.3).validate().settings
+    assert absolute.tau == 0.3 and absolute.leftover_fraction is None
+    both = default_config("AlphaEdit", "smollm2-135m", tau=None, leftover_fraction=0.1).validate().settings
+    assert both.tau is None and both.leftover_fraction == 0.1

@@ -133,8 +133,9 @@ def default_config(
     shared = dict(shared, **given)
     own = {k: v for k, v in overrides.items() if k not in _SHARED_FIELDS}
     values = applicable_overrides(method, settings)
-    if own.get("tau") is not None and "leftover_fraction" not in own:
-        values.pop("leftover_fraction", None)  # an absolute cut replaces the model's fraction cut
+    for cut, other in (("tau", "leftover_fraction"), ("leftover_fraction", "tau")):
+        if own.get(cut) is not None and other not in own:
+            values.pop(other, None)  # a cut given replaces the file's cut of the other kind
     values.update(own)
     return EditConfig(method=method, settings=settings_with(editing_method, values), **shared)
 
