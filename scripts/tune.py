@@ -10,7 +10,9 @@ the testbed's density grid at the paper's density (``study.density.density_grid`
 delta schedule, six languages. Each finished run is one row of ``<output>/runs.csv``; a rerun skips the rows
 already there. ``tuning.json`` records the grid, the choice per method and the provenance. ``--apply`` writes
 the choices into the testbed's hyperparameter file (its ``methods`` section). ``--configs N`` runs only the
-first N configurations of each grid (a smoke test; no choice is made from part of a grid). ``--recheck``
+first N configurations of each grid (a smoke test; no choice is made from part of a grid). ``--stage 1``
+tunes with stage 1's 8 configurations per method alone (``study.tuning.STAGES``: stage 2's grid is the
+pocket model's; a real LLM, on which both stages do not fit, is tuned with stage 1). ``--recheck``
 reruns, with today's code, the best row of each method among the rows made by each version of the code
 (``package_hash``) older than the one that made the last row, and writes ``recheck.csv`` (objective then and
 now): a tuning whose rows span code versions is comparable only if those reruns agree.
@@ -35,6 +37,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--configs", type=int, default=None, help="only the first N configurations of each grid")
     parser.add_argument("--apply", action="store_true", help="write the choices into the hyperparameter file")
     parser.add_argument("--recheck", action="store_true", help="rerun one row per method and earlier code version")
+    parser.add_argument(
+        "--stage", type=int, default=2, choices=(1, 2), help="tune with the grids up to this stage (study.tuning)"
+    )
     add_methods(parser)
     args = parser.parse_args(argv)
     testbed = testbed_from(parser, args)
@@ -56,6 +61,7 @@ def main(argv=None) -> dict:
             seed=args.seed,
             apply=args.apply,
             rechecking=args.recheck,
+            stage=args.stage,
         )
     except ValueError as error:
         parser.error(str(error))

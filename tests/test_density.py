@@ -9,7 +9,7 @@ import torch
 from langedit_mini.data.languages import LANGUAGES
 from langedit_mini.study.density import PAPER_DENSITY, density, density_plan, grid_for
 from langedit_mini.study.experiment import StudyPlan
-from langedit_mini.study.tuning import GRID_SIZE, GRIDS, choose, config_name, objective
+from langedit_mini.study.tuning import GRID_SIZE, GRIDS, STAGE_1, choose, config_name, objective, tune
 
 
 def test_the_grid_spans_the_regimes_and_keeps_the_papers_batch_ratio():
@@ -99,6 +99,13 @@ def test_the_choice_is_the_best_objective_of_a_complete_grid():
     assert chosen == {"MEMIT": {"config": GRIDS["MEMIT"][3], "objective": pytest.approx(0.99), "runs": GRID_SIZE}}
     with pytest.raises(ValueError, match=f"MEMIT: 1 of its {GRID_SIZE} configurations not run"):
         choose(runs.iloc[:-1])
+    first_stage = choose(runs, STAGE_1)  # stage 1's 8 alone: the best among them, stage 2's rows left out
+    assert first_stage["MEMIT"]["config"] == STAGE_1["MEMIT"][3] and first_stage["MEMIT"]["runs"] == 8
+    runs.loc[3, "objective"] = 0.0
+    assert choose(runs, STAGE_1)["MEMIT"]["config"] == STAGE_1["MEMIT"][7]  # the best of stage 1 once 3 falls
+    assert choose(runs)["MEMIT"]["config"] == GRIDS["MEMIT"][-1]  # over both stages, stage 2's last
+    with pytest.raises(ValueError, match="stage must be one of"):
+        tune(None, "unused", None, tuning_facts=1, stage=3)
 
 
 def test_the_readers_summarise_a_density_study_on_disk(toy_density):

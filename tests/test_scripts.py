@@ -46,6 +46,7 @@ def test_tuning_and_the_one_batch_yardstick_run_on_it(tmp_path):
         + ["--output", str(tmp_path)]
     )
     assert tuned["model"] == TINY and tuned["chosen"] == {}  # one configuration: no choice from part of a grid
+    assert tuned["stage"] == 2 and len(tuned["grids"]["MEMIT"]) == 12  # both stages by default
     assert len(pd.read_csv(tmp_path / "runs.csv")) == 1
     table = load_script("batch_of_100").main(["--model", TINY, "--edits", "2", "--methods", "MEMIT", "--threads", "1"])
     assert list(table.index) == ["MEMIT"]

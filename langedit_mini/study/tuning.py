@@ -68,6 +68,11 @@ STAGE_2 = {
     "LangEdit-exact": _NULL_SPACE_BEYOND,
 }
 GRIDS = {method: STAGE_1[method] + STAGE_2[method] for method in STAGE_1}
+#: the grids by the stages they go to. Stage 2's points are the rule's output on the pocket model's stage 1: on
+#: another testbed they are not that rule, so a testbed on which the two stages do not fit (a real LLM on 2 cores:
+#: one configuration of SmolLM2 at the paper's density is a sequential study of 264 edits, about 25 minutes) is
+#: tuned with stage 1 alone, the same 8 configurations for every method, and says so in its record
+STAGES = {1: STAGE_1, 2: GRIDS}
 #: the metrics whose final mean (teacher-forced) the objective averages
 OBJECTIVE_METRICS = ("reliability", "generality", "locality")
 
@@ -121,21 +126,22 @@ def objective(row) -> float:
     return sum(float(row[f"{metric} TF"]) for metric in OBJECTIVE_METRICS) / len(OBJECTIVE_METRICS)
 
 
-def choose(runs: pd.DataFrame) -> dict[str, dict]:
-    """Per method (in ``METHODS`` order): the configuration with the largest objective (the first of equals,
-    in grid order), as ``{"config": {...}, "objective": float, "runs": int}``. A method whose grid is not
-    complete in ``runs`` is an error: a choice from part of the budget is not the same budget."""
+def choose(runs: pd.DataFrame, grids: dict = GRIDS) -> dict[str, dict]:
+    """Per method (in ``METHODS`` order): the configuration of its grid in ``grids`` with the largest objective
+    (the first of equals, in grid order), as ``{"config": {...}, "objective": float, "runs": int}``. A method
+    whose grid is not complete in ``runs`` is an error: a choice from part of the budget is not the same
+    budget. Rows of configurations outside the grid (a later stage's) are left out."""
     chosen = {}
     for method in [m for m in METHODS if m in set(runs.method)]:
         part = runs[runs.method == method]
-        names = [config_name(c) for c in GRIDS[method]]
+        names = [config_name(c) for c in grids[method]]
         missing = sorted(set(names) - set(part.config))
         if missing:
             raise ValueError(f"{method}: {len(missing)} of its {len(names)} configurations not run ({missing[0]}, ...)")
         part = part.set_index("config").loc[names]
         best = part.objective.idxmax()
         chosen[method] = {
-            "config": GRIDS[method][names.index(best)],
+            "config": grids[method][names.index(best)],
             "objective": float(part.objective.max()),
             "runs": len(names),
         }
@@ -217,14 +223,19 @@ def tune(
     seed: int = 0,
     apply: bool = False,
     rechecking: bool = False,
+    stage: int = 2,
     log=print,
 ) -> dict:
-    """Every configuration of ``GRIDS`` (the first ``configs`` of each: a smoke test, no choice made) of
-    ``methods`` on the testbed's tuning split (``tuning_facts`` facts) with ``plan``, resumably into
-    ``output``; returns the record written to ``tuning.json`` (the grid, the choice, the provenance), or
-    the recheck's table with ``rechecking``. ``apply`` writes the choice into the hyperparameter file."""
+    """Every configuration of the grids up to ``stage`` (``STAGES``; the first ``configs`` of each: a smoke
+    test, no choice made) of ``methods`` on the testbed's tuning split (``tuning_facts`` facts) with ``plan``,
+    resumably into ``output``; returns the record written to ``tuning.json`` (the stage, the grid, the choice,
+    the provenance), or the recheck's table with ``rechecking``. ``apply`` writes the choice into the
+    hyperparameter file."""
     from langedit_mini.data.schedules import split_facts
 
+    if stage not in STAGES:
+        raise ValueError(f"stage must be one of {sorted(STAGES)}, got {stage!r}")
+    grids = STAGES[stage]
     methods = check_methods(methods)
     if configs is not None and (not isinstance(configs, int) or configs < 1):
         raise ValueError(f"configs must be None or a positive integer, got {configs!r}")
@@ -236,7 +247,7 @@ def tune(
     requests = [r for r in testbed.requests if r.lang in set(plan.languages)]
     _, requests = split_facts(requests, tuning_facts)
     for method in methods:
-        for config in GRIDS[method][:configs]:
+        for config in grids[method][:configs]:
             if ((runs.method == method) & (runs.config == config_name(config))).any():
                 continue
             row = tuning_run(testbed, requests, method, config, plan=plan, seed=seed)
@@ -247,7 +258,7 @@ def tune(
             store.write_tuning_runs(output, runs)
     if rechecking:  # tuning.json and the choices stay as the tuning made them
         return {"recheck": recheck(testbed, requests, runs, output, plan=plan, methods=methods, seed=seed, log=log)}
-    chosen = choose(runs[runs.method.isin(methods)]) if configs is None else {}
+    chosen = choose(runs[runs.method.isin(methods)], grids) if configs is None else {}
     point = {
         "model_name": testbed.name,
         "edits_per_language": plan.edits_per_language,
@@ -259,7 +270,8 @@ def tune(
         "model": testbed.name,
         "point": point | {"tuning_facts": tuning_facts, "seed": seed, "schedule": plan.schedule},
         "objective": "mean of the final teacher-forced " + ", ".join(OBJECTIVE_METRICS),
-        "grids": {m: [config_name(c) for c in GRIDS[m]] for m in methods},
+        "stage": stage,
+        "grids": {m: [config_name(c) for c in grids[m]] for m in methods},
         "chosen": chosen,
     } | finish_record(record)
     store.write_json(output / "tuning.json", info)
