@@ -121,11 +121,20 @@ def test_the_preserved_reading_quotes_the_sizes_tokens_and_rank_of_the_projector
     ).assign(objective=0.8, unreached=0.5, tokens=[9000, 300000], **{"smallest rank_P": [1400, 900]})
     store.write_table(folder / "summary.csv", summary)
     rows = [
-        {"layer": layer, "size": size, "rank_P": rank, "d_k": 1536, "tau": 0.02}
+        {"layer": layer, "size": size, "rank_P": rank, "d_k": 1536, "tau": 0.02, "discarded_share": rank / 4000}
         for size, base in ((300, 1400), (10000, 900))
         for layer, rank in ((3, base), (4, base + 10))
     ]
     store.write_table(folder / "null_space.csv", pd.DataFrame(rows))
+    scores = pd.DataFrame(
+        [
+            {"size": size, "method": "AlphaEdit", "lang": "en", "fact_id": f"f{i}", "metric": "locality"}
+            | {"teacher_forced": base + 0.01 * i}
+            for size, base in ((300, 0.80), (10000, 0.90))
+            for i in range(4)
+        ]
+    )
+    store.write_table(folder / "scores.csv", scores)
     tokens = {"300": {"en": 4000, "de": 5000}, "10000": {"en": 140000, "de": 160000}}
     record = {"band": "3-4", "batch_size": 11, "methods": ["AlphaEdit"], "tokens": tokens, "commit": "abc1234"}
     store.write_json(folder / "preserved.json", record)
@@ -134,7 +143,9 @@ def test_the_preserved_reading_quotes_the_sizes_tokens_and_rank_of_the_projector
     assert glue["smollm2_135m_c0_sizes"] == "300, 10,000"
     assert glue["smollm2_135m_c0_full_tokens"] == "en 140,000, de 160,000"
     assert glue["smollm2_135m_c0_rank_p"] == "layer 3: 900, layer 4: 910 of 1,536"
+    assert glue["smollm2_135m_c0_discarded"] == "0.23 to 0.23"  # 900 / 4000 and 910 / 4000
     assert glue["smollm2_135m_c0_locality_small"] == "0.850" and glue["smollm2_135m_c0_locality_full"] == "0.930"
+    assert glue["smollm2_135m_c0_locality_change"] == "-0.100 ± 0.000 over 4 paired requests, lower"
     assert glue["gemma_3_270m_c0_sizes"] == "not measured yet"
     ranks = reading.tables["rank(P) per layer smollm2-135m"]
     assert ranks.loc[4, "rank(P), N=300"] == 1410 and ranks.loc[3, "d_k"] == 1536

@@ -94,16 +94,18 @@ def band_summary(scores: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def band_margin(scores: pd.DataFrame, first: str, second: str) -> tuple[float, float, int]:
+def band_margin(scores: pd.DataFrame, first, second, *, metrics=None, by: str = "band") -> tuple[float, float, int]:
     """The objective of band ``first`` minus that of ``second``, paired by request: per (method, language, fact)
-    the mean teacher-forced score over ``tuning.OBJECTIVE_METRICS`` in each band, differenced; the mean and the
-    half-width of the 95% t interval over those pairs, and their count. One seed's batches: the interval is the
-    noise of which facts were drawn, not of the seed (every band writes the same facts, so the pairs match)."""
+    the mean teacher-forced score over ``metrics`` (default ``tuning.OBJECTIVE_METRICS``) in each band,
+    differenced; the mean and the half-width of the 95% t interval over those pairs, and their count. One seed's
+    batches: the interval is the noise of which facts were drawn, not of the seed (every band writes the same
+    facts, so the pairs match). ``by`` names the column that tells the two apart (``size`` in
+    ``study.preserved``)."""
     from langedit_mini.study.intervals import interval
     from langedit_mini.study.tuning import OBJECTIVE_METRICS
 
-    chosen = scores[scores.metric.isin(OBJECTIVE_METRICS)]
-    per_request = chosen.groupby(["band", "method", "lang", "fact_id"]).teacher_forced.mean()
+    chosen = scores[scores.metric.isin(metrics or OBJECTIVE_METRICS)]
+    per_request = chosen.groupby([by, "method", "lang", "fact_id"]).teacher_forced.mean()
     bands = set(per_request.index.get_level_values(0))
     if first not in bands or second not in bands:
         raise ValueError(f"band_margin needs bands {first} and {second} in the scores; they hold {sorted(bands)}")

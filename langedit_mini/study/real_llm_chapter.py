@@ -262,7 +262,16 @@ def band_reading(root, models) -> Reading:
     return reading
 
 
-PRESERVED_GLUE = ("c0_sizes", "c0_full_tokens", "c0_rank_p", "c0_locality_small", "c0_locality_full", "c0_small")
+PRESERVED_GLUE = (
+    "c0_sizes",
+    "c0_full_tokens",
+    "c0_rank_p",
+    "c0_discarded",
+    "c0_locality_small",
+    "c0_locality_full",
+    "c0_locality_change",
+    "c0_small",
+)
 
 
 def preserved_reading(root, models) -> Reading:
@@ -270,7 +279,11 @@ def preserved_reading(root, models) -> Reading:
     ``results/calibration/<model>/preserved/``): one row per size (tokens, the objective metrics, unreached
     target values, the smallest rank(P) of the band), the tokens per language of each size, and rank(P) per
     layer at the file's cut for every size; glued: the sizes, the largest size's tokens per language, its
-    rank(P) per layer, and locality at the smallest and the largest size."""
+    rank(P) per layer and the share of trace(C0) its cut discards, locality at the smallest and the largest size,
+    and their difference paired by request with its 95% interval (``bands.band_margin``)."""
+    from langedit_mini.study.bands import band_margin
+    from langedit_mini.study.intervals import format_interval, interval_reading
+
     reading = Reading()
     for model in models:
         folder = Path(root) / model / "preserved"
@@ -297,12 +310,18 @@ def preserved_reading(root, models) -> Reading:
         ranks["tau"] = full.tau
         reading.table(f"rank(P) per layer {model}", ranks)
         small, largest = summary.index.min(), summary.index.max()
+        scores = pd.read_csv(folder / "scores.csv")
+        change = band_margin(scores, small, largest, metrics=("locality",), by="size")
+        verdict = interval_reading(*change).replace("above", "higher").replace("below", "lower")
         glue = {
             "c0_sizes": ", ".join(f"{size:,}" for size in summary.index),
             "c0_full_tokens": ", ".join(f"{lang} {count:,}" for lang, count in record["tokens"][str(largest)].items()),
             "c0_rank_p": ", ".join(f"layer {layer}: {int(row.rank_P):,}" for layer, row in full.iterrows())
             + f" of {int(full.d_k.iloc[0]):,}",
+            "c0_discarded": f"{full.discarded_share.min():.2f} to {full.discarded_share.max():.2f}",
             "c0_locality_small": f"{summary.locality[small]:.3f}",
+            "c0_locality_change": f"{format_interval(change[0], change[1], signed=True)} over {change[2]} paired "
+            f"requests, {verdict}",
             "c0_locality_full": f"{summary.locality[largest]:.3f}",
             "c0_small": f"{small:,}",
         }
