@@ -17,42 +17,11 @@ hyperparameters.
 from __future__ import annotations
 
 import pandas as pd
-import torch
 
-from langedit_mini.core.projection import tau_for_leftover
 from langedit_mini.model.architecture import detect_architecture, num_layers
 from langedit_mini.model.statistics import key_second_moments
 from langedit_mini.model.tracing import causal_trace, trace_summary
-
-LEFTOVERS = (0.01, 0.02, 0.05, 0.10)
-TAUS = (2e-2,)
-
-
-def cut_table(statistics: dict, leftovers=LEFTOVERS, taus=TAUS) -> pd.DataFrame:
-    """Per layer and cut: ``tau``, ``null_dim`` (= the implied capacity in edits), ``discarded_share`` of
-    trace(C0), ``d_k``, and the largest eigenvalue (an absolute ``tau`` above it protects nothing)."""
-    rows = []
-    for layer, moment in sorted(statistics.items()):
-        covariance = moment.covariance.double()
-        eigenvalues = torch.linalg.eigvalsh(covariance).clamp_min(0)
-        trace = float(eigenvalues.sum())
-        cuts = [(f"leftover={f:.0%}", tau_for_leftover(covariance, f)) for f in leftovers]
-        cuts += [(f"tau={t:g}", t) for t in taus]
-        for name, tau in cuts:
-            below = eigenvalues < tau
-            rows.append(
-                {
-                    "layer": layer,
-                    "cut": name,
-                    "tau": tau,
-                    "null_dim": int(below.sum()),
-                    "capacity (edits)": int(below.sum()),
-                    "discarded_share": float(eigenvalues[below].sum() / trace) if trace > 0 else float("nan"),
-                    "d_k": int(eigenvalues.numel()),
-                    "largest_eigenvalue": float(eigenvalues[-1]),
-                }
-            )
-    return pd.DataFrame(rows)
+from langedit_mini.study.preserved import LEFTOVERS, TAUS, cut_table  # the spectrum of C0 at each cut
 
 
 def suggest_band(summary: pd.DataFrame, size: int) -> tuple[int, ...]:

@@ -10,7 +10,7 @@ those texts alone (``model.statistics.key_second_moments``, cached like any stat
 of the band sweep is judged (``study.bands``), one batch per language of the tuning split is written by each of
 ``methods`` into a fresh copy of the model and scored (``calibration.write_batch``). Each size also gets its
 tokens per language (every token gives one key at every layer, so the count is the same at each layer) and, per
-layer, the null-space dimension of the hyperparameter file's cut (``interface.guide.cut_table``): rank(P) of
+layer, the null-space dimension of the hyperparameter file's cut (``cut_table``): rank(P) of
 AlphaEdit's and LangEdit's projector, what a shrinking sample does to the room left for edits.
 
 ``sweep_sample_sizes`` runs the sizes one at a time, resumably (one finished size is one set of rows of
@@ -24,8 +24,42 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import torch
 
+from langedit_mini.core.projection import tau_for_leftover
 from langedit_mini.study import store
+
+#: the cuts ``cut_table`` reads by default: shares of trace(C0) discarded, and absolute values
+LEFTOVERS = (0.01, 0.02, 0.05, 0.10)
+TAUS = (2e-2,)
+
+
+def cut_table(statistics: dict, leftovers=LEFTOVERS, taus=TAUS) -> pd.DataFrame:
+    """Per layer and cut: ``tau``, ``null_dim`` (= the implied capacity in edits), ``discarded_share`` of
+    trace(C0), ``d_k``, and the largest eigenvalue (an absolute ``tau`` above it protects nothing)."""
+    rows = []
+    for layer, moment in sorted(statistics.items()):
+        covariance = moment.covariance.double()
+        eigenvalues = torch.linalg.eigvalsh(covariance).clamp_min(0)
+        trace = float(eigenvalues.sum())
+        cuts = [(f"leftover={f:.0%}", tau_for_leftover(covariance, f)) for f in leftovers]
+        cuts += [(f"tau={t:g}", t) for t in taus]
+        for name, tau in cuts:
+            below = eigenvalues < tau
+            rows.append(
+                {
+                    "layer": layer,
+                    "cut": name,
+                    "tau": tau,
+                    "null_dim": int(below.sum()),
+                    "capacity (edits)": int(below.sum()),
+                    "discarded_share": float(eigenvalues[below].sum() / trace) if trace > 0 else float("nan"),
+                    "d_k": int(eigenvalues.numel()),
+                    "largest_eigenvalue": float(eigenvalues[-1]),
+                }
+            )
+    return pd.DataFrame(rows)
+
 
 #: questions per language behind C0 (10,000 is all of MzsRE's training split: the study's statistics)
 SAMPLE_SIZES = (300, 1000, 3000, 10000)
@@ -58,8 +92,6 @@ def null_space_rows(statistics: dict, settings) -> pd.DataFrame:
     ``leftover_fraction`` of trace(C0)): ``d_k``, the null-space dimension (rank of the projector P), the
     ``tau`` it came to, the share of trace(C0) it discards, the largest eigenvalue and the keys averaged
     (``n_samples``)."""
-    from langedit_mini.interface.guide import cut_table
-
     if settings.tau is not None:
         table = cut_table(statistics, leftovers=(), taus=(settings.tau,))
     else:
