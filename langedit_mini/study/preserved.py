@@ -114,26 +114,19 @@ def sweep_size(
     """One size: the scores of one batch per language of ``tuning`` written by each method with C0 of the first
     ``size`` texts per language (``calibration.write_batch``), the null-space rows of the band at the file's
     cut, and the tokens per language."""
-    from langedit_mini.data.languages import LANGUAGES
-    from langedit_mini.data.schedules import distinct_subjects
     from langedit_mini.editing.defaults import default_config
     from langedit_mini.model.statistics import DEFAULT_CACHE, key_second_moments
-    from langedit_mini.study.calibration import write_batch
+    from langedit_mini.study.bands import sweep_band
 
     sample = first_texts(texts_by_language, size)
     texts = [text for language in sample for text in sample[language]]
     statistics = key_second_moments(testbed.model, testbed.tokenizer, texts, list(band), cache_dir=DEFAULT_CACHE)
     sized = dataclasses.replace(testbed, texts=texts, _statistics=dict(statistics))  # the same model, this C0
-    frames = []
-    for language in LANGUAGES:
-        pool = [r for r in tuning if r.lang == language]
-        if not pool:
-            raise ValueError(f"the tuning split has no {language} requests")
-        batch = distinct_subjects(pool, batch_size, seed)
-        frames.append(write_batch(sized, batch, methods, layers=tuple(band)).assign(lang=language))
+    # the band sweep's batches, written with this C0 (its band column left out: one band throughout)
+    scores = sweep_band(sized, band, tuning, batch_size=batch_size, seed=seed, methods=methods).drop(columns="band")
     null_space = null_space_rows(statistics, default_config("AlphaEdit", testbed.hparams).settings).assign(size=size)
     tokens = tokens_per_language(testbed.tokenizer, sample)
-    return pd.concat(frames, ignore_index=True).assign(size=size), null_space, tokens
+    return scores.assign(size=size), null_space, tokens
 
 
 def size_summary(scores: pd.DataFrame, null_space: pd.DataFrame, tokens: dict) -> pd.DataFrame:
