@@ -108,6 +108,34 @@ def test_the_choice_is_the_best_objective_of_a_complete_grid():
         tune(None, "unused", None, tuning_facts=1, stage=3)
 
 
+def test_applying_one_stage_for_some_methods_keeps_the_others_settings(tmp_path):
+    import json
+
+    from langedit_mini.editing.defaults import default_config
+    from langedit_mini.study.tuning import apply_choices
+
+    path = tmp_path / "model.json"
+    start = {"model": "m", "note": "Starting values.", "layers": [1, 2], "settings": {"tau": 0.02, "alpha": 10.0}}
+    path.write_text(json.dumps(start | {"methods": {"FT": {"learning_rate": 1e-3, "norm_constraint": 0.05}}}))
+    chosen = {
+        "MEMIT": {"config": STAGE_1["MEMIT"][2], "objective": 0.9, "runs": 8},
+        "AlphaEdit": {"config": STAGE_1["AlphaEdit"][5], "objective": 0.8, "runs": 8},
+    }
+    apply_choices(str(path), chosen, tmp_path / "tuning", stage=1)
+    data = json.loads(path.read_text())
+    assert data["methods"]["FT"] == {"learning_rate": 1e-3, "norm_constraint": 0.05}  # not erased
+    assert data["methods"]["MEMIT"] == STAGE_1["MEMIT"][2] and data["methods"]["AlphaEdit"] == STAGE_1["AlphaEdit"][5]
+    assert data["note"].startswith("Starting values. Per-method settings (methods): FT, MEMIT, AlphaEdit tuned")
+    assert "(8 configurations each, stage 1 of study.tuning)" in data["note"]
+    alpha = default_config("AlphaEdit", str(path))  # the tuned cut replaces the file's absolute tau
+    assert alpha.settings.leftover_fraction == STAGE_1["AlphaEdit"][5]["leftover_fraction"]
+    assert alpha.settings.tau is None
+    assert default_config("MEMIT", str(path)).settings.mom2_weight == STAGE_1["MEMIT"][2]["mom2_weight"]
+    apply_choices(str(path), {"MEMIT": chosen["MEMIT"]}, tmp_path / "tuning", stage=2)  # applied again: one note
+    assert json.loads(path.read_text())["note"].count("Per-method settings") == 1
+    assert "(12 configurations each, stage 2" in json.loads(path.read_text())["note"]
+
+
 def test_the_readers_summarise_a_density_study_on_disk(toy_density):
     from langedit_mini.study.density_chapter import read_points
     from langedit_mini.study.intervals import with_intervals

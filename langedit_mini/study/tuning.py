@@ -169,18 +169,21 @@ def set_hparams_field(hparams: str, name: str, value) -> Path:
     return _write_hparams(path, json.loads(path.read_text(encoding="utf-8")) | {name: value})
 
 
-def apply_choices(hparams: str, chosen: dict, output: Path) -> Path:
-    """Write ``chosen`` into the hyperparameter file ``hparams`` (its ``methods``), saying where it came from."""
+def apply_choices(hparams: str, chosen: dict, output: Path, *, stage: int = 2) -> Path:
+    """Write ``chosen`` into the hyperparameter file ``hparams`` (its ``methods``), saying where it came from.
+    Methods not in ``chosen`` keep what the file gives them: a stage tuned for some methods (a real LLM's
+    MEMIT and AlphaEdit first) does not erase another's settings."""
     path = hparams_path(hparams)
     data = json.loads(path.read_text(encoding="utf-8"))
-    data["methods"] = {method: choice["config"] for method, choice in chosen.items()}
+    data["methods"] = data.get("methods", {}) | {method: choice["config"] for method, choice in chosen.items()}
     marker = " Per-method settings (methods):"
     note = data["note"].split(marker)[0]
     root = HPARAMS_DIRECTORY.parents[2]
     where = output.relative_to(root) if output.resolve().is_relative_to(root) else output
+    size = len(next(iter(STAGES[stage].values())))
     data["note"] = (
-        f"{note}{marker} tuned with the same budget ({GRID_SIZE} configurations each) on the "
-        f"tuning split by scripts/tune.py ({where})."
+        f"{note}{marker} {', '.join(data['methods'])} tuned with the same budget ({size} configurations each, "
+        f"stage {stage} of study.tuning) on the tuning split by scripts/tune.py ({where})."
     )
     return _write_hparams(path, data)
 
@@ -278,5 +281,5 @@ def tune(
     for method, choice in chosen.items():
         log(f"{method}: {config_name(choice['config'])} (objective {choice['objective']:.3f})")
     if apply:
-        log(f"written into {apply_choices(testbed.hparams, chosen, output)}")
+        log(f"written into {apply_choices(testbed.hparams, chosen, output, stage=stage)}")
     return info
