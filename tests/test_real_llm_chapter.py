@@ -149,3 +149,41 @@ def test_the_preserved_reading_quotes_the_sizes_tokens_and_rank_of_the_projector
     assert glue["gemma_3_270m_c0_sizes"] == "not measured yet"
     ranks = reading.tables["rank(P) per layer smollm2-135m"]
     assert ranks.loc[4, "rank(P), N=300"] == 1410 and ranks.loc[3, "d_k"] == 1536
+
+
+def test_the_tuning_reading_chooses_only_from_complete_grids_and_says_how_far_the_others_got(tmp_path):
+    from langedit_mini.study.tuning import STAGE_1, STAGE_2, config_name
+
+    folder = tmp_path / "smollm2-135m"
+    rows = [
+        {"method": "MEMIT", "config": config_name(config), "objective": 0.80 + 0.01 * i, "seconds": 450.0}
+        for i, config in enumerate(STAGE_1["MEMIT"])
+    ] + [
+        {"method": "AlphaEdit", "config": config_name(config), "objective": 0.7, "seconds": 450.0}
+        for config in STAGE_1["AlphaEdit"][:3]
+    ]
+    runs = pd.DataFrame(rows).assign(**{"reliability TF": 0.9, "generality TF": 0.8, "locality TF": 0.9}, unreached=3)
+    store.write_tuning_runs(folder, runs)
+    partial = chapter.tuning_reading(tmp_path, ["smollm2-135m", "gemma-3-270m"])
+    assert partial.glue["smollm2_135m_tuned_memit"] == "8 of its 8 configurations run, none chosen yet"
+    assert partial.glue["smollm2_135m_tuned_alphaedit"] == "3 of its 8 configurations run, none chosen yet"
+    assert partial.glue["smollm2_135m_tuned_ft"] == "not tuned yet"
+    assert partial.glue["smollm2_135m_tuning_point"] == "no tuning.json yet: the rows run so far"
+    assert partial.glue["smollm2_135m_tuning_hours"] == "1.4"  # 11 rows of 450 s
+    assert partial.glue["gemma_3_270m_tuning_point"] == "not tuned yet"
+    assert len(partial.tables["tuning smollm2-135m"]) == 11
+    point = {"edits_per_language": 11, "batch_size": 11, "schedule": "delta", "seed": 0}
+    best = {"config": STAGE_1["MEMIT"][7], "objective": 0.87, "runs": 8}
+    record = {"stage": 1, "point": point, "commit": "abc1234", "chosen": {"MEMIT": best}}
+    store.write_json(folder / "tuning.json", record)
+    done = chapter.tuning_reading(tmp_path, ["smollm2-135m"]).glue
+    assert done["smollm2_135m_tuned_memit"] == (
+        "mom2_weight=10000 (objective 0.870); its grid's objectives span 0.800 to 0.870"
+    )
+    assert done["smollm2_135m_tuning_point"].startswith("11 edits per language in batches of 11, delta schedule")
+    # a record without a stage (older ones) with a row of stage 2: stage 2's grid, of which MEMIT ran part
+    store.write_json(folder / "tuning.json", {k: v for k, v in record.items() if k != "stage"} | {"chosen": {}})
+    later = runs.iloc[:1].assign(config=config_name(STAGE_2["MEMIT"][0]))
+    store.write_tuning_runs(folder, pd.concat([runs, later]))
+    older = chapter.tuning_reading(tmp_path, ["smollm2-135m"]).glue
+    assert older["smollm2_135m_tuned_memit"] == "9 of its 12 configurations run, none chosen yet"

@@ -327,3 +327,54 @@ def preserved_reading(root, models) -> Reading:
         }
         reading.glue |= {f"{key(model)}_{name}": value for name, value in glue.items()}
     return reading
+
+
+TUNING_COLUMNS = ("objective", "reliability TF", "generality TF", "locality TF", "unreached", "seconds")
+
+
+def tuning_reading(root, models) -> Reading:
+    """Per model: the equal-budget tuning on the tuning split (``study.tuning``, ``results/tuning/<model>/``), one
+    row per configuration run (the objective, its metrics, the unreached target values, the seconds), the point
+    it was run at and, per method, the configuration chosen and the spread of the objective over its grid. A
+    method whose grid is not complete has no choice (a choice from part of the budget is not the same budget);
+    glued per method (``<model>_tuned_<method>``): the choice with its objective, or how far its grid got."""
+    from langedit_mini.editing.registry import METHODS
+    from langedit_mini.study.tuning import STAGE_2, STAGES, config_name
+
+    reading = Reading()
+    for model in models:
+        folder = Path(root) / model
+        runs = store.read_tuning_runs(folder)
+        record = store.read_json(folder / "tuning.json") if (folder / "tuning.json").exists() else {}
+        later = {config_name(config) for grid in STAGE_2.values() for config in grid}
+        grids = STAGES[record.get("stage", 2 if runs.config.isin(later).any() else 1)]  # older records: no stage
+        reading.glue |= {f"{key(model)}_tuning_point": "not tuned yet", f"{key(model)}_tuning_hours": "0"}
+        if runs.empty:
+            reading.say(f"{model}: not tuned yet (python scripts/tune.py --model {model} --stage 1 ...)")
+        else:
+            point = record.get("point")
+            where = (
+                f"{point['edits_per_language']} edits per language in batches of {point['batch_size']}, "
+                f"{point['schedule']} schedule, seed {point['seed']} (commit {record['commit'][:7]})"
+                if point
+                else "no tuning.json yet: the rows run so far"
+            )
+            reading.say(f"{model}: {len(runs)} configurations run on the tuning split; {where}")
+            table = runs.set_index(["method", "config"])[list(TUNING_COLUMNS)].round(3)
+            reading.table(f"tuning {model}", table)
+            reading.glue[f"{key(model)}_tuning_point"] = where
+            reading.glue[f"{key(model)}_tuning_hours"] = f"{runs.seconds.sum() / 3600:.1f}"
+        chosen = record.get("chosen", {})
+        for method in METHODS:
+            part = runs[runs.method == method]
+            names = [config_name(config) for config in grids[method]]
+            if method in chosen:
+                value = f"{config_name(chosen[method]['config'])} (objective {chosen[method]['objective']:.3f})"
+                spread = part[part.config.isin(names)].objective
+                value += f"; its grid's objectives span {spread.min():.3f} to {spread.max():.3f}"
+            elif len(part):
+                value = f"{part.config.isin(names).sum()} of its {len(names)} configurations run, none chosen yet"
+            else:
+                value = "not tuned yet"
+            reading.glue[f"{key(model)}_tuned_{key(method).lower()}"] = value
+    return reading
