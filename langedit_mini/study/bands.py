@@ -147,42 +147,38 @@ def sweep_bands(
         raise ValueError("name at least one band to sweep")
     settings = {"model": testbed.name, "batch_size": batch_size, "tuning_facts": tuning_facts, "seed": seed}
     settings |= {"methods": list(methods)}
-    record_path, scores_path = output / "bands.json", output / "scores.csv"
-    progress = settings | {"bands": [], "chosen": None, "timings_s": {}}  # what bands.json holds while sweeping
-    if record_path.exists():
-        progress = store.read_json(record_path)
-        if {key: progress.get(key) for key in settings} != settings:
-            raise ValueError(f"{output} holds a sweep with other settings; choose another --output")
-    else:  # the settings first, so that a sweep stopped midway refuses to be resumed with others
-        store.write_json(record_path, progress)
-    timings = dict(progress.get("timings_s", {}))  # seconds per band, those of earlier runs of the sweep kept
-    scores = pd.read_csv(scores_path, dtype={"band": str}) if scores_path.exists() else pd.DataFrame()
+    sweep = store.Sweep(
+        output,
+        "bands.json",
+        settings,
+        tables=["scores"],
+        unit="band",
+        progress={"bands": [], "chosen": None},
+        dtypes={"band": str},
+    )
     _, tuning = split_facts(testbed.requests, tuning_facts)
     record = start_record(loader=testbed.loader, inputs=testbed.inputs)
     for band in bands:
         name = band_name(band)
-        if not scores.empty and name in set(scores.band):
+        if sweep.done(name):
             log(f"band {name}: already swept")
             continue
         start = time.perf_counter()
         swept = sweep_band(testbed, band, tuning, batch_size=batch_size, seed=seed, methods=methods)
-        swept = swept.assign(package_hash=record["package_hash"])  # which code wrote each band's rows
-        timings[name] = round(time.perf_counter() - start, 1)
-        scores = pd.concat([scores, swept], ignore_index=True)
-        store.write_table(scores_path, scores)
-        store.write_json(record_path, progress | {"timings_s": timings})
-        log(f"band {name}: {timings[name]} s")
+        # which code wrote each band's rows
+        sweep.add(name, time.perf_counter() - start, {"scores": swept.assign(package_hash=record["package_hash"])})
+        log(f"band {name}: {sweep.timings[name]} s")
+    scores = sweep.tables["scores"]
     summary = band_summary(scores)
     store.write_table(output / "summary.csv", summary)
     chosen = choose_band(summary) if len(summary) > 1 else None  # one band is a measurement, not a choice
-    info = settings | {"bands": list(summary.band), "chosen": chosen, "timings_s": timings}
+    info = {"bands": list(summary.band), "chosen": chosen}
     if chosen is not None:  # the best band against the runner-up, paired by request: is the choice separated?
         runner_up = str(summary[summary.band != chosen].sort_values("objective").band.iloc[-1])
         mean, half, pairs = band_margin(scores, chosen, runner_up)
         info["margin"] = {"over": runner_up, "mean": mean, "half_width_95": half, "pairs": pairs}
         info["margin"]["separated"] = bool(mean - half > 0)
-    info |= testbed.record() | finish_record(record)
-    store.write_json(record_path, info)
+    info = sweep.finish(info | testbed.record() | finish_record(record))
     log(summary.to_string(index=False))
     log(f"chosen band {chosen or 'none (one band swept)'}; written to {output}")
     return info

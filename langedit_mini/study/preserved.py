@@ -170,38 +170,27 @@ def sweep_sample_sizes(
         first_texts(texts_by_language, size)  # every size checked before the first runs
     settings = {"model": testbed.name, "band": band_name(band), "batch_size": batch_size}
     settings |= {"tuning_facts": tuning_facts, "seed": seed, "methods": list(methods)}
-    record_path, scores_path, null_path = output / "preserved.json", output / "scores.csv", output / "null_space.csv"
-    progress = settings | {"sizes": [], "tokens": {}, "timings_s": {}}
-    if record_path.exists():
-        progress = store.read_json(record_path)
-        if {key: progress.get(key) for key in settings} != settings:
-            raise ValueError(f"{output} holds a sweep with other settings; choose another --output")
-    else:
-        store.write_json(record_path, progress)
-    timings, tokens = dict(progress.get("timings_s", {})), dict(progress.get("tokens", {}))
-    scores = pd.read_csv(scores_path) if scores_path.exists() else pd.DataFrame()
-    null_space = pd.read_csv(null_path) if null_path.exists() else pd.DataFrame()
+    sweep = store.Sweep(
+        output, "preserved.json", settings, tables=["scores", "null_space"], unit="size", progress={"sizes": []}
+    )
+    tokens = dict(sweep.record.get("tokens", {}))
     _, tuning = split_facts(testbed.requests, tuning_facts)
     record = start_record(loader=testbed.loader, inputs=testbed.inputs)
     for size in sizes:
-        if not scores.empty and size in set(scores["size"]):
+        if sweep.done(size):
             log(f"{size} texts per language: already swept")
             continue
         start = time.perf_counter()
         swept, rows, counts = sweep_size(
             testbed, band, tuning, texts_by_language, size, batch_size=batch_size, seed=seed, methods=methods
         )
-        timings[str(size)], tokens[str(size)] = round(time.perf_counter() - start, 1), counts
-        scores = pd.concat([scores, swept.assign(package_hash=record["package_hash"])], ignore_index=True)
-        null_space = pd.concat([null_space, rows], ignore_index=True)
-        store.write_table(scores_path, scores)
-        store.write_table(null_path, null_space)
-        store.write_json(record_path, progress | {"tokens": tokens, "timings_s": timings})
-        log(f"{size} texts per language: {timings[str(size)]} s")
-    summary = size_summary(scores, null_space, tokens)
+        tokens[str(size)] = counts
+        swept = swept.assign(package_hash=record["package_hash"])
+        sweep.add(str(size), time.perf_counter() - start, {"scores": swept, "null_space": rows}, tokens=tokens)
+        log(f"{size} texts per language: {sweep.timings[str(size)]} s")
+    summary = size_summary(sweep.tables["scores"], sweep.tables["null_space"], tokens)
     store.write_table(output / "summary.csv", summary)
-    info = settings | {"sizes": [int(s) for s in summary["size"]], "tokens": tokens, "timings_s": timings}
-    info |= testbed.record() | finish_record(record)
-    store.write_json(record_path, info)
+    info = {"sizes": [int(s) for s in summary["size"]], "tokens": tokens}
+    info = sweep.finish(info | testbed.record() | finish_record(record))
     log(summary.to_string(index=False))
     return info

@@ -14,6 +14,9 @@ Layout (``results/<study>/<model>/``; a study entry point writes nothing elsewhe
 * an **exploration** (``results/exploration/depth/L<layers>/``, ``results/exploration/positions/<model>/``):
   a trace summary and a JSON record each.
 * a **diagnosis** (``results/diagnostics/<model>/forgetting.json``): rows and provenance in one JSON file.
+* a **sweep** (``results/calibration/<model>/bands/``, ``.../preserved/``; ``Sweep``): one JSON record (the
+  settings first, then the progress, then the summary with its provenance) and tables to which each finished
+  unit of the sweep (a band, a sample size) appends its rows.
 
 Every file is written under a temporary name and renamed (``write_atomic``), so a killed job never leaves
 half a file. Readers raise an error that names the file and what it lacks.
@@ -173,6 +176,51 @@ def read_study(folder: str | Path) -> dict | None:
 
 
 # --- a tuning --------------------------------------------------------------------------------------------
+
+
+class Sweep:
+    """A sweep resumable unit by unit (a band, a sample size) in ``output``: the record ``record_name`` (JSON)
+    holds ``settings`` from the start, so that a sweep stopped midway refuses to be resumed with others, and
+    the progress (``timings_s`` per unit, and any ``progress`` fields given, e.g. tokens per size), kept across
+    resumes; each of ``tables`` (CSV, read with ``dtypes``) gets the rows of each finished unit appended, and
+    the first of them says which units are done (its column ``unit``)."""
+
+    def __init__(self, output, record_name: str, settings: dict, *, tables, unit: str, progress=None, dtypes=None):
+        self.output, self.settings, self.unit = Path(output), dict(settings), unit
+        self.record_path = self.output / record_name
+        if self.record_path.exists():
+            self.record = read_json(self.record_path)
+            if {key: self.record.get(key) for key in self.settings} != self.settings:
+                raise ValueError(f"{self.output} holds a sweep with other settings; choose another --output")
+        else:
+            self.record = self.settings | dict(progress or {}) | {"timings_s": {}}
+            write_json(self.record_path, self.record)
+        self.timings = dict(self.record.get("timings_s", {}))
+        self.tables = {}
+        for name in tables:
+            path = self.output / f"{name}.csv"
+            self.tables[name] = pd.read_csv(path, dtype=dtypes) if path.exists() else pd.DataFrame()
+
+    def done(self, value) -> bool:
+        """Whether the unit ``value`` has its rows in the first table."""
+        first = next(iter(self.tables.values()))
+        return not first.empty and value in set(first[self.unit])
+
+    def add(self, name: str, seconds: float, rows: dict, **progress) -> None:
+        """A finished unit: its rows appended to each table (``rows``: table name -> frame), its seconds and
+        any ``progress`` fields kept in the record; every file written before the next unit starts."""
+        self.timings[name] = round(seconds, 1)
+        for table, frame in rows.items():
+            self.tables[table] = pd.concat([self.tables[table], frame], ignore_index=True)
+            write_table(self.output / f"{table}.csv", self.tables[table])
+        self.record |= progress | {"timings_s": self.timings}
+        write_json(self.record_path, self.record)
+
+    def finish(self, info: dict) -> dict:
+        """The sweep's final record (the settings, the timings and ``info``), written; returns it."""
+        self.record = self.settings | {"timings_s": self.timings} | info
+        write_json(self.record_path, self.record)
+        return self.record
 
 
 def read_tuning_runs(folder: str | Path) -> pd.DataFrame:
