@@ -144,6 +144,15 @@ def test_the_cpu_llm_chapter_states_each_models_gate_and_speed_from_the_committe
     speed = json.loads((ROOT / "benchmarks" / "results" / "real_llm_batch.json").read_text())
     for row in speed["rows"]:
         assert f"{row['per edit']:.2f} s per edit" in text, f"{row['model']}'s measured cost per edit is not stated"
+    tuning = ROOT / "results" / "tuning" / "smollm2-135m" / "tuning.json"
+    chosen = json.loads(tuning.read_text())["chosen"] if tuning.exists() else {}
+    for method, choice in chosen.items():
+        from langedit_mini.study.tuning import config_name
+
+        stated = f"{config_name(choice['config'])} (objective {choice['objective']:.3f})"
+        assert stated in text, f"SmolLM2's tuned {method} ({stated}) is not stated"
+    if not chosen:
+        assert "not tuned yet" in text
 
 
 def test_api_reference_documents_the_package():
