@@ -168,7 +168,7 @@ def test_the_tuning_reading_chooses_only_from_complete_grids_and_says_how_far_th
     assert partial.glue["smollm2_135m_tuned_memit"] == "8 of its 8 configurations run, none chosen yet"
     assert partial.glue["smollm2_135m_tuned_alphaedit"] == "3 of its 8 configurations run, none chosen yet"
     assert partial.glue["smollm2_135m_tuned_ft"] == "not tuned yet"
-    assert partial.glue["smollm2_135m_tuning_point"] == "no tuning.json yet: the rows run so far"
+    assert partial.glue["smollm2_135m_tuning_point"] == "the point of the rows run so far (no tuning.json yet)"
     assert partial.glue["smollm2_135m_tuning_hours"] == "1.4"  # 11 rows of 450 s
     assert partial.glue["gemma_3_270m_tuning_point"] == "not tuned yet"
     assert len(partial.tables["tuning smollm2-135m"]) == 11

@@ -357,7 +357,7 @@ def tuning_reading(root, models) -> Reading:
                 f"{point['edits_per_language']} edits per language in batches of {point['batch_size']}, "
                 f"{point['schedule']} schedule, seed {point['seed']} (commit {record['commit'][:7]})"
                 if point
-                else "no tuning.json yet: the rows run so far"
+                else "the point of the rows run so far (no tuning.json yet)"
             )
             reading.say(f"{model}: {len(runs)} configurations run on the tuning split; {where}")
             table = runs.set_index(["method", "config"])[list(TUNING_COLUMNS)].round(3)
