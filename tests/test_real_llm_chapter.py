@@ -174,7 +174,7 @@ def test_the_tuning_reading_chooses_only_from_complete_grids_and_says_how_far_th
     assert len(partial.tables["tuning smollm2-135m"]) == 11
     point = {"edits_per_language": 11, "batch_size": 11, "schedule": "delta", "seed": 0}
     best = {"config": STAGE_1["MEMIT"][7], "objective": 0.87, "runs": 8}
-    record = {"stage": 1, "point": point, "commit": "abc1234", "chosen": {"MEMIT": best}}
+    record = {"stage": 1, "point": point, "commit": "abc1234", "objective": "mean", "chosen": {"MEMIT": best}}
     store.write_json(folder / "tuning.json", record)
     done = chapter.tuning_reading(tmp_path, ["smollm2-135m"]).glue
     assert done["smollm2_135m_tuned_memit"] == (

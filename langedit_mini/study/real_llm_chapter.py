@@ -342,11 +342,12 @@ def tuning_reading(root, models) -> Reading:
     from langedit_mini.study.tuning import STAGE_2, STAGES, config_name
 
     reading = Reading()
+    later = {config_name(config) for grid in STAGE_2.values() for config in grid}
     for model in models:
         folder = Path(root) / model
         runs = store.read_tuning_runs(folder)
-        record = store.read_json(folder / "tuning.json") if (folder / "tuning.json").exists() else {}
-        later = {config_name(config) for grid in STAGE_2.values() for config in grid}
+        finished = store.read_tuning(folder)  # None until the grids named are complete
+        record = finished["record"] if finished else {}
         grids = STAGES[record.get("stage", 2 if runs.config.isin(later).any() else 1)]  # older records: no stage
         reading.glue |= {f"{key(model)}_tuning_point": "not tuned yet", f"{key(model)}_tuning_hours": "0"}
         if runs.empty:

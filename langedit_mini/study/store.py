@@ -175,7 +175,7 @@ def read_study(folder: str | Path) -> dict | None:
     return {"parameters": finished[0][1]["parameters"], "runs": runs} | {name: read_raw(folder, name) for name in RAW}
 
 
-# --- a tuning --------------------------------------------------------------------------------------------
+# --- a sweep ---------------------------------------------------------------------------------------------
 
 
 class Sweep:
@@ -221,6 +221,9 @@ class Sweep:
         self.record = self.settings | {"timings_s": self.timings} | info
         write_json(self.record_path, self.record)
         return self.record
+
+
+# --- a tuning --------------------------------------------------------------------------------------------
 
 
 def read_tuning_runs(folder: str | Path) -> pd.DataFrame:
