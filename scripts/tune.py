@@ -7,8 +7,9 @@ write the chosen settings into its hyperparameter file.
 Each configuration of ``study.tuning.GRIDS`` (12 per method, in two stages) is one sequential study of the
 tuning facts (``--tuning-facts``, the split the study leaves out) at the study's operating point: by default
 the testbed's density grid at the paper's density (``study.density.density_grid``), parallel facts, the
-delta schedule, six languages. Each finished run is one row of ``<output>/runs.csv``; a rerun skips the rows
-already there. ``tuning.json`` records the grid, the choice per method and the provenance. ``--apply`` writes
+delta schedule, six languages. Each finished run is one row of ``<output>/runs.csv`` and its requests' final
+scores in ``scores.csv``; a rerun skips the rows already there. ``tuning.json`` records the grid, the choice per
+method with its lead over the runner-up (paired by request) and the provenance. ``--apply`` writes
 the choices into the testbed's hyperparameter file (its ``methods`` section). ``--configs N`` runs only the
 first N configurations of each grid (a smoke test; no choice is made from part of a grid). ``--stage 1``
 tunes with stage 1's 8 configurations per method alone (``study.tuning.STAGES``: stage 2's grid is the

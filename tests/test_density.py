@@ -108,6 +108,34 @@ def test_the_choice_is_the_best_objective_of_a_complete_grid():
         tune(None, "unused", None, tuning_facts=1, stage=3)
 
 
+def test_the_choice_is_compared_with_its_runner_up_paired_by_request():
+    from langedit_mini.study.tuning import runner_up_margin
+
+    names = [config_name(c) for c in STAGE_1["MEMIT"]]
+    objectives = [0.5, 0.7, 0.6] + [0.1] * 5  # chosen: names[1], runner-up: names[2]
+    runs = pd.DataFrame({"method": "MEMIT", "config": names, "objective": objectives})
+    rows = []
+    for name, level in zip(names, objectives):
+        for fact in range(4):
+            for metric in ("reliability", "generality", "locality"):
+                # per request the chosen leads the runner-up by 0.1 + 0.02 * fact: mean 0.13
+                rows.append(
+                    {"method": "MEMIT", "config": name, "lang": "en", "fact_id": fact, "metric": metric}
+                    | {"teacher_forced": level + (0.02 * fact if name == names[1] else 0.0)}
+                )
+    scores = pd.DataFrame(rows)
+    choice = {"config": STAGE_1["MEMIT"][1]}
+    margin = runner_up_margin(runs, scores, "MEMIT", choice, STAGE_1)
+    assert margin["runner_up"] == names[2] and margin["pairs"] == 4
+    assert margin["mean"] == pytest.approx(0.13) and 0 < margin["half_width"] < 0.1
+    # rows made before per-request scores were kept: no margin, not a made-up one
+    assert runner_up_margin(runs, scores[scores.config != names[2]], "MEMIT", choice, STAGE_1) is None
+    # requests that do not match cannot be paired
+    with pytest.raises(ValueError, match="cannot be paired"):
+        unmatched = scores[(scores.config != names[1]) | (scores.fact_id != 0)]  # fact 0 not scored when chosen
+        runner_up_margin(runs, unmatched, "MEMIT", choice, STAGE_1)
+
+
 def test_applying_one_stage_for_some_methods_keeps_the_others_settings(tmp_path):
     import json
 

@@ -47,7 +47,14 @@ def test_tuning_and_the_one_batch_yardstick_run_on_it(tmp_path):
     )
     assert tuned["model"] == TINY and tuned["chosen"] == {}  # one configuration: no choice from part of a grid
     assert tuned["stage"] == 2 and len(tuned["grids"]["MEMIT"]) == 12  # both stages by default
-    assert len(pd.read_csv(tmp_path / "runs.csv")) == 1
+    runs = pd.read_csv(tmp_path / "runs.csv")
+    assert len(runs) == 1
+    # beside the row, every request's final score of the objective's metrics: their means are the row's
+    scores = pd.read_csv(tmp_path / "scores.csv")
+    assert set(scores.config) == set(runs.config) and set(scores.package_hash) == set(runs.package_hash)
+    for metric, part in scores.groupby("metric"):
+        assert part.teacher_forced.mean() == pytest.approx(runs[f"{metric} TF"].iloc[0], abs=1e-12)
+        assert part.exact_match.mean() == pytest.approx(runs[f"{metric} EM"].iloc[0], abs=1e-12)
     table = load_script("batch_of_100").main(["--model", TINY, "--edits", "2", "--methods", "MEMIT", "--threads", "1"])
     assert list(table.index) == ["MEMIT"]
 

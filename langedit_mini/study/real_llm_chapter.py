@@ -335,10 +335,12 @@ TUNING_COLUMNS = ("objective", "reliability TF", "generality TF", "locality TF",
 def tuning_reading(root, models) -> Reading:
     """Per model: the equal-budget tuning on the tuning split (``study.tuning``, ``results/tuning/<model>/``), one
     row per configuration run (the objective, its metrics, the unreached target values, the seconds), the point
-    it was run at and, per method, the configuration chosen and the spread of the objective over its grid. A
+    it was run at and, per method, the configuration chosen, the spread of the objective over its grid and the
+    choice's lead over the runner-up paired by request (where both kept per-request scores). A
     method whose grid is not complete has no choice (a choice from part of the budget is not the same budget);
     glued per method (``<model>_tuned_<method>``): the choice with its objective, or how far its grid got."""
     from langedit_mini.editing.registry import METHODS
+    from langedit_mini.study.intervals import format_interval
     from langedit_mini.study.tuning import STAGE_2, STAGES, config_name
 
     reading = Reading()
@@ -373,6 +375,15 @@ def tuning_reading(root, models) -> Reading:
                 value = f"{config_name(chosen[method]['config'])} (objective {chosen[method]['objective']:.3f})"
                 spread = part[part.config.isin(names)].objective
                 value += f"; its grid's objectives span {spread.min():.3f} to {spread.max():.3f}"
+                margin = chosen[method].get("margin")
+                if margin:
+                    value += (
+                        f"; ahead of the runner-up ({margin['runner_up']}) by "
+                        f"{format_interval(margin['mean'], margin['half_width'], signed=True)} over "
+                        f"{margin['pairs']} paired requests"
+                    )
+                else:
+                    value += "; its margin over the runner-up not measured (rows without per-request scores)"
             elif len(part):
                 value = f"{part.config.isin(names).sum()} of its {len(names)} configurations run, none chosen yet"
             else:

@@ -236,6 +236,17 @@ def write_tuning_runs(folder: str | Path, runs: pd.DataFrame) -> Path:
     return write_table(Path(folder) / "runs.csv", runs)
 
 
+def read_tuning_scores(folder: str | Path) -> pd.DataFrame:
+    """The per-request final scores of the configurations run so far (``scores.csv``; empty with columns
+    method and config when none: rows made before the tuning kept them have none)."""
+    path = Path(folder) / "scores.csv"
+    return pd.read_csv(path) if path.exists() else pd.DataFrame(columns=["method", "config"])
+
+
+def write_tuning_scores(folder: str | Path, scores: pd.DataFrame) -> Path:
+    return write_table(Path(folder) / "scores.csv", scores)
+
+
 def read_tuning(folder: str | Path) -> dict | None:
     """A finished tuning: ``record`` (``tuning.json``), ``runs`` and ``recheck`` (None when not rechecked);
     None when the folder holds no ``tuning.json``."""

@@ -8,9 +8,10 @@ by a hash of their ids, never edited by the study) at the study's operating poin
 language, batch size, schedule and languages), and the configuration with the best ``objective``
 (the mean final reliability, generality and locality, teacher-forced) is chosen.
 
-``tuning_run`` runs one configuration and returns one row of scores; ``choose`` picks per method; ``tune``
-runs a testbed's grid resumably (one row of ``runs.csv`` per configuration, ``store``), records the choice
-with its provenance and, asked to, writes it into the testbed's hyperparameter file (``apply_choices``);
+``tuning_run`` runs one configuration and returns one row of scores and every request's final scores;
+``choose`` picks per method and ``runner_up_margin`` says by how much, paired by request; ``tune`` runs a
+testbed's grid resumably (one row of ``runs.csv`` and the request's scores in ``scores.csv`` per configuration,
+``store``), records the choice with its margin and its provenance and, asked to, writes it into the testbed's hyperparameter file (``apply_choices``);
 ``recheck`` reruns, with today's code, the best row of each method among the rows made by older code.
 """
 
@@ -82,11 +83,18 @@ def config_name(config: dict) -> str:
     return " ".join(f"{name}={value:g}" for name, value in sorted(config.items()))
 
 
-def tuning_run(testbed, requests, method: str, config: dict, *, plan: StudyPlan, seed: int = 0) -> dict:
+SCORE_COLUMNS = ("method", "config", "lang", "fact_id", "batch", "metric", "teacher_forced", "exact_match")
+
+
+def tuning_run(
+    testbed, requests, method: str, config: dict, *, plan: StudyPlan, seed: int = 0
+) -> tuple[dict, pd.DataFrame]:
     """One configuration of ``method`` as a sequential study of ``requests`` (the tuning split) with ``plan``
     (its probes and evaluations replaced: the final model is scored, and each batch right after its write):
     one row with the final reliability / generality / locality (TF and EM), the share written right after
-    each batch's own write, the unreached target values, the objective and the seconds taken."""
+    each batch's own write, the unreached target values, the objective and the seconds taken; and the final
+    score of every request and metric of the objective (``SCORE_COLUMNS``), which lets two configurations be
+    compared paired by request (``config_margin``)."""
     from dataclasses import replace
 
     from langedit_mini.editing.defaults import default_config
@@ -118,7 +126,36 @@ def tuning_run(testbed, requests, method: str, config: dict, *, plan: StudyPlan,
     row["unreached"] = int(study.batches.unreached.sum())
     row["objective"] = objective(row)
     row["seconds"] = time.perf_counter() - start
-    return row
+    scores = final[final.metric.isin(OBJECTIVE_METRICS)].assign(config=row["config"])
+    return row, scores[list(SCORE_COLUMNS)].reset_index(drop=True)
+
+
+def config_margin(scores: pd.DataFrame, method: str, first: str, second: str) -> tuple[float, float, int]:
+    """The objective of ``method``'s configuration ``first`` minus that of ``second`` (names as
+    ``config_name`` gives them), paired by request over the tuning's per-request ``scores``: the mean, the
+    half-width of its 95% interval and the number of pairs (``bands.band_margin``; one seed, so the interval is
+    the noise of which facts were drawn)."""
+    from langedit_mini.study.bands import band_margin
+
+    return band_margin(scores[scores.method == method], first, second, by="config")
+
+
+def runner_up_margin(runs: pd.DataFrame, scores: pd.DataFrame, method: str, choice: dict, grids: dict) -> dict | None:
+    """The chosen configuration of ``method`` (``choose``) against the runner-up of its grid, paired by request
+    (``config_margin``): ``{"runner_up", "mean", "half_width", "pairs"}``; None when ``scores`` lacks either
+    (rows made before the tuning kept per-request scores)."""
+    names = [config_name(c) for c in grids[method]]
+    part = runs[(runs.method == method) & runs.config.isin(names)].sort_values("objective", ascending=False)
+    chosen = config_name(choice["config"])
+    others = part[part.config != chosen]
+    if others.empty:
+        return None
+    runner_up = str(others.config.iloc[0])
+    have = set(scores[scores.method == method].config)
+    if chosen not in have or runner_up not in have:
+        return None
+    mean, half, pairs = config_margin(scores, method, chosen, runner_up)
+    return {"runner_up": runner_up, "mean": mean, "half_width": half, "pairs": pairs}
 
 
 def objective(row) -> float:
@@ -201,7 +238,7 @@ def recheck(testbed, requests, runs: pd.DataFrame, output, *, plan: StudyPlan, m
     picked = earlier.loc[earlier.groupby(["method", "package_hash"]).objective.idxmax()]
     rows = []
     for _, old in picked.iterrows():
-        row = tuning_run(testbed, requests, old.method, _config_of(old), plan=plan, seed=seed)
+        row, _ = tuning_run(testbed, requests, old.method, _config_of(old), plan=plan, seed=seed)
         rows.append(
             {"method": old.method, "config": old.config, "made by": old.package_hash}
             | {"objective then": old.objective, "rerun by": current, "objective now": row["objective"]}
@@ -246,6 +283,7 @@ def tune(
         raise ValueError("apply needs every configuration: a choice from part of a grid is not the same budget")
     output = Path(output)
     runs = store.read_tuning_runs(output)
+    scores = store.read_tuning_scores(output)
     record = start_record(loader=testbed.loader)
     requests = [r for r in testbed.requests if r.lang in set(plan.languages)]
     _, requests = split_facts(requests, tuning_facts)
@@ -253,15 +291,22 @@ def tune(
         for config in grids[method][:configs]:
             if ((runs.method == method) & (runs.config == config_name(config))).any():
                 continue
-            row = tuning_run(testbed, requests, method, config, plan=plan, seed=seed)
+            row, scored = tuning_run(testbed, requests, method, config, plan=plan, seed=seed)
             row["package_hash"] = record["package_hash"]  # the code that made this row
-            scores = " ".join(f"{m} {row[f'{m} TF']:.3f}" for m in OBJECTIVE_METRICS)
-            log(f"{method} {row['config']}: objective {row['objective']:.3f} {scores}, {row['seconds']:.0f} s")
+            means = " ".join(f"{m} {row[f'{m} TF']:.3f}" for m in OBJECTIVE_METRICS)
+            log(f"{method} {row['config']}: objective {row['objective']:.3f} {means}, {row['seconds']:.0f} s")
+            # the scores first: a run stopped between the two writes leaves scores without a row, which the
+            # rerun of that configuration replaces (never a row without its scores)
+            stale = (scores.method == method) & (scores.config == row["config"])
+            scores = pd.concat([scores[~stale], scored.assign(package_hash=row["package_hash"])], ignore_index=True)
+            store.write_tuning_scores(output, scores)
             runs = pd.concat([runs, pd.DataFrame([row])], ignore_index=True)
             store.write_tuning_runs(output, runs)
     if rechecking:  # tuning.json and the choices stay as the tuning made them
         return {"recheck": recheck(testbed, requests, runs, output, plan=plan, methods=methods, seed=seed, log=log)}
     chosen = choose(runs[runs.method.isin(methods)], grids) if configs is None else {}
+    for method, choice in chosen.items():
+        choice["margin"] = runner_up_margin(runs, scores, method, choice, grids)
     point = {
         "model_name": testbed.name,
         "edits_per_language": plan.edits_per_language,
