@@ -136,6 +136,44 @@ def test_the_choice_is_compared_with_its_runner_up_paired_by_request():
         runner_up_margin(runs, unmatched, "MEMIT", choice, STAGE_1)
 
 
+def test_a_resumed_tuning_replaces_scores_left_without_their_row(tmp_path, monkeypatch):
+    """A run stopped between writing a configuration's scores and its row leaves scores without a row: the
+    rerun of that configuration replaces them, and every row has its requests' scores exactly once."""
+    from langedit_mini.data.datasets import EditRequest
+    from langedit_mini.study import store, tuning
+    from langedit_mini.study.testbeds import Testbed
+
+    def fake_run(testbed, requests, method, config, *, plan, seed=0):
+        name = config_name(config)
+        row = {"method": method, "config": name, "objective": 0.5} | {f"{m} TF": 0.5 for m in tuning.OBJECTIVE_METRICS}
+        scores = pd.DataFrame(
+            [
+                {"method": method, "config": name, "lang": r.lang, "fact_id": r.fact_id, "batch": 0, "metric": m}
+                | {"teacher_forced": 0.5, "exact_match": 0.0}
+                for r in requests
+                for m in tuning.OBJECTIVE_METRICS
+            ]
+        )
+        return row | {"seconds": 1.0}, scores
+
+    monkeypatch.setattr(tuning, "tuning_run", fake_run)
+    requests = [
+        EditRequest(prompt="Where is {}?", subject=f"town {i}", target="north", lang="en", fact_id=f"f{i}")
+        for i in range(6)
+    ]
+    testbed = Testbed("pocket", None, None, "pocket", "pocket", requests, "", None, "langedit_mini.pocket")
+    plan = StudyPlan(languages=["en"], edits_per_language=2, batch_size=2, facts="parallel")
+    first = config_name(STAGE_1["MEMIT"][0])
+    stale = pd.DataFrame([{"method": "MEMIT", "config": first, "lang": "en", "fact_id": "old", "teacher_forced": 0.0}])
+    store.write_tuning_scores(tmp_path, stale)  # scores written, then stopped before its row
+    tune(testbed, tmp_path, plan, tuning_facts=2, methods=["MEMIT"], configs=2, log=lambda *_: None)
+    runs, scores = store.read_tuning_runs(tmp_path), store.read_tuning_scores(tmp_path)
+    assert runs.config.tolist() == [first, config_name(STAGE_1["MEMIT"][1])]
+    assert "old" not in set(scores.fact_id)  # the stale scores are gone
+    assert scores.groupby("config").size().to_dict() == {name: 2 * 3 for name in runs.config}  # 2 facts, 3 metrics
+    assert set(scores.package_hash) == set(runs.package_hash)
+
+
 def test_applying_one_stage_for_some_methods_keeps_the_others_settings(tmp_path):
     import json
 
