@@ -372,7 +372,10 @@ def tuning_reading(root, models) -> Reading:
             part = runs[runs.method == method]
             names = [config_name(config) for config in grids[method]]
             if method in chosen:
-                value = f"{config_name(chosen[method]['config'])} (objective {chosen[method]['objective']:.3f})"
+                name = config_name(chosen[method]["config"])
+                value = f"{name} (objective {chosen[method]['objective']:.3f})"
+                if name in (names[0], names[-1]):  # a better setting may lie beyond it: say so
+                    value += f", the {'first' if name == names[0] else 'last'} of its grid"
                 spread = part[part.config.isin(names)].objective
                 value += f"; its grid's objectives span {spread.min():.3f} to {spread.max():.3f}"
                 margin = chosen[method].get("margin")

@@ -10,9 +10,10 @@ language, batch size, schedule and languages), and the configuration with the be
 
 ``tuning_run`` runs one configuration and returns one row of scores and every request's final scores;
 ``choose`` picks per method and ``runner_up_margin`` says by how much, paired by request; ``tune`` runs a
-testbed's grid resumably (one row of ``runs.csv`` and the request's scores in ``scores.csv`` per configuration,
-``store``), records the choice with its margin and its provenance and, asked to, writes it into the testbed's hyperparameter file (``apply_choices``);
-``recheck`` reruns, with today's code, the best row of each method among the rows made by older code.
+testbed's grid resumably (one row of ``runs.csv`` and the requests' scores in ``scores.csv`` per
+configuration, ``store``), records the choice with its margin and its provenance and, asked to, writes it
+into the testbed's hyperparameter file (``apply_choices``); ``recheck`` reruns, with today's code, the best
+row of each method among the rows made by older code.
 """
 
 from __future__ import annotations
