@@ -187,8 +187,10 @@ def test_the_tuning_reading_chooses_only_from_complete_grids_and_says_how_far_th
     assert measured.endswith("; ahead of the runner-up (mom2_weight=3000) by +0.010 ± 0.021 over 66 paired requests")
     inside = {"config": STAGE_1["MEMIT"][3], "objective": 0.83, "runs": 8}  # not at an edge: nothing said of one
     store.write_json(folder / "tuning.json", record | {"chosen": {"MEMIT": inside}})
-    assert chapter.tuning_reading(tmp_path, ["smollm2-135m"]).glue["smollm2_135m_tuned_memit"].startswith(
-        "mom2_weight=100 (objective 0.830); its grid's"
+    assert (
+        chapter.tuning_reading(tmp_path, ["smollm2-135m"])
+        .glue["smollm2_135m_tuned_memit"]
+        .startswith("mom2_weight=100 (objective 0.830); its grid's")
     )
     assert done["smollm2_135m_tuning_point"].startswith("11 edits per language in batches of 11, delta schedule")
     # a record without a stage (older ones) with a row of stage 2: stage 2's grid, of which MEMIT ran part
