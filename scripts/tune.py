@@ -2,7 +2,7 @@
 write the chosen settings into its hyperparameter file.
 
     python scripts/tune.py [--model pocket] [--edits-per-language N] [--batch-size N] [--methods MEMIT ...]
-                           [--output results/tuning/<model>] [--apply] [--configs N] [--recheck]
+                           [--output results/tuning/<model>] [--apply] [--configs N] [--recheck] [--rescore]
 
 Each configuration of ``study.tuning.GRIDS`` (12 per method, in two stages) is one sequential study of the
 tuning facts (``--tuning-facts``, the split the study leaves out) at the study's operating point: by default
@@ -16,7 +16,9 @@ tunes with stage 1's 8 configurations per method alone (``study.tuning.STAGES``:
 pocket model's; a real LLM, on which both stages do not fit, is tuned with stage 1). ``--recheck``
 reruns, with today's code, the best row of each method among the rows made by each version of the code
 (``package_hash``) older than the one that made the last row, and writes ``recheck.csv`` (objective then and
-now): a tuning whose rows span code versions is comparable only if those reruns agree.
+now): a tuning whose rows span code versions is comparable only if those reruns agree. ``--rescore`` reruns
+a method's choice and its runner-up where their rows were made before the tuning kept per-request scores (an
+error unless the rerun reproduces the row's objective), so that the choice's lead is paired by request.
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--configs", type=int, default=None, help="only the first N configurations of each grid")
     parser.add_argument("--apply", action="store_true", help="write the choices into the hyperparameter file")
     parser.add_argument("--recheck", action="store_true", help="rerun one row per method and earlier code version")
+    parser.add_argument(
+        "--rescore", action="store_true", help="rerun a choice and its runner-up made without per-request scores"
+    )
     parser.add_argument(
         "--stage", type=int, default=2, choices=(1, 2), help="tune with the grids up to this stage (study.tuning)"
     )
@@ -62,6 +67,7 @@ def main(argv=None) -> dict:
             seed=args.seed,
             apply=args.apply,
             rechecking=args.recheck,
+            rescoring=args.rescore,
             stage=args.stage,
         )
     except ValueError as error:

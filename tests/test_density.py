@@ -174,6 +174,54 @@ def test_a_resumed_tuning_replaces_scores_left_without_their_row(tmp_path, monke
     assert set(scores.package_hash) == set(runs.package_hash)
 
 
+def test_rescoring_reruns_a_choice_and_its_runner_up_made_without_scores(tmp_path, monkeypatch):
+    """Rows made before the tuning kept per-request scores: ``rescoring`` reruns the choice and the runner-up
+    (no other row), adds their scores, and the choice's lead is paired; a rerun that does not reproduce its
+    row's objective is refused."""
+    from langedit_mini.data.datasets import EditRequest
+    from langedit_mini.study import store, tuning
+    from langedit_mini.study.testbeds import Testbed
+
+    names = [config_name(c) for c in STAGE_1["MEMIT"]]
+    objectives = dict(zip(names, [0.60, 0.75, 0.70, 0.50, 0.50, 0.50, 0.50, 0.50]))
+    rerun = []
+
+    def fake_run(testbed, requests, method, config, *, plan, seed=0):
+        name = config_name(config)
+        rerun.append(name)
+        rows = [
+            {"method": method, "config": name, "lang": r.lang, "fact_id": r.fact_id, "batch": 0, "metric": m}
+            | {"teacher_forced": objectives[name] + 0.01 * index, "exact_match": 0.0}
+            for index, r in enumerate(requests)
+            for m in tuning.OBJECTIVE_METRICS
+        ]
+        return {"method": method, "config": name, "objective": objectives[name]}, pd.DataFrame(rows)
+
+    monkeypatch.setattr(tuning, "tuning_run", fake_run)
+    requests = [
+        EditRequest(prompt="Where is {}?", subject=f"town {i}", target="north", lang="en", fact_id=f"f{i}")
+        for i in range(8)
+    ]
+    testbed = Testbed("pocket", None, None, "pocket", "pocket", requests, "", None, "langedit_mini.pocket")
+    plan = StudyPlan(languages=["en"], edits_per_language=2, batch_size=2, facts="parallel")
+    runs = pd.DataFrame({"method": "MEMIT", "config": names, "objective": list(objectives.values())})
+    store.write_tuning_runs(tmp_path, runs.assign(package_hash="older"))
+    kwargs = {"tuning_facts": 3, "methods": ["MEMIT"], "stage": 1, "log": lambda *_: None}
+    info = tune(testbed, tmp_path, plan, **kwargs)
+    assert rerun == [] and info["chosen"]["MEMIT"]["margin"] is None  # not asked: nothing rerun, nothing made up
+    info = tune(testbed, tmp_path, plan, rescoring=True, **kwargs)
+    assert rerun == [names[1], names[2]]  # the choice, then the runner-up
+    margin = info["chosen"]["MEMIT"]["margin"]
+    assert margin["runner_up"] == names[2] and margin["pairs"] == 3 and margin["mean"] == pytest.approx(0.05)
+    assert len(store.read_tuning_runs(tmp_path)) == 8  # the rows stay as they were
+    tune(testbed, tmp_path, plan, rescoring=True, **kwargs)
+    assert rerun == [names[1], names[2]]  # scored now: not rerun again
+    (tmp_path / "scores.csv").unlink()
+    objectives[names[1]] = 0.76  # today's code would not reproduce the row
+    with pytest.raises(ValueError, match="is not its row's 0.750000"):
+        tune(testbed, tmp_path, plan, rescoring=True, **kwargs)
+
+
 def test_applying_one_stage_for_some_methods_keeps_the_others_settings(tmp_path):
     import json
 
