@@ -170,6 +170,9 @@ def test_the_tuning_reading_chooses_only_from_complete_grids_and_says_how_far_th
     assert partial.glue["smollm2_135m_tuned_ft"] == "not tuned yet"
     assert partial.glue["smollm2_135m_tuning_point"] == "the point of the rows run so far (no tuning.json yet)"
     assert partial.glue["smollm2_135m_tuning_hours"] == "1.4"  # 11 rows of 450 s
+    assert partial.glue["smollm2_135m_tuning_minutes"] == "8 (median; 8 to 8)" and partial.glue[
+        "gemma_3_270m_tuning_minutes"
+    ] == ("not measured")
     assert partial.glue["gemma_3_270m_tuning_point"] == "not tuned yet"
     assert len(partial.tables["tuning smollm2-135m"]) == 11
     point = {"edits_per_language": 11, "batch_size": 11, "schedule": "delta", "seed": 0}

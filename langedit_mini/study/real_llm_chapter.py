@@ -352,6 +352,7 @@ def tuning_reading(root, models) -> Reading:
         record = finished["record"] if finished else {}
         grids = STAGES[record.get("stage", 2 if runs.config.isin(later).any() else 1)]  # older records: no stage
         reading.glue |= {f"{key(model)}_tuning_point": "not tuned yet", f"{key(model)}_tuning_hours": "0"}
+        reading.glue[f"{key(model)}_tuning_minutes"] = "not measured"
         if runs.empty:
             reading.say(f"{model}: not tuned yet (python scripts/tune.py --model {model} --stage 1 ...)")
         else:
@@ -367,6 +368,10 @@ def tuning_reading(root, models) -> Reading:
             reading.table(f"tuning {model}", table)
             reading.glue[f"{key(model)}_tuning_point"] = where
             reading.glue[f"{key(model)}_tuning_hours"] = f"{runs.seconds.sum() / 3600:.1f}"
+            minutes = runs.seconds / 60
+            reading.glue[f"{key(model)}_tuning_minutes"] = (
+                f"{minutes.median():.0f} (median; {minutes.min():.0f} to {minutes.max():.0f})"
+            )
         chosen = record.get("chosen", {})
         for method in METHODS:
             part = runs[runs.method == method]
