@@ -9,7 +9,7 @@ import torch
 from langedit_mini.data.languages import LANGUAGES
 from langedit_mini.study.density import PAPER_DENSITY, density, density_plan, grid_for
 from langedit_mini.study.experiment import StudyPlan
-from langedit_mini.study.tuning import GRID_SIZE, GRIDS, STAGE_1, choose, config_name, objective, tune
+from langedit_mini.study.tuning import GRID_SIZE, GRIDS, STAGE_1, choose, config_name, grid_edges, objective, tune
 
 
 def test_the_grid_spans_the_regimes_and_keeps_the_papers_batch_ratio():
@@ -77,6 +77,17 @@ def test_every_method_gets_the_same_tuning_budget():
     assert set(GRIDS) == {"FT", "MEMIT", "AlphaEdit", "LangEdit-published", "LangEdit-exact"}
     assert all(len(grid) == GRID_SIZE for grid in GRIDS.values())
     assert all(len({config_name(c) for c in grid}) == GRID_SIZE for grid in GRIDS.values())  # distinct
+
+
+def test_a_choice_at_an_edge_of_its_grid_is_named_per_setting():
+    assert grid_edges({"mom2_weight": 10000.0}, STAGE_1["MEMIT"]) == ["mom2_weight 10000, the largest tried"]
+    assert grid_edges({"mom2_weight": 3.0}, STAGE_1["MEMIT"]) == ["mom2_weight 3, the smallest tried"]
+    assert grid_edges({"mom2_weight": 100.0}, STAGE_1["MEMIT"]) == []
+    grid = [{"a": a, "b": b} for a in (1.0, 2.0, 3.0) for b in (10.0, 20.0, 30.0)]
+    assert grid_edges({"a": 2.0, "b": 20.0}, grid) == []  # the middle of both settings
+    assert grid_edges({"a": 2.0, "b": 30.0}, grid) == ["b 30, the largest tried"]  # not the list's last entry
+    assert grid_edges({"a": 1.0, "b": 30.0}, grid) == ["a 1, the smallest tried", "b 30, the largest tried"]
+    assert grid_edges({"a": 1.0}, [{"a": 1.0}]) == []  # one value tried: no edge to speak of
 
 
 def test_the_choice_is_the_best_objective_of_a_complete_grid():

@@ -181,7 +181,8 @@ def test_the_tuning_reading_chooses_only_from_complete_grids_and_says_how_far_th
     store.write_json(folder / "tuning.json", record)
     done = chapter.tuning_reading(tmp_path, ["smollm2-135m"]).glue
     assert done["smollm2_135m_tuned_memit"] == (
-        "mom2_weight=10000 (objective 0.870), the last of its grid; its grid's objectives span 0.800 to 0.870; "
+        "mom2_weight=10000 (objective 0.870), at its grid's edge (mom2_weight 10000, the largest tried); its grid's "
+        "objectives span 0.800 to 0.870; "
         "its margin over the runner-up not measured (rows without per-request scores)"
     )
     margin = {"runner_up": "mom2_weight=3000", "mean": 0.0104, "half_width": 0.021, "pairs": 66}
@@ -194,6 +195,14 @@ def test_the_tuning_reading_chooses_only_from_complete_grids_and_says_how_far_th
         chapter.tuning_reading(tmp_path, ["smollm2-135m"])
         .glue["smollm2_135m_tuned_memit"]
         .startswith("mom2_weight=100 (objective 0.830); its grid's")
+    )
+    # a grid of two settings: an edge is said per setting, whichever the configuration's place in the list
+    corner = {"config": {"leftover_fraction": 0.2, "alpha": 30.0}, "objective": 0.7, "runs": 8}
+    store.write_json(folder / "tuning.json", record | {"chosen": {"AlphaEdit": corner}})
+    stated = chapter.tuning_reading(tmp_path, ["smollm2-135m"]).glue["smollm2_135m_tuned_alphaedit"]
+    assert stated.startswith(
+        "alpha=30 leftover_fraction=0.2 (objective 0.700), at its grid's edge (alpha 30, the smallest tried; "
+        "leftover_fraction 0.2, the largest tried)"
     )
     assert done["smollm2_135m_tuning_point"].startswith("11 edits per language in batches of 11, delta schedule")
     # a record without a stage (older ones) with a row of stage 2: stage 2's grid, of which MEMIT ran part

@@ -341,7 +341,7 @@ def tuning_reading(root, models) -> Reading:
     glued per method (``<model>_tuned_<method>``): the choice with its objective, or how far its grid got."""
     from langedit_mini.editing.registry import METHODS
     from langedit_mini.study.intervals import format_interval
-    from langedit_mini.study.tuning import STAGE_2, STAGES, config_name
+    from langedit_mini.study.tuning import STAGE_2, STAGES, config_name, grid_edges
 
     reading = Reading()
     later = {config_name(config) for grid in STAGE_2.values() for config in grid}
@@ -379,8 +379,9 @@ def tuning_reading(root, models) -> Reading:
             if method in chosen:
                 name = config_name(chosen[method]["config"])
                 value = f"{name} (objective {chosen[method]['objective']:.3f})"
-                if name in (names[0], names[-1]):  # a better setting may lie beyond it: say so
-                    value += f", the {'first' if name == names[0] else 'last'} of its grid"
+                edges = grid_edges(chosen[method]["config"], grids[method])
+                if edges:  # a better setting may lie beyond it: say so
+                    value += f", at its grid's edge ({'; '.join(edges)})"
                 spread = part[part.config.isin(names)].objective
                 value += f"; its grid's objectives span {spread.min():.3f} to {spread.max():.3f}"
                 margin = chosen[method].get("margin")

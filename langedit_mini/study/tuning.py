@@ -84,6 +84,18 @@ def config_name(config: dict) -> str:
     return " ".join(f"{name}={value:g}" for name, value in sorted(config.items()))
 
 
+def grid_edges(config: dict, grid: list[dict]) -> list[str]:
+    """The settings of ``config`` that sit at an edge of ``grid`` (the smallest or largest value the grid gives
+    that setting, among two or more), as text: ``["mom2_weight 10000, the largest tried"]``. A choice at an edge may
+    have a better value beyond it, which the grid did not try."""
+    edges = []
+    for name, value in sorted(config.items()):
+        values = sorted({entry[name] for entry in grid if name in entry})
+        if len(values) > 1 and value in (values[0], values[-1]):
+            edges.append(f"{name} {value:g}, the {'smallest' if value == values[0] else 'largest'} tried")
+    return edges
+
+
 SCORE_COLUMNS = ("method", "config", "lang", "fact_id", "batch", "metric", "teacher_forced", "exact_match")
 
 
