@@ -1,6 +1,8 @@
 """The readings of the chapter "Real LLMs on your CPU" (``study.real_llm_chapter``) on made-up committed results:
 what they find in a trace, and what they say when a result is not there."""
 
+import json
+
 import matplotlib
 import pandas as pd
 import pytest
@@ -211,3 +213,21 @@ def test_the_tuning_reading_chooses_only_from_complete_grids_and_says_how_far_th
     store.write_tuning_runs(folder, pd.concat([runs, later]))
     older = chapter.tuning_reading(tmp_path, ["smollm2-135m"]).glue
     assert older["smollm2_135m_tuned_memit"] == "9 of its 12 configurations run, none chosen yet"
+
+
+def test_the_live_batchs_settings_say_which_were_tuned(tmp_path):
+    from langedit_mini.editing.defaults import list_hparams
+
+    data = json.loads(open(list_hparams().loc["smollm2-135m", "path"]).read())
+    data.pop("methods", None)
+    path = tmp_path / "model.json"
+    path.write_text(json.dumps(data))
+    starting = chapter.method_settings(str(path), ["MEMIT", "AlphaEdit"])
+    assert starting == (
+        f"MEMIT mom2_weight={data['settings']['mom2_weight']:g} (starting values), AlphaEdit "
+        f"alpha={data['settings']['alpha']:g} tau={data['settings']['tau']:g} (starting values)"
+    )
+    path.write_text(json.dumps(data | {"methods": {"AlphaEdit": {"leftover_fraction": 0.1, "alpha": 30.0}}}))
+    tuned = chapter.method_settings(str(path), ["MEMIT", "AlphaEdit"])
+    assert tuned.endswith("AlphaEdit alpha=30 leftover_fraction=0.1 (tuned)")  # the tuned cut replaces tau
+    assert tuned.startswith("MEMIT mom2_weight=") and "(starting values)" in tuned

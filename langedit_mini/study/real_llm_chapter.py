@@ -399,3 +399,22 @@ def tuning_reading(root, models) -> Reading:
                 value = "not tuned yet"
             reading.glue[f"{key(model)}_tuned_{key(method).lower()}"] = value
     return reading
+
+
+def method_settings(model: str, methods) -> str:
+    """The main settings (those the tuning sets) each of ``methods`` runs with on ``model`` by default, from the
+    model's hyperparameter file, and whether the file has them from the tuning or as starting values:
+    ``"MEMIT mom2_weight=10000 (tuned), AlphaEdit alpha=10 tau=0.02 (starting values)"``."""
+    from langedit_mini.editing.defaults import default_config
+    from langedit_mini.study.tuning import STAGE_1, config_name, hparams_path
+
+    tuned = json.loads(hparams_path(model).read_text(encoding="utf-8")).get("methods", {})
+    parts = []
+    for method in methods:
+        settings = vars(default_config(method, model).settings)
+        names = [name for name in STAGE_1[method][0] if settings.get(name) is not None]
+        if "leftover_fraction" in STAGE_1[method][0] and settings.get("leftover_fraction") is None:
+            names.append("tau")  # the file's cut is absolute
+        shown = config_name({name: settings[name] for name in names})
+        parts.append(f"{method} {shown} ({'tuned' if method in tuned else 'starting values'})")
+    return ", ".join(parts)
