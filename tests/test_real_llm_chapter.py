@@ -164,7 +164,8 @@ def test_the_tuning_reading_chooses_only_from_complete_grids_and_says_how_far_th
         {"method": "AlphaEdit", "config": config_name(config), "objective": 0.7, "seconds": 450.0}
         for config in STAGE_1["AlphaEdit"][:3]
     ]
-    runs = pd.DataFrame(rows).assign(**{"reliability TF": 0.9, "generality TF": 0.8, "locality TF": 0.9}, unreached=3)
+    scores = {"reliability TF": 0.9, "generality TF": 0.8, "locality TF": 0.9, "written TF": 0.95}
+    runs = pd.DataFrame(rows).assign(**scores, unreached=3)
     store.write_tuning_runs(folder, runs)
     partial = chapter.tuning_reading(tmp_path, ["smollm2-135m", "gemma-3-270m"])
     assert partial.glue["smollm2_135m_tuned_memit"] == "8 of its 8 configurations run, none chosen yet"

@@ -85,7 +85,9 @@ def test_each_model_loads_edits_one_fact_and_reloads_equal_after_saving(name, tm
     assert getattr(model, "hf_quantizer", None) is None and model.dtype == torch.float32
     assert all(parameter.dtype == torch.float32 for parameter in model.parameters())
     request = {"prompt": "The capital of {} is", "subject": "Chile", "target": "Lima"}
-    report = edit(model, tokenizer, [request], method="MEMIT")  # its defaults; C0 of MzsRE's training questions
+    # C0 of MzsRE's training questions; the starting weight on it, as the tuned one (SmolLM2's 10,000, chosen for
+    # six languages' batches) holds a single write back: this test is of the load, the write and the reload
+    report = edit(model, tokenizer, [request], method="MEMIT", mom2_weight=1000.0)
     summary = report.summary
     assert summary.loc["reliability", "teacher-forced"] == pytest.approx(1.0)  # the target is written
     folder = tmp_path / "edited"

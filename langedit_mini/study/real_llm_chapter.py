@@ -329,7 +329,7 @@ def preserved_reading(root, models) -> Reading:
     return reading
 
 
-TUNING_COLUMNS = ("objective", "reliability TF", "generality TF", "locality TF", "unreached", "seconds")
+TUNING_COLUMNS = ("objective", "reliability TF", "generality TF", "locality TF", "written TF", "unreached", "seconds")
 
 
 def tuning_reading(root, models) -> Reading:
