@@ -226,3 +226,27 @@ def test_the_position_trace_reads_where_the_subject_is_read_from(tmp_path, monke
     monkeypatch.setattr(calibration, "known_facts", lambda *args, **kwargs: [])
     with pytest.raises(SystemExit, match="answers none"):
         script.main(["--model", "pocket", "--output", str(tmp_path)])
+
+
+def test_a_calibration_of_some_parts_keeps_the_parts_measured_before():
+    from langedit_mini.study.calibration import merged_calibration
+
+    shared = {"model": "m", "band": [3, 4], "batch_size": 11, "tuning_facts": 200, "seed": 0}
+    trace = shared | {"parts": ["trace"], "gates": {"G3": {"passed": False}}, "timings_s": {"G3": 60.0}}
+    trace |= {"traced_facts": 12, "noise": 0.3, "samples": 5, "window": 6, "commit": "aaa", "package_hash": "h1"}
+    trace |= {"uncommitted_changes": False, "finished": "then"}
+    write = shared | {"parts": ["write"], "gates": {"G1": {"passed": True}}, "timings_s": {"G1": 30.0}}
+    write |= {"commit": "bbb", "package_hash": "h2", "uncommitted_changes": False, "finished": "now"}
+    merged = merged_calibration(trace, write)
+    assert merged["parts"] == ["write", "trace"] and set(merged["gates"]) == {"G1", "G3"}
+    assert merged["gates"]["G3"] == {"passed": False} and merged["timings_s"] == {"G1": 30.0, "G3": 60.0}
+    assert merged["traced_facts"] == 12 and merged["window"] == 6  # the trace's own fields stay
+    assert merged["made"]["trace"]["commit"] == "aaa" and merged["made"]["write"]["commit"] == "bbb"
+    assert merged["commit"] == "bbb"  # the record's own provenance is the last run's
+    again = merged_calibration(merged, write | {"commit": "ccc"})  # G1 measured again: the trace still kept
+    assert again["made"]["trace"]["commit"] == "aaa" and again["made"]["write"]["commit"] == "ccc"
+    assert merged_calibration(None, write)["made"] == {"write": {k: write[k] for k in again["made"]["write"]}}
+    everything = merged_calibration(trace, trace | {"commit": "ddd"})  # every part again: nothing of before
+    assert everything["made"] == {"trace": {**everything["made"]["trace"], "commit": "ddd"}}
+    with pytest.raises(ValueError, match=r"band: \[3, 4\] then, \[5, 6\] now"):
+        merged_calibration(trace, write | {"band": [5, 6]})

@@ -241,6 +241,51 @@ def _keys_part(testbed, study, seed: int, tables: dict) -> None:
     tables["coverage"] = covariance_coverage(testbed.statistics(edited), keys)
 
 
+#: the gate each part measures (the keys' measures are no gate), and the record's fields that belong to a part
+PART_GATES = {"write": "G1", "trace": "G3"}
+PART_FIELDS = {"trace": ("traced_facts", "noise", "samples", "window"), "write": (), "keys": ()}
+#: the settings two calibrations share for their parts to stand in one record
+SHARED_SETTINGS = ("model", "band", "batch_size", "tuning_facts", "seed")
+PROVENANCE_FIELDS = ("commit", "uncommitted_changes", "package_hash", "finished")
+
+
+def merged_calibration(earlier: dict | None, now: dict) -> dict:
+    """The record of a calibration that measured some parts (``now``) over the one written before (``earlier``):
+    the parts not measured again keep their gates, timings and fields from ``earlier`` (a real LLM's G1 is
+    measured after its trace, once its settings are tuned), and ``made`` says which commit and code made each
+    part. Settings that differ (``SHARED_SETTINGS``: another band, batch size, split or seed) are an error: the
+    parts would not describe one testbed."""
+    if earlier is None:
+        return now | {"made": {part: {k: now.get(k) for k in PROVENANCE_FIELDS} for part in now["parts"]}}
+    differing = [name for name in SHARED_SETTINGS if earlier.get(name) != now.get(name)]
+    if differing:
+        changes = ", ".join(f"{name}: {earlier.get(name)!r} then, {now.get(name)!r} now" for name in differing)
+        raise ValueError(
+            f"the calibration written before measured other settings ({changes}); measure every part with these "
+            "settings, or write elsewhere"
+        )
+    made = earlier.get("made") or {part: {k: earlier.get(k) for k in PROVENANCE_FIELDS} for part in earlier["parts"]}
+    kept = [part for part in earlier["parts"] if part not in now["parts"]]
+    merged = dict(now)
+    merged["parts"] = [part for part in CALIBRATION_PARTS if part in kept or part in now["parts"]]
+    gates, timings = dict(now["gates"]), dict(now["timings_s"])
+    for part in kept:
+        gate = PART_GATES.get(part)
+        if gate in earlier["gates"]:
+            gates[gate] = earlier["gates"][gate]
+        if gate in earlier.get("timings_s", {}):
+            timings[gate] = earlier["timings_s"][gate]
+        merged |= {field: earlier[field] for field in PART_FIELDS[part] if field in earlier}
+    if "keys" in kept and "diagnostics" in earlier.get("timings_s", {}):
+        timings["diagnostics"] = earlier["timings_s"]["diagnostics"]
+    merged["gates"] = {name: gates[name] for name in sorted(gates)}
+    merged["timings_s"] = timings
+    merged["made"] = {part: made[part] for part in kept} | {
+        part: {k: now.get(k) for k in PROVENANCE_FIELDS} for part in now["parts"]
+    }
+    return merged
+
+
 def calibrate(
     testbed,
     output,
@@ -290,6 +335,7 @@ def calibrate(
         timings["diagnostics"] = time.perf_counter() - start
     info |= {"gates": {name: gate.as_dict() for name, gate in gates.items()}}
     info |= {"timings_s": {k: round(v, 1) for k, v in timings.items()}} | testbed.record() | finish_record(record)
+    info = merged_calibration(store.read_calibration(output), info)
     store.write_calibration(output, info, tables)
     for gate in gates.values():
         log(gate.table().to_string(index=False))
