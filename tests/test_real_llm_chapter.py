@@ -232,3 +232,36 @@ def test_the_live_batchs_settings_say_which_were_tuned(tmp_path):
     tuned = chapter.method_settings(str(path), ["MEMIT", "AlphaEdit"])
     assert tuned.endswith("AlphaEdit alpha=30 leftover_fraction=0.1 (tuned)")  # the tuned cut replaces tau
     assert tuned.startswith("MEMIT mom2_weight=") and "(starting values)" in tuned
+
+
+def test_the_g1_reading_gives_the_gates_verdict_and_each_methods_scores(tmp_path):
+    from langedit_mini.study.calibration import merged_calibration
+    from langedit_mini.study.verdicts import write_gate
+
+    _trace(tmp_path / "a", [0.7, 0.0, 0.1], [0.8, 0.1, 0.2], [1, 2], 0.25, 2)  # traced first, as a real LLM is
+    rows = [
+        {"method": method, "lang": lang, "metric": metric, "teacher_forced": value}
+        for method, reliability in (("MEMIT", 0.7), ("AlphaEdit", 1.0))
+        for lang in ("en", "de")
+        for metric, value in (("reliability", reliability), ("generality", 0.9), ("locality", 0.95))
+    ]
+    scores = pd.DataFrame(rows)
+    gate = write_gate(scores, 7)
+    earlier = store.read_calibration(tmp_path / "a") | {"parts": ["trace"], "tuning_facts": 20, "seed": 0}
+    record = {k: earlier[k] for k in ("band", "batch_size", "tuning_facts", "seed")} | {"model": None}
+    record |= {"parts": ["write"], "gates": {"G1": gate.as_dict()}, "timings_s": {"G1": 1.0}, "commit": "def5678"}
+    hundred = scores[scores.lang == "en"].assign(teacher_forced=0.5)
+    tables = {"write": scores, "write_100": hundred}
+    store.write_calibration(tmp_path / "a", merged_calibration(earlier, record), tables)
+    reading = chapter.write_reading(tmp_path, ["a", "b"])
+    assert reading.glue["a_g1"] == "fails"  # MEMIT's reliability 0.7 is under the gate's bound
+    assert reading.glue["a_g1_scores"] == (
+        "AlphaEdit reliability 1.00, generality 0.90, locality 0.95; MEMIT reliability 0.70, generality 0.90, "
+        "locality 0.95"
+    )
+    assert reading.glue["a_g1_100"].startswith("AlphaEdit reliability 0.50")
+    assert reading.glue["a_g1_commit"] == "def5678"
+    table = reading.tables["G1 a: mean teacher-forced score per language"]
+    assert table.loc[("MEMIT", "reliability"), "de"] == 0.7 and table.loc[("AlphaEdit", "locality"), "all"] == 0.95
+    assert all(reading.glue[f"b_{name}"] == "not run yet" for name in chapter.WRITE_GLUE)
+    assert chapter.trace_reading(tmp_path, ["a"]).glue["a_g3"] == "fails"  # the trace is still read after G1

@@ -318,6 +318,8 @@ def calibrate(
     study, _ = split_facts(testbed.requests, tuning_facts)
     info = {"model": testbed.name, "band": list(band), "batch_size": batch_size, "tuning_facts": tuning_facts}
     info |= {"parts": list(parts), "seed": seed}
+    earlier = store.read_calibration(output)
+    merged_calibration(earlier, info | {"gates": {}, "timings_s": {}})  # other settings: refused before the work
     start = time.perf_counter()
     if "write" in parts:
         gates["G1"] = _write_part(testbed, study, batch_size, seed, tables)
@@ -335,7 +337,7 @@ def calibrate(
         timings["diagnostics"] = time.perf_counter() - start
     info |= {"gates": {name: gate.as_dict() for name, gate in gates.items()}}
     info |= {"timings_s": {k: round(v, 1) for k, v in timings.items()}} | testbed.record() | finish_record(record)
-    info = merged_calibration(store.read_calibration(output), info)
+    info = merged_calibration(earlier, info)
     store.write_calibration(output, info, tables)
     for gate in gates.values():
         log(gate.table().to_string(index=False))

@@ -137,6 +137,58 @@ def trace_reading(root, models) -> Reading:
     return reading
 
 
+WRITE_GLUE = ("g1", "g1_scores", "g1_100", "g1_commit")
+
+
+def write_reading(root, models) -> Reading:
+    """Gate G1 per model: one batch per language written by MEMIT and AlphaEdit into the unedited model with the
+    settings of the model's hyperparameter file when it was measured (``scripts/calibrate.py --parts write``),
+    the mean teacher-forced scores per method, metric and language, the gate's claims, and the English batch of
+    100 beside it (information, no gate)."""
+    reading = Reading()
+    for model in models:
+        folder = Path(root) / model
+        record = store.read_calibration(folder)
+        if record is None or "G1" not in record["gates"]:
+            reading.say(f"{model}: G1 not run yet (python scripts/calibrate.py --model {model} --parts write)")
+            reading.glue |= {f"{key(model)}_{glued}": "not run yet" for glued in WRITE_GLUE}
+            continue
+        gate = record["gates"]["G1"]
+        scores = store.read_calibration_table(folder, "write")
+        means = scores.pivot_table(index=["method", "metric"], columns="lang", values="teacher_forced", aggfunc="mean")
+        means["all"] = scores.groupby(["method", "metric"]).teacher_forced.mean()
+        made = record.get("made", {}).get("write", record)
+        reading.say(
+            f"{model}: G1 {'passes' if gate['passed'] else 'fails'}; batches of {record['batch_size']} per language, "
+            f"band {_layers(record['band'])}, commit {str(made.get('commit'))[:7]}"
+        )
+        reading.table(f"G1 {model}: mean teacher-forced score per language", means.round(3))
+        claims = pd.DataFrame(gate["claims"])[["claim", "value", "bound", "holds"]]
+        reading.table(f"G1 {model}: the gate's claims", claims.round(3).set_index("claim"))
+        per_method = scores.groupby(["method", "metric"]).teacher_forced.mean()
+        hundred = store.read_calibration_table(folder, "write_100")
+        reading.glue |= {
+            f"{key(model)}_g1": "passes" if gate["passed"] else "fails",
+            f"{key(model)}_g1_scores": _method_means(per_method),
+            f"{key(model)}_g1_100": (
+                _method_means(hundred.groupby(["method", "metric"]).teacher_forced.mean())
+                if hundred is not None
+                else "not measured"
+            ),
+            f"{key(model)}_g1_commit": str(made.get("commit"))[:7],
+        }
+    return reading
+
+
+def _method_means(means: pd.Series) -> str:
+    """``(method, metric) -> mean`` as ``MEMIT reliability 0.73, generality 0.70, locality 0.95; AlphaEdit ...``."""
+    parts = []
+    for method in means.index.get_level_values("method").unique():
+        metrics = [m for m in ("reliability", "generality", "locality") if (method, m) in means.index]
+        parts.append(f"{method} " + ", ".join(f"{m} {means[method, m]:.2f}" for m in metrics))
+    return "; ".join(parts)
+
+
 def trace_row(model: str, record: dict, summary: pd.DataFrame) -> dict:
     """What one model's trace says at the subject's last token: the layer whose MLP restores the most, the best
     window of layers (and the best that leaves out layer 0, whose MLP at a noised token restores much of the token
