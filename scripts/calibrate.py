@@ -8,7 +8,7 @@ failure, written with their provenance under ``results/calibration/<model>/``.
   density study's batch, the paper's batch-to-d_k ratio, ``study.density``), drawn from the study facts
   (the tuning split left out) and written into a fresh copy by MEMIT and by AlphaEdit with the testbed's
   hyperparameters (tuned by ``scripts/tune.py``); the gate reads the mean over the languages. Also one
-  English batch of 100, the earlier yardstick, as information.
+  English batch of 100, the earlier yardstick, as information (``--no-batch-of-100`` leaves it out).
 * G3 mechanism: causal tracing of ``--trace-facts`` facts per language that the model answers right,
   every layer, with the edited band (``--band``, default the model's edited layers) restored together.
   ``--window N`` adds ROME's windowed trace (N consecutive layers restored together around each layer).
@@ -38,6 +38,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--window", type=int, default=None, help="ROME's windowed trace: layers restored together")
     parser.add_argument("--parts", nargs="+", default=list(CALIBRATION_PARTS), choices=CALIBRATION_PARTS)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--no-batch-of-100", action="store_true", help="G1 without its English batch of 100 (information, no gate)"
+    )
     args = parser.parse_args(argv)
     testbed = testbed_from(parser, args)
     grid = density_grid(testbed)
@@ -53,6 +56,7 @@ def main(argv=None) -> dict:
             window=args.window,
             seed=args.seed,
             parts=args.parts,
+            batch_of_100=not args.no_batch_of_100,
         )
     except ValueError as error:
         parser.error(str(error))

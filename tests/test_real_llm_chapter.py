@@ -265,3 +265,6 @@ def test_the_g1_reading_gives_the_gates_verdict_and_each_methods_scores(tmp_path
     assert table.loc[("MEMIT", "reliability"), "de"] == 0.7 and table.loc[("AlphaEdit", "locality"), "all"] == 0.95
     assert all(reading.glue[f"b_{name}"] == "not run yet" for name in chapter.WRITE_GLUE)
     assert chapter.trace_reading(tmp_path, ["a"]).glue["a_g3"] == "fails"  # the trace is still read after G1
+    without = merged_calibration(earlier, record | {"batch_of_100": False})  # G1 again, without the batch of 100
+    store.write_calibration(tmp_path / "a", without, {"write": scores})
+    assert chapter.write_reading(tmp_path, ["a"]).glue["a_g1_100"] == "not measured"  # the old file is not read

@@ -208,8 +208,9 @@ def write_batch(testbed, batch, methods=("MEMIT", "AlphaEdit"), layers=None) -> 
 CALIBRATION_PARTS = ("write", "trace", "keys")
 
 
-def _write_part(testbed, study, batch_size: int, seed: int, tables: dict) -> Gate:
-    """G1: one batch per language written by MEMIT and AlphaEdit (and one English batch of 100, as information)."""
+def _write_part(testbed, study, batch_size: int, seed: int, tables: dict, batch_of_100: bool = True) -> Gate:
+    """G1: one batch per language written by MEMIT and AlphaEdit (and, with ``batch_of_100``, one English batch of
+    100, as information)."""
     from langedit_mini.data.languages import LANGUAGES
     from langedit_mini.data.schedules import distinct_subjects
 
@@ -218,7 +219,7 @@ def _write_part(testbed, study, batch_size: int, seed: int, tables: dict) -> Gat
         batch = distinct_subjects([r for r in study if r.lang == language], batch_size, seed)
         frames.append(write_batch(testbed, batch).assign(lang=language))
     tables["write"] = pd.concat(frames, ignore_index=True)
-    if batch_size != 100:
+    if batch_of_100 and batch_size != 100:
         english = [r for r in study if r.lang == "en"]
         tables["write_100"] = write_batch(testbed, distinct_subjects(english, 100, seed))
     return write_gate(tables["write"], batch_size)
@@ -243,7 +244,7 @@ def _keys_part(testbed, study, seed: int, tables: dict) -> None:
 
 #: the gate each part measures (the keys' measures are no gate), and the record's fields that belong to a part
 PART_GATES = {"write": "G1", "trace": "G3"}
-PART_FIELDS = {"trace": ("traced_facts", "noise", "samples", "window"), "write": (), "keys": ()}
+PART_FIELDS = {"trace": ("traced_facts", "noise", "samples", "window"), "write": ("batch_of_100",), "keys": ()}
 #: the settings two calibrations share for their parts to stand in one record
 SHARED_SETTINGS = ("model", "band", "batch_size", "tuning_facts", "seed")
 PROVENANCE_FIELDS = ("commit", "uncommitted_changes", "package_hash", "finished")
@@ -298,6 +299,7 @@ def calibrate(
     window: int | None = None,
     seed: int = 0,
     parts=CALIBRATION_PARTS,
+    batch_of_100: bool = True,
     log=print,
 ) -> dict:
     """Gates G1 and G3 of ``testbed`` and the measures that explain a failure (``parts`` of
@@ -305,7 +307,9 @@ def calibrate(
     returns the record. ``band``: the layers G3 restores together (default: the testbed's edited layers);
     ``samples`` noise draws per traced fact; ``window``: ROME's windowed trace as well (that many consecutive
     layers restored together around each layer). The traced facts are facts the model knows
-    (``Testbed.facts_known``: for a real LLM, the pocket world's real facts in its prompt format)."""
+    (``Testbed.facts_known``: for a real LLM, the pocket world's real facts in its prompt format).
+    ``batch_of_100``: G1's English batch of 100 beside the gate (information; on a real LLM on 2 cores it costs
+    more than the gate's own batches)."""
     from langedit_mini.data.schedules import split_facts
     from langedit_mini.editing.defaults import default_config
     from langedit_mini.study.provenance import finish_record, start_record
@@ -318,11 +322,12 @@ def calibrate(
     study, _ = split_facts(testbed.requests, tuning_facts)
     info = {"model": testbed.name, "band": list(band), "batch_size": batch_size, "tuning_facts": tuning_facts}
     info |= {"parts": list(parts), "seed": seed}
+    info |= {} if "write" not in parts else {"batch_of_100": batch_of_100}
     earlier = store.read_calibration(output)
     merged_calibration(earlier, info | {"gates": {}, "timings_s": {}})  # other settings: refused before the work
     start = time.perf_counter()
     if "write" in parts:
-        gates["G1"] = _write_part(testbed, study, batch_size, seed, tables)
+        gates["G1"] = _write_part(testbed, study, batch_size, seed, tables, batch_of_100)
         timings["G1"], start = time.perf_counter() - start, time.perf_counter()
     if "trace" in parts:
         known = study if testbed.knowledge is None else testbed.facts_known

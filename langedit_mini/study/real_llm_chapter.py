@@ -166,7 +166,8 @@ def write_reading(root, models) -> Reading:
         claims = pd.DataFrame(gate["claims"])[["claim", "value", "bound", "holds"]]
         reading.table(f"G1 {model}: the gate's claims", claims.round(3).set_index("claim"))
         per_method = scores.groupby(["method", "metric"]).teacher_forced.mean()
-        hundred = store.read_calibration_table(folder, "write_100")
+        measured_100 = record.get("batch_of_100", True)  # a run without it leaves an older file unread
+        hundred = store.read_calibration_table(folder, "write_100") if measured_100 else None
         reading.glue |= {
             f"{key(model)}_g1": "passes" if gate["passed"] else "fails",
             f"{key(model)}_g1_scores": _method_means(per_method),
