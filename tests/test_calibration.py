@@ -250,3 +250,8 @@ def test_a_calibration_of_some_parts_keeps_the_parts_measured_before():
     assert everything["made"] == {"trace": {**everything["made"]["trace"], "commit": "ddd"}}
     with pytest.raises(ValueError, match=r"band: \[3, 4\] then, \[5, 6\] now"):
         merged_calibration(trace, write | {"band": [5, 6]})
+    moved = merged_calibration(trace, trace | {"band": [5, 6], "commit": "eee"})  # every part again, other band
+    assert moved["band"] == [5, 6] and moved["made"]["trace"]["commit"] == "eee"
+    older = {k: v for k, v in trace.items() if k != "parts"} | {"gates": {"G1": {}, "G3": {"passed": False}}}
+    kept = merged_calibration(older, write)  # a record from before parts were recorded measured every part
+    assert kept["parts"] == ["write", "trace", "keys"] and kept["made"]["keys"]["commit"] == "aaa"

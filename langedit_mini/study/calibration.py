@@ -254,9 +254,11 @@ def merged_calibration(earlier: dict | None, now: dict) -> dict:
     """The record of a calibration that measured some parts (``now``) over the one written before (``earlier``):
     the parts not measured again keep their gates, timings and fields from ``earlier`` (a real LLM's G1 is
     measured after its trace, once its settings are tuned), and ``made`` says which commit and code made each
-    part. Settings that differ (``SHARED_SETTINGS``: another band, batch size, split or seed) are an error: the
-    parts would not describe one testbed."""
-    if earlier is None:
+    part. Settings that differ (``SHARED_SETTINGS``: another band, batch size, split or seed) while a part of
+    ``earlier`` would be kept are an error: the parts would not describe one testbed."""
+    before = list(earlier.get("parts", CALIBRATION_PARTS)) if earlier is not None else []  # older: every part
+    kept = [part for part in before if part not in now["parts"]]
+    if not kept:  # every part measured again (or none before): nothing of the earlier record stays
         return now | {"made": {part: {k: now.get(k) for k in PROVENANCE_FIELDS} for part in now["parts"]}}
     differing = [name for name in SHARED_SETTINGS if earlier.get(name) != now.get(name)]
     if differing:
@@ -265,8 +267,7 @@ def merged_calibration(earlier: dict | None, now: dict) -> dict:
             f"the calibration written before measured other settings ({changes}); measure every part with these "
             "settings, or write elsewhere"
         )
-    made = earlier.get("made") or {part: {k: earlier.get(k) for k in PROVENANCE_FIELDS} for part in earlier["parts"]}
-    kept = [part for part in earlier["parts"] if part not in now["parts"]]
+    made = earlier.get("made") or {part: {k: earlier.get(k) for k in PROVENANCE_FIELDS} for part in before}
     merged = dict(now)
     merged["parts"] = [part for part in CALIBRATION_PARTS if part in kept or part in now["parts"]]
     gates, timings = dict(now["gates"]), dict(now["timings_s"])
