@@ -387,11 +387,12 @@ TUNING_COLUMNS = ("objective", "reliability TF", "generality TF", "locality TF",
 
 def tuning_reading(root, models) -> Reading:
     """Per model: the equal-budget tuning on the tuning split (``study.tuning``, ``results/tuning/<model>/``), one
-    row per configuration run (the objective, its metrics, the unreached target values, the seconds), the point
-    it was run at and, per method, the configuration chosen, the spread of the objective over its grid and the
-    choice's lead over the runner-up paired by request (where both kept per-request scores). A
-    method whose grid is not complete has no choice (a choice from part of the budget is not the same budget);
-    glued per method (``<model>_tuned_<method>``): the choice with its objective, or how far its grid got."""
+    row per configuration run (the objective, its metrics, what each batch read right after its write, the
+    unreached target values, the seconds), the point it was run at and, per method, the configuration chosen
+    (and whether it lies at an edge of its grid), the spread of the objective over its grid and the choice's lead
+    over the runner-up paired by request (where both kept per-request scores). A method whose grid is not
+    complete has no choice (a choice from part of the budget is not the same budget); glued per method
+    (``<model>_tuned_<method>``): the choice with its objective, or how far its grid got."""
     from langedit_mini.editing.registry import METHODS
     from langedit_mini.study.intervals import format_interval
     from langedit_mini.study.tuning import STAGE_2, STAGES, config_name, grid_edges
