@@ -240,9 +240,11 @@ def test_the_g1_reading_gives_the_gates_verdict_and_each_methods_scores(tmp_path
 
     _trace(tmp_path / "a", [0.7, 0.0, 0.1], [0.8, 0.1, 0.2], [1, 2], 0.25, 2)  # traced first, as a real LLM is
     rows = [
-        {"method": method, "lang": lang, "metric": metric, "teacher_forced": value}
+        {"method": method, "lang": lang, "request": request, "metric": metric, "teacher_forced": value}
+        | {"unreached": {"en": 1, "de": 2}[lang]}  # one count per batch, on each of its rows
         for method, reliability in (("MEMIT", 0.7), ("AlphaEdit", 1.0))
         for lang in ("en", "de")
+        for request in range(3)
         for metric, value in (("reliability", reliability), ("generality", 0.9), ("locality", 0.95))
     ]
     scores = pd.DataFrame(rows)
@@ -261,6 +263,7 @@ def test_the_g1_reading_gives_the_gates_verdict_and_each_methods_scores(tmp_path
     )
     assert reading.glue["a_g1_100"].startswith("AlphaEdit reliability 0.50")
     assert reading.glue["a_g1_commit"] == "def5678"
+    assert reading.glue["a_g1_unreached"] == "AlphaEdit 3 of 6, MEMIT 3 of 6"  # per batch, not per row
     table = reading.tables["G1 a: mean teacher-forced score per language"]
     assert table.loc[("MEMIT", "reliability"), "de"] == 0.7 and table.loc[("AlphaEdit", "locality"), "all"] == 0.95
     assert all(reading.glue[f"b_{name}"] == "not run yet" for name in chapter.WRITE_GLUE)

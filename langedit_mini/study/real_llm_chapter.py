@@ -137,14 +137,14 @@ def trace_reading(root, models) -> Reading:
     return reading
 
 
-WRITE_GLUE = ("g1", "g1_scores", "g1_100", "g1_commit")
+WRITE_GLUE = ("g1", "g1_scores", "g1_100", "g1_commit", "g1_unreached")
 
 
 def write_reading(root, models) -> Reading:
     """Gate G1 per model: one batch per language written by MEMIT and AlphaEdit into the unedited model with the
     settings of the model's hyperparameter file when it was measured (``scripts/calibrate.py --parts write``),
-    the mean teacher-forced scores per method, metric and language, the gate's claims, and the English batch of
-    100 beside it (information, no gate)."""
+    the mean teacher-forced scores per method, metric and language, the gate's claims, the target values left
+    unreached by the value step, and the English batch of 100 beside it (information, no gate)."""
     reading = Reading()
     for model in models:
         folder = Path(root) / model
@@ -166,6 +166,8 @@ def write_reading(root, models) -> Reading:
         claims = pd.DataFrame(gate["claims"])[["claim", "value", "bound", "holds"]]
         reading.table(f"G1 {model}: the gate's claims", claims.round(3).set_index("claim"))
         per_method = scores.groupby(["method", "metric"]).teacher_forced.mean()
+        batches = scores.groupby(["method", "lang"]).agg(unreached=("unreached", "first"), edits=("request", "nunique"))
+        unreached = batches.groupby("method").sum()
         measured_100 = record.get("batch_of_100", True)  # a run without it leaves an older file unread
         hundred = store.read_calibration_table(folder, "write_100") if measured_100 else None
         reading.glue |= {
@@ -177,6 +179,9 @@ def write_reading(root, models) -> Reading:
                 else "not measured"
             ),
             f"{key(model)}_g1_commit": str(made.get("commit"))[:7],
+            f"{key(model)}_g1_unreached": ", ".join(
+                f"{method} {row.unreached} of {row.edits}" for method, row in unreached.iterrows()
+            ),
         }
     return reading
 
