@@ -147,12 +147,24 @@ def test_the_choice_is_compared_with_its_runner_up_paired_by_request():
         runner_up_margin(runs, unmatched, "MEMIT", choice, STAGE_1)
 
 
+def _towns(count: int):
+    """A model-less pocket testbed of ``count`` English facts and a plan of 2 edits in batches of 2: enough for a
+    tuning whose runs are replaced by a fake ``tuning_run``."""
+    from langedit_mini.data.datasets import EditRequest
+    from langedit_mini.study.testbeds import Testbed
+
+    requests = [
+        EditRequest(prompt="Where is {}?", subject=f"town {i}", target="north", lang="en", fact_id=f"f{i}")
+        for i in range(count)
+    ]
+    testbed = Testbed("pocket", None, None, "pocket", "pocket", requests, "", None, "langedit_mini.pocket")
+    return testbed, StudyPlan(languages=["en"], edits_per_language=2, batch_size=2, facts="parallel")
+
+
 def test_a_resumed_tuning_replaces_scores_left_without_their_row(tmp_path, monkeypatch):
     """A run stopped between writing a configuration's scores and its row leaves scores without a row: the
     rerun of that configuration replaces them, and every row has its requests' scores exactly once."""
-    from langedit_mini.data.datasets import EditRequest
     from langedit_mini.study import store, tuning
-    from langedit_mini.study.testbeds import Testbed
 
     def fake_run(testbed, requests, method, config, *, plan, seed=0):
         name = config_name(config)
@@ -168,12 +180,7 @@ def test_a_resumed_tuning_replaces_scores_left_without_their_row(tmp_path, monke
         return row | {"seconds": 1.0}, scores
 
     monkeypatch.setattr(tuning, "tuning_run", fake_run)
-    requests = [
-        EditRequest(prompt="Where is {}?", subject=f"town {i}", target="north", lang="en", fact_id=f"f{i}")
-        for i in range(6)
-    ]
-    testbed = Testbed("pocket", None, None, "pocket", "pocket", requests, "", None, "langedit_mini.pocket")
-    plan = StudyPlan(languages=["en"], edits_per_language=2, batch_size=2, facts="parallel")
+    testbed, plan = _towns(6)
     first = config_name(STAGE_1["MEMIT"][0])
     stale = pd.DataFrame([{"method": "MEMIT", "config": first, "lang": "en", "fact_id": "old", "teacher_forced": 0.0}])
     store.write_tuning_scores(tmp_path, stale)  # scores written, then stopped before its row
@@ -189,9 +196,7 @@ def test_rescoring_reruns_a_choice_and_its_runner_up_made_without_scores(tmp_pat
     """Rows made before the tuning kept per-request scores: ``rescoring`` reruns the choice and the runner-up
     (no other row), adds their scores, and the choice's lead is paired; a rerun that does not reproduce its
     row's objective is refused."""
-    from langedit_mini.data.datasets import EditRequest
     from langedit_mini.study import store, tuning
-    from langedit_mini.study.testbeds import Testbed
 
     names = [config_name(c) for c in STAGE_1["MEMIT"]]
     objectives = dict(zip(names, [0.60, 0.75, 0.70, 0.50, 0.50, 0.50, 0.50, 0.50]))
@@ -209,12 +214,7 @@ def test_rescoring_reruns_a_choice_and_its_runner_up_made_without_scores(tmp_pat
         return {"method": method, "config": name, "objective": objectives[name]}, pd.DataFrame(rows)
 
     monkeypatch.setattr(tuning, "tuning_run", fake_run)
-    requests = [
-        EditRequest(prompt="Where is {}?", subject=f"town {i}", target="north", lang="en", fact_id=f"f{i}")
-        for i in range(8)
-    ]
-    testbed = Testbed("pocket", None, None, "pocket", "pocket", requests, "", None, "langedit_mini.pocket")
-    plan = StudyPlan(languages=["en"], edits_per_language=2, batch_size=2, facts="parallel")
+    testbed, plan = _towns(8)
     runs = pd.DataFrame({"method": "MEMIT", "config": names, "objective": list(objectives.values())})
     store.write_tuning_runs(tmp_path, runs.assign(package_hash="older"))
     kwargs = {"tuning_facts": 3, "methods": ["MEMIT"], "stage": 1, "log": lambda *_: None}

@@ -250,6 +250,11 @@ SHARED_SETTINGS = ("model", "band", "batch_size", "tuning_facts", "seed")
 PROVENANCE_FIELDS = ("commit", "uncommitted_changes", "package_hash", "finished")
 
 
+def _made(record: dict) -> dict:
+    """The provenance of a calibration record (``PROVENANCE_FIELDS``), as ``made`` keeps it per part."""
+    return {k: record.get(k) for k in PROVENANCE_FIELDS}
+
+
 def merged_calibration(earlier: dict | None, now: dict) -> dict:
     """The record of a calibration that measured some parts (``now``) over the one written before (``earlier``):
     the parts not measured again keep their gates, timings and fields from ``earlier`` (a real LLM's G1 is
@@ -259,7 +264,7 @@ def merged_calibration(earlier: dict | None, now: dict) -> dict:
     before = list(earlier.get("parts", CALIBRATION_PARTS)) if earlier is not None else []  # older: every part
     kept = [part for part in before if part not in now["parts"]]
     if not kept:  # every part measured again (or none before): nothing of the earlier record stays
-        return now | {"made": {part: {k: now.get(k) for k in PROVENANCE_FIELDS} for part in now["parts"]}}
+        return now | {"made": {part: _made(now) for part in now["parts"]}}
     differing = [name for name in SHARED_SETTINGS if earlier.get(name) != now.get(name)]
     if differing:
         changes = ", ".join(f"{name}: {earlier.get(name)!r} then, {now.get(name)!r} now" for name in differing)
@@ -267,7 +272,7 @@ def merged_calibration(earlier: dict | None, now: dict) -> dict:
             f"the calibration written before measured other settings ({changes}); measure every part with these "
             "settings, or write elsewhere"
         )
-    made = earlier.get("made") or {part: {k: earlier.get(k) for k in PROVENANCE_FIELDS} for part in before}
+    made = earlier.get("made") or {part: _made(earlier) for part in before}
     merged = dict(now)
     merged["parts"] = [part for part in CALIBRATION_PARTS if part in kept or part in now["parts"]]
     gates, timings = dict(now["gates"]), dict(now["timings_s"])
@@ -282,9 +287,7 @@ def merged_calibration(earlier: dict | None, now: dict) -> dict:
         timings["diagnostics"] = earlier["timings_s"]["diagnostics"]
     merged["gates"] = {name: gates[name] for name in sorted(gates)}
     merged["timings_s"] = timings
-    merged["made"] = {part: made[part] for part in kept} | {
-        part: {k: now.get(k) for k in PROVENANCE_FIELDS} for part in now["parts"]
-    }
+    merged["made"] = {part: made[part] for part in kept} | {part: _made(now) for part in now["parts"]}
     return merged
 
 

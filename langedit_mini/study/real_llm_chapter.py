@@ -156,7 +156,8 @@ def write_reading(root, models) -> Reading:
         gate = record["gates"]["G1"]
         scores = store.read_calibration_table(folder, "write")
         means = scores.pivot_table(index=["method", "metric"], columns="lang", values="teacher_forced", aggfunc="mean")
-        means["all"] = scores.groupby(["method", "metric"]).teacher_forced.mean()
+        per_method = scores.groupby(["method", "metric"]).teacher_forced.mean()
+        means["all"] = per_method
         made = record.get("made", {}).get("write", record)
         reading.say(
             f"{model}: G1 {'passes' if gate['passed'] else 'fails'}; batches of {record['batch_size']} per language, "
@@ -165,7 +166,6 @@ def write_reading(root, models) -> Reading:
         reading.table(f"G1 {model}: mean teacher-forced score per language", means.round(3))
         claims = pd.DataFrame(gate["claims"])[["claim", "value", "bound", "holds"]]
         reading.table(f"G1 {model}: the gate's claims", claims.round(3).set_index("claim"))
-        per_method = scores.groupby(["method", "metric"]).teacher_forced.mean()
         batches = scores.groupby(["method", "lang"]).agg(unreached=("unreached", "first"), edits=("request", "nunique"))
         unreached = batches.groupby("method").sum()
         measured_100 = record.get("batch_of_100", True)  # a run without it leaves an older file unread

@@ -153,17 +153,21 @@ def config_margin(scores: pd.DataFrame, method: str, first: str, second: str) ->
     return band_margin(scores[scores.method == method], first, second, by="config")
 
 
+def _runner_up(runs: pd.DataFrame, method: str, choice: dict, grids: dict) -> str | None:
+    """The best configuration of ``method``'s grid after its choice, by objective; None when the grid has no other."""
+    names = [config_name(c) for c in grids[method]]
+    part = runs[(runs.method == method) & runs.config.isin(names)].sort_values("objective", ascending=False)
+    others = part[part.config != config_name(choice["config"])]
+    return None if others.empty else str(others.config.iloc[0])
+
+
 def runner_up_margin(runs: pd.DataFrame, scores: pd.DataFrame, method: str, choice: dict, grids: dict) -> dict | None:
     """The chosen configuration of ``method`` (``choose``) against the runner-up of its grid, paired by request
     (``config_margin``): ``{"runner_up", "mean", "half_width", "pairs"}``; None when ``scores`` lacks either
     (rows made before the tuning kept per-request scores)."""
-    names = [config_name(c) for c in grids[method]]
-    part = runs[(runs.method == method) & runs.config.isin(names)].sort_values("objective", ascending=False)
-    chosen = config_name(choice["config"])
-    others = part[part.config != chosen]
-    if others.empty:
+    chosen, runner_up = config_name(choice["config"]), _runner_up(runs, method, choice, grids)
+    if runner_up is None:
         return None
-    runner_up = str(others.config.iloc[0])
     have = set(scores[scores.method == method].config)
     if chosen not in have or runner_up not in have:
         return None
@@ -177,14 +181,13 @@ def rescore(testbed, requests, runs, scores, output, method, choice, grids, *, p
     rows stay as they were; ``made_by`` is today's code (``package_hash``). A rerun whose objective differs
     from its row's is an error: the scores would not be those of the row the choice was made from."""
     names = [config_name(c) for c in grids[method]]
-    part = runs[(runs.method == method) & runs.config.isin(names)].sort_values("objective", ascending=False)
-    chosen = config_name(choice["config"])
-    wanted = [chosen] + [name for name in part.config if name != chosen][:1]
-    for name in wanted:
+    runner_up = _runner_up(runs, method, choice, grids)
+    objectives = runs[runs.method == method].set_index("config").objective
+    for name in [config_name(choice["config"])] + ([runner_up] if runner_up else []):
         if name in set(scores[scores.method == method].config):
             continue
         row, scored = tuning_run(testbed, requests, method, grids[method][names.index(name)], plan=plan, seed=seed)
-        then = float(part.set_index("config").objective[name])
+        then = float(objectives[name])
         log(f"rescore {method} {name}: objective {then:.6f} then, {row['objective']:.6f} now")
         if abs(row["objective"] - then) > 1e-9:
             raise ValueError(
