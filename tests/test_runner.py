@@ -238,6 +238,11 @@ def test_a_runs_provenance_ignores_the_studys_own_merged_results(tmp_path):
     assert git_dirty(tmp_path) is False and git_dirty(tmp_path, exclude=("results",)) is False
     (tmp_path / "results" / "averages.csv").write_text("b\n")
     assert git_dirty(tmp_path) is True and git_dirty(tmp_path, exclude=("results",)) is False
+    (tmp_path / "results" / "new.csv").write_text("c\n")  # a new result: still the study's own output
+    assert git_dirty(tmp_path, exclude=("results",)) is False
+    (tmp_path / "new_module.py").write_text("y = 1\n")  # a new module, not committed yet: a change
+    assert git_dirty(tmp_path, exclude=("results",)) is True
+    (tmp_path / "new_module.py").unlink()
     (tmp_path / "code.py").write_text("x = 2\n")
     assert git_dirty(tmp_path, exclude=("results",)) is True
 

@@ -174,13 +174,14 @@ def git_commit(directory: Path = PACKAGE) -> str:
 
 
 def git_dirty(directory: Path = PACKAGE, exclude=()) -> bool | None:
-    """Whether the working tree has uncommitted changes to tracked files outside the paths ``exclude``
-    (relative to ``directory``; None when git is not available)."""
+    """Whether the working tree has uncommitted changes outside the paths ``exclude`` (relative to ``directory``;
+    None when git is not available): a tracked file changed, or a file git does not ignore and does not track yet
+    (a new module a run imports is as much a change as an edited one)."""
     pathspecs = ["--", "."] + [f":(exclude){path}" for path in exclude] if exclude else []
     try:
         return bool(
             subprocess.run(
-                ["git", "status", "--porcelain", "--untracked-files=no", *pathspecs],
+                ["git", "status", "--porcelain", "--untracked-files=normal", *pathspecs],
                 capture_output=True,
                 text=True,
                 check=True,
