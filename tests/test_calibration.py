@@ -255,3 +255,28 @@ def test_a_calibration_of_some_parts_keeps_the_parts_measured_before():
     older = {k: v for k, v in trace.items() if k != "parts"} | {"gates": {"G1": {}, "G3": {"passed": False}}}
     kept = merged_calibration(older, write)  # a record from before parts were recorded measured every part
     assert kept["parts"] == ["write", "trace", "keys"] and kept["made"]["keys"]["commit"] == "aaa"
+
+
+def test_g1_records_what_each_method_wrote_with_and_keeps_it_beside_a_later_trace(tmp_path):
+    """A calibration's G1 says the settings it wrote with (the hyperparameter file can change after the run, or
+    be one outside the repository), and a later trace alone keeps them."""
+    import json
+
+    from langedit_mini.editing.defaults import HPARAMS_DIRECTORY
+    from langedit_mini.study.calibration import merged_calibration, written_with
+
+    shipped = json.loads((HPARAMS_DIRECTORY / "smollm2-135m.json").read_text())
+    own = shipped | {"methods": {"MEMIT": {"mom2_weight": 7.0}}, "values": shipped["values"] | {"steps": 60}}
+    path = tmp_path / "own.json"
+    path.write_text(json.dumps(own))
+    written = written_with(str(path))
+    assert set(written) == {"MEMIT", "AlphaEdit"}
+    assert written["MEMIT"]["settings"]["mom2_weight"] == 7.0
+    assert written["AlphaEdit"]["settings"]["alpha"] == own["settings"]["alpha"]  # no override: the shared value
+    assert written["MEMIT"]["values"]["steps"] == written["AlphaEdit"]["values"]["steps"] == 60
+    assert written["MEMIT"]["layers"] == own["layers"]
+    shared = {"model": "m", "band": own["layers"], "batch_size": 11, "tuning_facts": 200, "seed": 0}
+    provenance = {"commit": "aaa", "package_hash": "h", "uncommitted_changes": False, "finished": "then"}
+    write = shared | provenance | {"parts": ["write"], "gates": {"G1": {}}, "timings_s": {}, "written_with": written}
+    trace = shared | provenance | {"parts": ["trace"], "gates": {"G3": {}}, "timings_s": {}, "commit": "bbb"}
+    assert merged_calibration(write, trace)["written_with"] == written

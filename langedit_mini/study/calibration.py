@@ -184,7 +184,11 @@ def covariance_coverage(statistics: dict, keys: dict, leftovers=(0.01, 0.05, 0.1
     return pd.DataFrame(rows)
 
 
-def write_batch(testbed, batch, methods=("MEMIT", "AlphaEdit"), layers=None) -> pd.DataFrame:
+#: the methods whose batches G1 reads
+WRITE_METHODS = ("MEMIT", "AlphaEdit")
+
+
+def write_batch(testbed, batch, methods=WRITE_METHODS, layers=None) -> pd.DataFrame:
     """Each method writes ``batch`` into a fresh copy of the testbed's model with its hyperparameters (into
     ``layers`` instead of the file's band, when given); the scores of every request, per method
     (``unreached``: target values that did not reach their target)."""
@@ -206,6 +210,25 @@ def write_batch(testbed, batch, methods=("MEMIT", "AlphaEdit"), layers=None) -> 
 
 #: what a calibration measures: G1 (one batch written per language), G3 (the causal trace), and the keys
 CALIBRATION_PARTS = ("write", "trace", "keys")
+
+
+def written_with(hparams, methods=WRITE_METHODS) -> dict:
+    """What G1's methods write with under the hyperparameter file ``hparams`` (a name or a path): per method, its
+    layers, its value step and its own settings, as the record of a calibration keeps them (the file can change
+    after the run, or be one outside the repository)."""
+    from dataclasses import asdict
+
+    from langedit_mini.editing.defaults import default_config
+
+    settings = {}
+    for method in methods:
+        config = default_config(method, hparams)
+        settings[method] = {
+            "layers": list(config.layers),
+            "values": asdict(config.values),
+            "settings": asdict(config.settings),
+        }
+    return settings
 
 
 def _write_part(testbed, study, batch_size: int, seed: int, tables: dict, batch_of_100: bool = True) -> Gate:
@@ -244,7 +267,11 @@ def _keys_part(testbed, study, seed: int, tables: dict) -> None:
 
 #: the gate each part measures (the keys' measures are no gate), and the record's fields that belong to a part
 PART_GATES = {"write": "G1", "trace": "G3"}
-PART_FIELDS = {"trace": ("traced_facts", "noise", "samples", "window"), "write": ("batch_of_100",), "keys": ()}
+PART_FIELDS = {
+    "trace": ("traced_facts", "noise", "samples", "window"),
+    "write": ("batch_of_100", "written_with"),
+    "keys": (),
+}
 #: the settings two calibrations share for their parts to stand in one record
 SHARED_SETTINGS = ("model", "band", "batch_size", "tuning_facts", "seed")
 PROVENANCE_FIELDS = ("commit", "uncommitted_changes", "package_hash", "finished")
@@ -326,7 +353,9 @@ def calibrate(
     study, _ = split_facts(testbed.requests, tuning_facts)
     info = {"model": testbed.name, "band": list(band), "batch_size": batch_size, "tuning_facts": tuning_facts}
     info |= {"parts": list(parts), "seed": seed}
-    info |= {} if "write" not in parts else {"batch_of_100": batch_of_100}
+    info |= (
+        {} if "write" not in parts else {"batch_of_100": batch_of_100, "written_with": written_with(testbed.hparams)}
+    )
     earlier = store.read_calibration(output)
     merged_calibration(earlier, info | {"gates": {}, "timings_s": {}})  # other settings: refused before the work
     start = time.perf_counter()
