@@ -271,3 +271,72 @@ def test_the_g1_reading_gives_the_gates_verdict_and_each_methods_scores(tmp_path
     without = merged_calibration(earlier, record | {"batch_of_100": False})  # G1 again, without the batch of 100
     store.write_calibration(tmp_path / "a", without, {"write": scores})
     assert chapter.write_reading(tmp_path, ["a"]).glue["a_g1_100"] == "not measured"  # the old file is not read
+
+
+def test_g1_diagnostics_read_their_settings_from_the_record_or_the_kept_file(tmp_path):
+    """G1 made again with other settings: the settings come from the record's ``written_with`` or, for an older
+    record, from the hyperparameter file kept beside it; the scores, the reliability per language and the
+    unreached count per method; a diagnostic not run says so."""
+    from langedit_mini.editing.defaults import HPARAMS_DIRECTORY
+    from langedit_mini.study.calibration import written_with
+    from langedit_mini.study.verdicts import write_gate
+
+    rows = [
+        {"method": method, "lang": lang, "request": request, "metric": metric, "teacher_forced": value}
+        | {"unreached": {"en": 0, "zh": 4}[lang]}
+        for method, zh in (("MEMIT", 0.5), ("AlphaEdit", 0.9))
+        for lang in ("en", "zh")
+        for request in range(2)
+        for metric, value in (("reliability", 1.0 if lang == "en" else zh), ("generality", 0.9), ("locality", 0.95))
+    ]
+    scores = pd.DataFrame(rows)
+    shipped = json.loads((HPARAMS_DIRECTORY / "smollm2-135m.json").read_text())
+    starting = {k: v for k, v in shipped.items() if k != "methods"}
+    older = tmp_path / "m" / "old"
+    record = {"parts": ["write"], "gates": {"G1": write_gate(scores, 2).as_dict()}, "commit": "abc1234"}
+    record |= {"band": starting["layers"], "batch_size": 2}
+    store.write_calibration(older, record, {"write": scores})
+    (older / "hparams.json").write_text(json.dumps(starting))
+    newer_settings = written_with("smollm2-135m")
+    store.write_calibration(tmp_path / "m" / "new", record | {"written_with": newer_settings}, {"write": scores})
+    diagnostics = {"old": "starting values", "new": "the file", "none": "never run"}
+    reading = chapter.write_diagnostics_reading(tmp_path, "m", diagnostics)
+    table = reading.tables["G1's batches with other settings on m (information, not the gate)"]
+    assert table.loc[("old", "MEMIT"), "settings"] == f"mom2_weight {starting['settings']['mom2_weight']:g}"
+    expected = newer_settings["MEMIT"]["settings"]["mom2_weight"]
+    assert table.loc[("new", "MEMIT"), "settings"] == f"mom2_weight {expected:g}"
+    assert table.loc[("old", "AlphaEdit"), "value steps"] == starting["values"]["steps"]
+    assert table.loc[("old", "MEMIT"), "reliability zh"] == 0.5 and table.loc[("old", "MEMIT"), "reliability"] == 0.75
+    assert table.loc[("old", "MEMIT"), "unreached"] == 4 and table.loc[("old", "MEMIT"), "edits"] == 2
+    assert not table.loc[("old", "MEMIT"), "G1 bounds hold"] and table.loc[("old", "AlphaEdit"), "G1 bounds hold"]
+    assert reading.glue["m_old_zh"] == "AlphaEdit 0.90, MEMIT 0.50"
+    assert reading.glue["m_old_unreached"] == "AlphaEdit 4, MEMIT 4"
+    assert all(reading.glue[f"m_none_{name}"] == "not run yet" for name in ("scores", "zh", "unreached"))
+
+
+def test_the_value_step_reading_tabulates_the_reach_and_quotes_the_choice(tmp_path):
+    from langedit_mini.study.value_steps import choose_steps, reach_curve
+
+    reach = pd.DataFrame(
+        [
+            {"lang": lang, "steps": steps, "reached": steps < 100, "target_tokens": tokens}
+            for lang, runs in {"en": [(3, 2), (10, 3)], "zh": [(20, 9), (60, 15), (100, 17)]}.items()
+            for steps, tokens in runs
+        ]
+    )
+    curve = reach_curve(reach, (25, 50, 100))
+    folder = tmp_path / "m" / "value_steps"
+    folder.mkdir(parents=True)
+    curve.to_csv(folder / "curve.csv", index=False)
+    record = {"languages": ["en", "zh"], "batches": 1, "batch_size": 3, "most": 100, "commit": "abc1234"}
+    store.write_json(folder / "value_steps.json", record | {"chosen": choose_steps(curve, 0.6)})
+    reading = chapter.value_steps_reading(tmp_path, ["m", "other"])
+    table = reading.tables["value step on m: share of targets reached"]
+    assert table.loc["zh", "reached within 25"] == pytest.approx(1 / 3)
+    assert table.loc["zh", "reached within 100"] == pytest.approx(2 / 3) and table.loc["en", "reached within 25"] == 1
+    assert list(table.index) == ["en", "zh", "all"] and table.loc["zh", "median target tokens"] == 15
+    assert reading.glue["m_value_steps_chosen"].startswith("100 steps (every language reaches at least 60%")
+    assert reading.glue["m_value_steps_at_25"] == "en 1.00, zh 0.33"
+    assert reading.glue["m_value_steps_tokens"] == "en 2.5, zh 15"
+    assert reading.glue["m_value_steps_requests"] == "5"
+    assert reading.glue["other_value_steps_chosen"] == "not measured yet"

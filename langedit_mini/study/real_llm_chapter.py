@@ -186,6 +186,111 @@ def write_reading(root, models) -> Reading:
     return reading
 
 
+#: G1's measurement made again with other settings, beside the gate (information, never a gate): the folder
+#: under the model's calibration folder -> what it changes
+WRITE_DIAGNOSTICS = {
+    "g1_starting": "the file's starting values (no tuned settings), the reference's 25 value steps",
+    "g1_starting_steps": "the file's starting values, the value step allowed the steps the value-step sweep chose",
+}
+
+
+def write_diagnostics_reading(root, model: str, diagnostics=None) -> Reading:
+    """G1's batches written again with other settings (``WRITE_DIAGNOSTICS``; ``scripts/calibrate.py --hparams
+    <file> --output <folder> --parts write``), beside the gate and never a gate: per run and method, the settings
+    it wrote with (the record's ``written_with``, or the ``hparams.json`` kept beside an older record), the mean
+    teacher-forced scores, the reliability per language, the target values left unreached, and whether G1's
+    bounds would hold."""
+    from langedit_mini.study.calibration import written_with
+
+    diagnostics = WRITE_DIAGNOSTICS if diagnostics is None else diagnostics
+    reading, rows = Reading(), []
+    for name, meaning in diagnostics.items():
+        folder = Path(root) / model / name
+        record = store.read_calibration(folder)
+        if record is None or "G1" not in record["gates"]:
+            reading.say(f"{model}, {name} ({meaning}): not run yet")
+            reading.glue |= {f"{key(model)}_{name}_{glued}": "not run yet" for glued in ("scores", "zh", "unreached")}
+            continue
+        settings = record.get("written_with") or written_with(str(folder / "hparams.json"))
+        scores = store.read_calibration_table(folder, "write")
+        per_method = scores.groupby(["method", "metric"]).teacher_forced.mean()
+        reliability = scores[scores.metric == "reliability"].pivot_table(
+            index="method", columns="lang", values="teacher_forced", aggfunc="mean"
+        )
+        unreached = scores.groupby(["method", "lang"]).unreached.first().groupby("method").sum()
+        claims = pd.DataFrame(record["gates"]["G1"]["claims"])
+        for method in per_method.index.get_level_values("method").unique():
+            own = settings[method]
+            rows.append(
+                {"run": name, "method": method, "value steps": own["values"]["steps"]}
+                | {"settings": _own_settings(method, own["settings"])}
+                | {metric: per_method[method, metric] for metric in ("reliability", "generality", "locality")}
+                | {f"reliability {lang}": value for lang, value in reliability.loc[method].items()}
+                | {"unreached": int(unreached[method]), "edits": int(scores[scores.method == method].request.nunique())}
+                | {"G1 bounds hold": bool(claims[claims.claim.str.startswith(method + " ")].holds.all())}
+            )
+        reading.glue |= {
+            f"{key(model)}_{name}_scores": _method_means(per_method),
+            f"{key(model)}_{name}_zh": ", ".join(f"{m} {v:.2f}" for m, v in reliability.get("zh", {}).items()),
+            f"{key(model)}_{name}_unreached": ", ".join(f"{m} {int(v)}" for m, v in unreached.items()),
+        }
+        reading.say(f"{model}, {name}: {meaning}; commit {str(record.get('commit'))[:7]}")
+    if rows:
+        table = pd.DataFrame(rows).set_index(["run", "method"])
+        reading.table(f"G1's batches with other settings on {model} (information, not the gate)", table.round(3))
+    return reading
+
+
+def _own_settings(method: str, settings: dict) -> str:
+    """A method's main settings as text (the ones the tuning varies)."""
+    names = {"MEMIT": ("mom2_weight",), "AlphaEdit": ("leftover_fraction", "tau", "alpha")}.get(method, tuple(settings))
+    return ", ".join(f"{name} {settings[name]:g}" for name in names if settings.get(name) is not None)
+
+
+def value_steps_reading(root, models) -> Reading:
+    """How many steps the value step needs per model (``scripts/sweep_value_steps.py``;
+    ``results/calibration/<model>/value_steps/``): the share of each language's tuning targets reached within
+    each allowance, the median target length in tokens, and the allowance the rule chooses."""
+    reading = Reading()
+    for model in models:
+        folder = Path(root) / model / "value_steps"
+        path = folder / "value_steps.json"
+        glued = ("value_steps_chosen", "value_steps_at_25", "value_steps_tokens", "value_steps_requests")
+        if not path.exists():
+            reading.say(f"{model}: not measured yet (python scripts/sweep_value_steps.py --model {model})")
+            reading.glue |= {f"{key(model)}_{name}": "not measured yet" for name in glued}
+            continue
+        record = store.read_json(path)
+        curve = pd.read_csv(folder / "curve.csv")
+        table = curve.pivot(index="lang", columns="steps", values="reached")
+        table.columns = [f"reached within {steps}" for steps in table.columns]
+        tokens = curve.groupby("lang").median_target_tokens.first()
+        table["median target tokens"] = tokens
+        order = [lang for lang in record["languages"] if lang in table.index] + ["all"]
+        table = table.loc[order]
+        chosen = record["chosen"]
+        reading.say(
+            f"{model}: {record['batches']} batches of {record['batch_size']} tuning requests per language, "
+            f"allowed {record['most']} steps; commit {str(record.get('commit'))[:7]}"
+        )
+        reading.table(f"value step on {model}: share of targets reached", table.round(2))
+        at_25 = curve[(curve.steps == 25) & (curve.lang != "all")].set_index("lang").reached
+        requests = curve[curve.lang == "all"].requests.iloc[0]
+        reading.glue |= {
+            f"{key(model)}_value_steps_chosen": (
+                f"{chosen['steps']} steps (every language reaches at least {chosen['share']:.0%}; the lowest "
+                f"{chosen['worst']:.2f})"
+                if chosen["met"]
+                else f"none of the allowances tried ({chosen['steps']} steps reach {chosen['worst']:.2f} in the "
+                f"worst language, under {chosen['share']:.0%})"
+            ),
+            f"{key(model)}_value_steps_at_25": ", ".join(f"{lang} {at_25[lang]:.2f}" for lang in order[:-1]),
+            f"{key(model)}_value_steps_tokens": ", ".join(f"{lang} {tokens[lang]:g}" for lang in order[:-1]),
+            f"{key(model)}_value_steps_requests": str(int(requests)),
+        }
+    return reading
+
+
 def _method_means(means: pd.Series) -> str:
     """``(method, metric) -> mean`` as ``MEMIT reliability 0.73, generality 0.70, locality 0.95; AlphaEdit ...``."""
     parts = []
