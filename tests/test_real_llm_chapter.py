@@ -298,7 +298,8 @@ def test_g1_diagnostics_read_their_settings_from_the_record_or_the_kept_file(tmp
     store.write_calibration(older, record, {"write": scores})
     (older / "hparams.json").write_text(json.dumps(starting))
     newer_settings = written_with("smollm2-135m")
-    store.write_calibration(tmp_path / "m" / "new", record | {"written_with": newer_settings}, {"write": scores})
+    newer = record | {"written_with": newer_settings, "uncommitted_changes": True}
+    store.write_calibration(tmp_path / "m" / "new", newer, {"write": scores})
     diagnostics = {"old": "starting values", "new": "the file", "none": "never run"}
     reading = chapter.write_diagnostics_reading(tmp_path, "m", diagnostics)
     table = reading.tables["G1's batches with other settings on m (information, not the gate)"]
@@ -307,11 +308,13 @@ def test_g1_diagnostics_read_their_settings_from_the_record_or_the_kept_file(tmp
     assert table.loc[("new", "MEMIT"), "settings"] == f"mom2_weight {expected:g}"
     assert table.loc[("old", "AlphaEdit"), "value steps"] == starting["values"]["steps"]
     assert table.loc[("old", "MEMIT"), "reliability zh"] == 0.5 and table.loc[("old", "MEMIT"), "reliability"] == 0.75
-    assert table.loc[("old", "MEMIT"), "unreached"] == 4 and table.loc[("old", "MEMIT"), "edits"] == 2
+    assert table.loc[("old", "MEMIT"), "unreached"] == 4 and table.loc[("old", "MEMIT"), "edits"] == 4
     assert not table.loc[("old", "MEMIT"), "G1 bounds hold"] and table.loc[("old", "AlphaEdit"), "G1 bounds hold"]
     assert reading.glue["m_old_zh"] == "AlphaEdit 0.90, MEMIT 0.50"
     assert reading.glue["m_old_unreached"] == "AlphaEdit 4, MEMIT 4"
     assert all(reading.glue[f"m_none_{name}"] == "not run yet" for name in ("scores", "zh", "unreached"))
+    said = {line.split(":")[0]: line for line in reading.lines}
+    assert said["m, new"].endswith("with uncommitted changes") and "uncommitted" not in said["m, old"]
 
 
 def test_the_value_step_reading_tabulates_the_reach_and_quotes_the_choice(tmp_path):

@@ -219,6 +219,7 @@ def write_diagnostics_reading(root, model: str, diagnostics=None) -> Reading:
         )
         unreached = scores.groupby(["method", "lang"]).unreached.first().groupby("method").sum()
         claims = pd.DataFrame(record["gates"]["G1"]["claims"])
+        reliable = scores.metric == "reliability"  # one row per edit
         for method in per_method.index.get_level_values("method").unique():
             own = settings[method]
             rows.append(
@@ -226,7 +227,7 @@ def write_diagnostics_reading(root, model: str, diagnostics=None) -> Reading:
                 | {"settings": _own_settings(method, own["settings"])}
                 | {metric: per_method[method, metric] for metric in ("reliability", "generality", "locality")}
                 | {f"reliability {lang}": value for lang, value in reliability.loc[method].items()}
-                | {"unreached": int(unreached[method]), "edits": int(scores[scores.method == method].request.nunique())}
+                | {"unreached": int(unreached[method]), "edits": int(((scores.method == method) & reliable).sum())}
                 | {"G1 bounds hold": bool(claims[claims.claim.str.startswith(method + " ")].holds.all())}
             )
         reading.glue |= {
@@ -234,7 +235,8 @@ def write_diagnostics_reading(root, model: str, diagnostics=None) -> Reading:
             f"{key(model)}_{name}_zh": ", ".join(f"{m} {v:.2f}" for m, v in reliability.get("zh", {}).items()),
             f"{key(model)}_{name}_unreached": ", ".join(f"{m} {int(v)}" for m, v in unreached.items()),
         }
-        reading.say(f"{model}, {name}: {meaning}; commit {str(record.get('commit'))[:7]}")
+        dirty = " with uncommitted changes" if record.get("uncommitted_changes") else ""
+        reading.say(f"{model}, {name}: {meaning}; commit {str(record.get('commit'))[:7]}{dirty}")
     if rows:
         table = pd.DataFrame(rows).set_index(["run", "method"])
         reading.table(f"G1's batches with other settings on {model} (information, not the gate)", table.round(3))
