@@ -11,7 +11,7 @@ targets reached within each allowance is read off that one run. The chosen allow
 which every language reaches at least ``--share`` of its targets. A language already in ``reach.csv`` is not
 run again. Writes ``reach.csv``, ``curve.csv`` and ``value_steps.json`` (settings, choice, provenance); the
 choice is not written into the hyperparameter file (``study.value_steps`` says why). On SmolLM2, 2 cores:
-about 15 minutes with the defaults.
+about 18 minutes with the defaults (Gemma-3-270M allowed 100 steps: 31).
 """
 
 from __future__ import annotations

@@ -311,6 +311,7 @@ def test_g1_diagnostics_read_their_settings_from_the_record_or_the_kept_file(tmp
     assert table.loc[("old", "MEMIT"), "unreached"] == 4 and table.loc[("old", "MEMIT"), "edits"] == 4
     assert not table.loc[("old", "MEMIT"), "G1 bounds hold"] and table.loc[("old", "AlphaEdit"), "G1 bounds hold"]
     assert reading.glue["m_old_zh"] == "AlphaEdit 0.90, MEMIT 0.50"
+    assert reading.glue["m_old_scores"].endswith("MEMIT reliability 0.750, generality 0.900, locality 0.950")
     assert reading.glue["m_old_unreached"] == "AlphaEdit 4, MEMIT 4"
     assert all(reading.glue[f"m_none_{name}"] == "not run yet" for name in ("scores", "zh", "unreached"))
     said = {line.split(":")[0]: line for line in reading.lines}

@@ -80,6 +80,8 @@ def test_sweep_resumes_by_language_and_refuses_other_settings(pocket_testbed, tm
     assert first["languages"] == ["en"] and set(first["timings_s"]) == {"en"}
     second = sweep_value_steps(pocket_testbed, tmp_path, languages=["en", "zh"], log=logged.append, **options)
     assert "en: already run" in logged
+    third = sweep_value_steps(pocket_testbed, tmp_path, languages=["zh"], log=logged.append, **options)
+    assert third["languages"] == ["en", "zh"]  # the record covers what reach.csv holds
     reach = pd.read_csv(tmp_path / "reach.csv")
     assert sorted(reach.lang.unique()) == ["en", "zh"] and len(reach) == 4
     assert second["chosen"]["steps"] in (5, 20) and second["package_hash"]

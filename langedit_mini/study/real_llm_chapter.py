@@ -231,7 +231,7 @@ def write_diagnostics_reading(root, model: str, diagnostics=None) -> Reading:
                 | {"G1 bounds hold": bool(claims[claims.claim.str.startswith(method + " ")].holds.all())}
             )
         reading.glue |= {
-            f"{key(model)}_{name}_scores": _method_means(per_method),
+            f"{key(model)}_{name}_scores": _method_means(per_method, places=3),
             f"{key(model)}_{name}_zh": ", ".join(f"{m} {v:.2f}" for m, v in reliability.get("zh", {}).items()),
             f"{key(model)}_{name}_unreached": ", ".join(f"{m} {int(v)}" for m, v in unreached.items()),
         }
@@ -293,12 +293,13 @@ def value_steps_reading(root, models) -> Reading:
     return reading
 
 
-def _method_means(means: pd.Series) -> str:
-    """``(method, metric) -> mean`` as ``MEMIT reliability 0.73, generality 0.70, locality 0.95; AlphaEdit ...``."""
+def _method_means(means: pd.Series, places: int = 2) -> str:
+    """``(method, metric) -> mean`` as ``MEMIT reliability 0.73, generality 0.70, locality 0.95; AlphaEdit ...``
+    (``places`` decimals: three where a value near a bound must not round onto it)."""
     parts = []
     for method in means.index.get_level_values("method").unique():
         metrics = [m for m in ("reliability", "generality", "locality") if (method, m) in means.index]
-        parts.append(f"{method} " + ", ".join(f"{m} {means[method, m]:.2f}" for m in metrics))
+        parts.append(f"{method} " + ", ".join(f"{m} {means[method, m]:.{places}f}" for m in metrics))
     return "; ".join(parts)
 
 

@@ -168,7 +168,9 @@ def sweep_value_steps(
     curve = reach_curve(sweep.tables["reach"], counts)
     store.write_table(output / "curve.csv", curve)
     chosen = choose_steps(curve, share)
-    info = {"languages": languages, "chosen": chosen, "values": _values_of(testbed)} | testbed.record()
+    measured = set(sweep.tables["reach"].lang)  # with the languages of earlier calls, when resumed
+    info = {"languages": [lang for lang in LANGUAGES if lang in measured], "chosen": chosen}
+    info |= {"values": _values_of(testbed)} | testbed.record()
     info = sweep.finish(info | finish_record(record))
     log(curve.pivot(index="lang", columns="steps", values="reached").round(2).to_string())
     log(
