@@ -166,8 +166,7 @@ def write_reading(root, models) -> Reading:
         reading.table(f"G1 {model}: mean teacher-forced score per language", means.round(3))
         claims = pd.DataFrame(gate["claims"])[["claim", "value", "bound", "holds"]]
         reading.table(f"G1 {model}: the gate's claims", claims.round(3).set_index("claim"))
-        batches = scores.groupby(["method", "lang"]).agg(unreached=("unreached", "first"), edits=("request", "nunique"))
-        unreached = batches.groupby("method").sum()
+        unreached = _unreached(scores)
         measured_100 = record.get("batch_of_100", True)  # a run without it leaves an older file unread
         hundred = store.read_calibration_table(folder, "write_100") if measured_100 else None
         reading.glue |= {
@@ -217,9 +216,8 @@ def write_diagnostics_reading(root, model: str, diagnostics=None) -> Reading:
         reliability = scores[scores.metric == "reliability"].pivot_table(
             index="method", columns="lang", values="teacher_forced", aggfunc="mean"
         )
-        unreached = scores.groupby(["method", "lang"]).unreached.first().groupby("method").sum()
+        unreached = _unreached(scores)
         claims = pd.DataFrame(record["gates"]["G1"]["claims"])
-        reliable = scores.metric == "reliability"  # one row per edit
         for method in per_method.index.get_level_values("method").unique():
             own = settings[method]
             rows.append(
@@ -227,13 +225,13 @@ def write_diagnostics_reading(root, model: str, diagnostics=None) -> Reading:
                 | {"settings": _own_settings(method, own["settings"])}
                 | {metric: per_method[method, metric] for metric in ("reliability", "generality", "locality")}
                 | {f"reliability {lang}": value for lang, value in reliability.loc[method].items()}
-                | {"unreached": int(unreached[method]), "edits": int(((scores.method == method) & reliable).sum())}
+                | {name: int(unreached.loc[method, name]) for name in ("unreached", "edits")}
                 | {"G1 bounds hold": bool(claims[claims.claim.str.startswith(method + " ")].holds.all())}
             )
         reading.glue |= {
             f"{key(model)}_{name}_scores": _method_means(per_method, places=3),
             f"{key(model)}_{name}_zh": ", ".join(f"{m} {v:.2f}" for m, v in reliability.get("zh", {}).items()),
-            f"{key(model)}_{name}_unreached": ", ".join(f"{m} {int(v)}" for m, v in unreached.items()),
+            f"{key(model)}_{name}_unreached": ", ".join(f"{m} {row.unreached}" for m, row in unreached.iterrows()),
         }
         dirty = " with uncommitted changes" if record.get("uncommitted_changes") else ""
         reading.say(f"{model}, {name}: {meaning}; commit {str(record.get('commit'))[:7]}{dirty}")
@@ -241,6 +239,13 @@ def write_diagnostics_reading(root, model: str, diagnostics=None) -> Reading:
         table = pd.DataFrame(rows).set_index(["run", "method"])
         reading.table(f"G1's batches with other settings on {model} (information, not the gate)", table.round(3))
     return reading
+
+
+def _unreached(scores: pd.DataFrame) -> pd.DataFrame:
+    """Per method of G1's scores: the target values the value step left unreached (one count per batch, on each of
+    its rows) and the edits, summed over the languages' batches."""
+    batches = scores.groupby(["method", "lang"]).agg(unreached=("unreached", "first"), edits=("request", "nunique"))
+    return batches.groupby("method").sum()
 
 
 def _own_settings(method: str, settings: dict) -> str:

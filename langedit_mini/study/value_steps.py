@@ -30,6 +30,7 @@ from pathlib import Path
 import pandas as pd
 
 from langedit_mini.study import store
+from langedit_mini.study.experiment import _positive_int
 
 #: the allowances a sweep reports: the reference's 25 and three doublings
 STEP_COUNTS = (25, 50, 100, 200)
@@ -40,7 +41,7 @@ REACH_SHARE = 0.9
 def check_counts(counts, share: float) -> tuple[int, ...]:
     """``counts`` sorted, each a positive integer, and ``share`` in (0, 1]; an error that says what is wrong."""
     counts = tuple(counts)
-    if not counts or any(not isinstance(c, int) or isinstance(c, bool) or c < 1 for c in counts):
+    if not counts or not all(_positive_int(count) for count in counts):
         raise ValueError(f"step counts must be positive integers, got {list(counts)!r}")
     if not 0 < share <= 1:
         raise ValueError(f"share must be in (0, 1], got {share!r}")
@@ -55,7 +56,7 @@ def value_step_reach(testbed, batches, *, most: int, seed: int = 0) -> pd.DataFr
     from langedit_mini.model.architecture import detect_architecture
     from langedit_mini.model.values import compute_target_values
 
-    if not isinstance(most, int) or isinstance(most, bool) or most < 1:
+    if not _positive_int(most):
         raise ValueError(f"most must be a positive integer, got {most!r}")
     config = default_config("MEMIT", testbed.hparams)
     settings = replace(config.values, steps=most)
@@ -140,7 +141,7 @@ def sweep_value_steps(
 
     counts = check_counts(counts, share)
     for name, value in (("batches", batches), ("batch_size", batch_size)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        if not _positive_int(value):
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     languages = list(languages or LANGUAGES)
     unknown = [lang for lang in languages if lang not in LANGUAGES]
@@ -182,9 +183,7 @@ def sweep_value_steps(
 
 def _values_of(testbed) -> dict:
     """The value step's settings in the testbed's hyperparameter file (the allowance aside, which the sweep sets)."""
-    from dataclasses import asdict
+    from langedit_mini.study.calibration import written_with
 
-    from langedit_mini.editing.defaults import default_config
-
-    values = asdict(default_config("MEMIT", testbed.hparams).values)
+    values = written_with(testbed.hparams, ("MEMIT",))["MEMIT"]["values"]
     return {name: value for name, value in values.items() if name != "steps"} | {"file_steps": values["steps"]}
