@@ -23,16 +23,14 @@ reads them. A few minutes on 2 cores for the pocket models.
 
 from __future__ import annotations
 
-from langedit_mini.interface.arguments import results_folder, study_parser, testbed_from
+from langedit_mini.interface.arguments import add_batch, batch_from, results_folder, study_parser, testbed_from
 from langedit_mini.study.calibration import CALIBRATION_PARTS, calibrate
-from langedit_mini.study.density import density_grid
 
 
 def main(argv=None) -> dict:
     parser = study_parser(__doc__, settings=False)
-    parser.add_argument("--batch-size", type=int, default=None, help="default: the density study's batch")
+    add_batch(parser)
     parser.add_argument("--band", type=int, nargs="+", default=None, help="default: the model's edited layers")
-    parser.add_argument("--tuning-facts", type=int, default=None, help="default: the density grid's")
     parser.add_argument("--trace-facts", type=int, default=10, help="facts traced per language")
     parser.add_argument("--samples", type=int, default=10, help="noise draws per traced fact")
     parser.add_argument("--window", type=int, default=None, help="ROME's windowed trace: layers restored together")
@@ -43,13 +41,12 @@ def main(argv=None) -> dict:
     )
     args = parser.parse_args(argv)
     testbed = testbed_from(parser, args)
-    grid = density_grid(testbed)
+    batch = batch_from(parser, args, testbed)
     try:
         return calibrate(
             testbed,
             results_folder(args, "calibration", testbed),
-            batch_size=args.batch_size or grid["batch_size"],
-            tuning_facts=args.tuning_facts or grid["tuning_facts"],
+            **batch,
             band=args.band,
             trace_facts=args.trace_facts,
             samples=args.samples,

@@ -14,16 +14,21 @@ written into the hyperparameter file: that is a decision for the reader of the s
 
 from __future__ import annotations
 
-from langedit_mini.interface.arguments import add_methods, results_folder, study_parser, testbed_from
+from langedit_mini.interface.arguments import (
+    add_batch,
+    add_methods,
+    batch_from,
+    results_folder,
+    study_parser,
+    testbed_from,
+)
 from langedit_mini.study.bands import BAND_METHODS, parse_band, sweep_bands
-from langedit_mini.study.density import density_grid
 
 
 def main(argv=None) -> dict:
     parser = study_parser(__doc__, settings=False)
     parser.add_argument("--bands", nargs="+", required=True, help="bands as 3-7 or 3,5,7")
-    parser.add_argument("--batch-size", type=int, default=None, help="default: the density study's batch")
-    parser.add_argument("--tuning-facts", type=int, default=None, help="default: the density grid's")
+    add_batch(parser)
     parser.add_argument("--seed", type=int, default=0)
     add_methods(parser, default=list(BAND_METHODS))
     args = parser.parse_args(argv)
@@ -32,15 +37,14 @@ def main(argv=None) -> dict:
     except ValueError as error:
         parser.error(str(error))
     testbed = testbed_from(parser, args)
-    grid = density_grid(testbed)
+    batch = batch_from(parser, args, testbed)
     output = results_folder(args, "calibration", testbed) / "bands" if args.output is None else args.output
     try:
         return sweep_bands(
             testbed,
             output,
             bands,
-            batch_size=args.batch_size or grid["batch_size"],
-            tuning_facts=args.tuning_facts or grid["tuning_facts"],
+            **batch,
             seed=args.seed,
             methods=args.methods,
         )

@@ -14,9 +14,15 @@ edited on MzsRE (a real LLM, a hub model): the pocket world's corpus is not spli
 
 from __future__ import annotations
 
-from langedit_mini.interface.arguments import add_methods, results_folder, study_parser, testbed_from
+from langedit_mini.interface.arguments import (
+    add_batch,
+    add_methods,
+    batch_from,
+    results_folder,
+    study_parser,
+    testbed_from,
+)
 from langedit_mini.study.bands import parse_band
-from langedit_mini.study.density import density_grid
 from langedit_mini.study.preserved import PRESERVED_METHODS, SAMPLE_SIZES, sweep_sample_sizes
 
 
@@ -27,8 +33,7 @@ def main(argv=None) -> dict:
     parser = study_parser(__doc__, settings=False)
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SAMPLE_SIZES), help="texts per language")
     parser.add_argument("--band", default=None, help="3-7 or 3,5,7 (default: the hyperparameter file's)")
-    parser.add_argument("--batch-size", type=int, default=None, help="default: the density study's batch")
-    parser.add_argument("--tuning-facts", type=int, default=None, help="default: the density grid's")
+    add_batch(parser)
     parser.add_argument("--seed", type=int, default=0)
     add_methods(parser, default=list(PRESERVED_METHODS))
     args = parser.parse_args(argv)
@@ -39,7 +44,7 @@ def main(argv=None) -> dict:
     testbed = testbed_from(parser, args)
     if testbed.dataset != "mzsre":
         parser.error(f"{args.model} is edited on the {testbed.dataset} world, whose corpus is not split by language")
-    grid = density_grid(testbed)
+    batch = batch_from(parser, args, testbed)
     output = results_folder(args, "calibration", testbed) / "preserved" if args.output is None else args.output
     try:
         return sweep_sample_sizes(
@@ -48,8 +53,7 @@ def main(argv=None) -> dict:
             band or default_config("MEMIT", testbed.hparams).layers,
             args.sizes,
             mzsre_texts(args.mzsre, questions=max(args.sizes)),
-            batch_size=args.batch_size or grid["batch_size"],
-            tuning_facts=args.tuning_facts or grid["tuning_facts"],
+            **batch,
             seed=args.seed,
             methods=args.methods,
         )

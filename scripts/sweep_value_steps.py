@@ -16,31 +16,28 @@ about 18 minutes with the defaults (Gemma-3-270M allowed 100 steps: 31).
 
 from __future__ import annotations
 
-from langedit_mini.interface.arguments import results_folder, study_parser, testbed_from
-from langedit_mini.study.density import density_grid
+from langedit_mini.interface.arguments import add_batch, batch_from, results_folder, study_parser, testbed_from
 from langedit_mini.study.value_steps import REACH_SHARE, STEP_COUNTS, sweep_value_steps
 
 
 def main(argv=None) -> dict:
     parser = study_parser(__doc__, settings=False)
     parser.add_argument("--batches", type=int, default=2, help="batches per language (default 2)")
-    parser.add_argument("--batch-size", type=int, default=None, help="default: the density study's batch")
-    parser.add_argument("--tuning-facts", type=int, default=None, help="default: the density grid's")
+    add_batch(parser)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, nargs="+", default=list(STEP_COUNTS), help="allowances reported")
     parser.add_argument("--share", type=float, default=REACH_SHARE, help="share each language must reach")
     parser.add_argument("--languages", nargs="+", default=None)
     args = parser.parse_args(argv)
     testbed = testbed_from(parser, args)
-    grid = density_grid(testbed)
+    batch = batch_from(parser, args, testbed)
     output = results_folder(args, "calibration", testbed) / "value_steps" if args.output is None else args.output
     try:
         return sweep_value_steps(
             testbed,
             output,
             batches=args.batches,
-            batch_size=args.batch_size or grid["batch_size"],
-            tuning_facts=args.tuning_facts or grid["tuning_facts"],
+            **batch,
             seed=args.seed,
             counts=args.steps,
             share=args.share,

@@ -70,3 +70,23 @@ def test_what_cannot_run_says_why(tmp_path, capsys):
     with pytest.raises(SystemExit):
         load_script("run_study").main(["--model", "pocket", "--set", "no_such_setting=1", "--output", str(tmp_path)])
     assert "unknown setting 'no_such_setting'" in capsys.readouterr().err
+    # a batch of none is refused by every script that takes one, never replaced by the density grid's default
+    for script, flag in (("calibrate", "--batch-size"), ("sweep_value_steps", "--tuning-facts")):
+        with pytest.raises(SystemExit):
+            load_script(script).main(["--model", TINY, flag, "0", "--output", str(tmp_path)])
+        assert f"{flag} must be at least 1, got 0" in capsys.readouterr().err
+
+
+def test_batch_defaults_are_the_density_grids():
+    from langedit_mini.interface.arguments import add_batch, batch_from, study_parser
+    from langedit_mini.study.density import density_grid
+    from langedit_mini.study.testbeds import load_testbed
+
+    parser = study_parser("")
+    add_batch(parser)
+    testbed = load_testbed(TINY)
+    grid = density_grid(testbed)
+    chosen = batch_from(parser, parser.parse_args(["--model", TINY]), testbed)
+    assert chosen == {"batch_size": grid["batch_size"], "tuning_facts": grid["tuning_facts"]}
+    chosen = batch_from(parser, parser.parse_args(["--model", TINY, "--batch-size", "3"]), testbed)
+    assert chosen == {"batch_size": 3, "tuning_facts": grid["tuning_facts"]}

@@ -5,6 +5,7 @@ how many threads, which settings over the hyperparameter file (``--set name=valu
     args = parser.parse_args(argv)
     testbed = testbed_from(parser, args)        # study.testbeds.load_testbed, threads set first
     output = results_folder(args, "calibration", testbed)  # results/calibration/<model>/ unless --output
+    add_batch(parser) ... batch_from(parser, args, testbed)  # batch_size, tuning_facts: the density grid's unless given
 
 A bad value (an unknown model, a setting no method has, a malformed ``--set``) ends the script with the
 parser's error message, which names it.
@@ -47,6 +48,27 @@ def add_methods(parser: argparse.ArgumentParser, default=METHODS) -> None:
 
 def add_seeds(parser: argparse.ArgumentParser, default=(0, 1, 2)) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=list(default))
+
+
+def add_batch(parser: argparse.ArgumentParser) -> None:
+    """``--batch-size`` and ``--tuning-facts``; unset, they take the density study's values (``batch_from``)."""
+    parser.add_argument("--batch-size", type=int, default=None, help="default: the density study's batch")
+    parser.add_argument("--tuning-facts", type=int, default=None, help="default: the density grid's")
+
+
+def batch_from(parser: argparse.ArgumentParser, args, testbed) -> dict:
+    """``batch_size`` and ``tuning_facts``: the flags given, else the density grid's for the testbed
+    (``study.density.density_grid``). A value below 1 is a parser error, never replaced by the default."""
+    from langedit_mini.study.density import density_grid
+
+    grid = density_grid(testbed)
+    chosen = {}
+    for name in ("batch_size", "tuning_facts"):
+        given = getattr(args, name)
+        if given is not None and given < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1, got {given}")
+        chosen[name] = grid[name] if given is None else given
+    return chosen
 
 
 def settings_from(parser: argparse.ArgumentParser, args) -> dict:
