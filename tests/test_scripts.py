@@ -90,3 +90,38 @@ def test_batch_defaults_are_the_density_grids():
     assert chosen == {"batch_size": grid["batch_size"], "tuning_facts": grid["tuning_facts"]}
     chosen = batch_from(parser, parser.parse_args(["--model", TINY, "--batch-size", "3"]), testbed)
     assert chosen == {"batch_size": 3, "tuning_facts": grid["tuning_facts"]}
+
+
+def test_the_value_site_probe_adds_delta_after_the_block_and_writes_as_g1_does(tmp_path, capsys):
+    """The probe of where a normalised model's value step adds delta: its target values differ from the
+    package's (the norm is out of the value step's way), G1's batches are written and scored in every language
+    by the methods asked, the package's value step is put back, and what it cannot probe is refused."""
+    import torch
+
+    from langedit_mini.data.languages import LANGUAGES
+    from langedit_mini.editing import methods as editing_methods
+    from langedit_mini.editing.defaults import default_config
+    from langedit_mini.model.architecture import detect_architecture
+    from langedit_mini.model.values import compute_target_values
+    from langedit_mini.study.testbeds import load_testbed
+
+    gemma = "tiny-random-gemma3_text"
+    probe = load_script("probe_value_site")
+    testbed = load_testbed(gemma)
+    config = default_config("MEMIT", testbed.hparams)
+    arguments = (testbed.model, testbed.tokenizer, detect_architecture(testbed.model), testbed.requests[:1])
+    package = compute_target_values(*arguments, config.layers[-1], config.values)
+    probed = probe.residual_values(compute_target_values)(*arguments, config.layers[-1], config.values)
+    assert torch.allclose(package.hidden, probed.hidden) and not torch.allclose(package.z, probed.z, atol=1e-6)
+    flags = ["--model", gemma, "--batch-size", "1", "--tuning-facts", "20", "--threads", "1", "--methods", "MEMIT"]
+    info = probe.main([*flags, "--output", str(tmp_path)])
+    assert editing_methods.compute_target_values is compute_target_values
+    assert info["probe"]["value_site"] == "residual" and list(info["written_with"]) == ["MEMIT"]
+    assert [claim["claim"].split()[0] for claim in info["gates"]["G1"]["claims"]] == ["MEMIT"] * 3
+    assert set(pd.read_csv(tmp_path / "write.csv").lang) == set(LANGUAGES)
+    with pytest.raises(SystemExit):
+        probe.main(["--model", TINY, "--threads", "1", "--output", str(tmp_path / "llama-like")])
+    assert "has no norm after its MLP output" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        probe.main(["--model", gemma, "--threads", "1"])
+    assert "--output is required" in capsys.readouterr().err

@@ -1,0 +1,97 @@
+"""Probe where a normalised model's value step should add ``delta`` (information for the next step, not a gate).
+
+    python scripts/probe_value_site.py --model gemma-3-270m --hparams <file.json> --output <folder>
+                                       [--methods MEMIT] [--batch-size 14] [--seed 0]
+
+Gemma 3 normalises the MLP output before the residual stream (``post_feedforward_layernorm``). The package's
+value step adds ``delta_i`` to the last edited layer's MLP output *before* that norm, so a target value ``z_i``
+is one that layer alone can make: the norm's outputs lie on one ellipsoid, which bounds how far one layer moves
+the residual stream. This probe writes G1's own batches (the same draw as ``scripts/calibrate.py --parts
+write``: the study's facts, the tuning split left out, one batch per language) with one change: the value step
+adds ``delta_i`` to the residual stream after block L, as for a model without the norm (Llama). The write is
+the package's own: MEMIT spreads the residual change over the band, each layer's share carried into its MLP
+output through its norm (``model.architecture.residual_to_memory``). Nothing else changes; compare with the
+G1 record of the same hyperparameter file, batch for batch.
+
+Writes ``calibration.json`` (G1's claims over the methods run, ``written_with``, ``probe``, provenance) and
+``write.csv`` under ``--output``, in the layout ``study.real_llm_chapter.write_diagnostics_reading`` reads.
+About 3.5 minutes per method and language on Gemma-3-270M on 2 cores with 100 value steps.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from langedit_mini.interface.arguments import add_batch, add_methods, batch_from, study_parser, testbed_from
+
+PROBE = {
+    "value_site": "residual",
+    "meaning": "the value step adds delta to the residual stream after block L (not to the MLP output before "
+    "its norm); the write, the scores and the batches are the package's",
+    "script": "scripts/probe_value_site.py",
+}
+
+
+def residual_values(compute):
+    """``compute_target_values`` with ``delta`` added after block L: the architecture it sees has no MLP norm."""
+
+    def patched(model, tokenizer, architecture, *args, **kwargs):
+        return compute(model, tokenizer, replace(architecture, mlp_out_norm=None), *args, **kwargs)
+
+    return patched
+
+
+def main(argv=None) -> dict:
+    import pandas as pd
+
+    from langedit_mini.data.languages import LANGUAGES
+    from langedit_mini.data.schedules import distinct_subjects, split_facts
+    from langedit_mini.editing import methods as editing_methods
+    from langedit_mini.editing.defaults import default_config
+    from langedit_mini.model.architecture import detect_architecture
+    from langedit_mini.study import store
+    from langedit_mini.study.calibration import WRITE_METHODS, write_batch, written_with
+    from langedit_mini.study.provenance import finish_record, start_record
+    from langedit_mini.study.verdicts import write_gate
+
+    parser = study_parser(__doc__, settings=False)
+    add_batch(parser)
+    add_methods(parser, default=WRITE_METHODS)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.output is None:
+        parser.error("--output is required: a probe never writes over a calibration's own folder")
+    unknown = sorted(set(args.methods) - set(WRITE_METHODS))
+    if unknown:
+        parser.error(f"the probe writes with {', '.join(WRITE_METHODS)} only, got {unknown}")
+    testbed = testbed_from(parser, args)
+    if detect_architecture(testbed.model).mlp_out_norm is None:
+        parser.error(f"{testbed.name} has no norm after its MLP output: its value step already adds delta there")
+    batch = batch_from(parser, args, testbed)
+    record = start_record(loader=testbed.loader, inputs=testbed.inputs)
+    study, _ = split_facts(testbed.requests, batch["tuning_facts"])
+    original = editing_methods.compute_target_values
+    editing_methods.compute_target_values = residual_values(original)
+    start, frames = time.perf_counter(), []
+    try:
+        for language in LANGUAGES:
+            drawn = distinct_subjects([r for r in study if r.lang == language], batch["batch_size"], args.seed)
+            frames.append(write_batch(testbed, drawn, methods=args.methods).assign(lang=language))
+            print(f"{language}: written ({time.perf_counter() - start:.0f} s)", flush=True)
+    finally:
+        editing_methods.compute_target_values = original
+    scores = pd.concat(frames, ignore_index=True)
+    gate = write_gate(scores, batch["batch_size"], methods=args.methods)
+    info = {"model": testbed.name, "band": list(default_config("MEMIT", testbed.hparams).layers)} | batch
+    info |= {"parts": ["write"], "seed": args.seed, "batch_of_100": False, "probe": PROBE}
+    info |= {"written_with": written_with(testbed.hparams, args.methods), "gates": {"G1": gate.as_dict()}}
+    info |= {"timings_s": {"G1": round(time.perf_counter() - start, 1)}} | testbed.record() | finish_record(record)
+    store.write_calibration(Path(args.output), info, {"write": scores})
+    print(gate)
+    return info
+
+
+if __name__ == "__main__":
+    main()
