@@ -316,6 +316,24 @@ def test_g1_diagnostics_read_their_settings_from_the_record_or_the_kept_file(tmp
     assert all(reading.glue[f"m_none_{name}"] == "not run yet" for name in ("scores", "zh", "unreached"))
     said = {line.split(":")[0]: line for line in reading.lines}
     assert said["m, new"].endswith("with uncommitted changes") and "uncommitted" not in said["m, old"]
+    # a probe is read where it was run, and only there; its rows say where the value step added delta
+    assert not any("g1_residual_values" in line for line in chapter.write_diagnostics_reading(tmp_path, "m").lines)
+    probe = newer | {"probe": {"value_site": "residual"}}
+    store.write_calibration(tmp_path / "m" / "g1_residual_values", probe, {"write": scores})
+    table = chapter.write_diagnostics_reading(tmp_path, "m").tables[
+        "G1's batches with other settings on m (information, not the gate)"
+    ]
+    assert table.loc[("g1_residual_values", "MEMIT"), "delta added to"] == "residual"
+    assert list(table.index.get_level_values("run").unique()) == ["g1_residual_values"]  # the defaults: not run
+    assert (
+        table.loc[("g1_residual_values", "AlphaEdit"), "value steps"] == newer_settings["AlphaEdit"]["values"]["steps"]
+    )
+    assert (
+        chapter.write_diagnostics_reading(tmp_path, "m", diagnostics)
+        .tables["G1's batches with other settings on m (information, not the gate)"]
+        .loc[("new", "MEMIT"), "delta added to"]
+        == "the package's site"
+    )
 
 
 def test_the_value_step_reading_tabulates_the_reach_and_quotes_the_choice(tmp_path):

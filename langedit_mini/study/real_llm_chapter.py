@@ -189,7 +189,14 @@ def write_reading(root, models) -> Reading:
 #: under the model's calibration folder -> what it changes
 WRITE_DIAGNOSTICS = {
     "g1_starting": "the file's starting values (no tuned settings), the reference's 25 value steps",
-    "g1_starting_steps": "the file's starting values, the value step allowed the steps the value-step sweep chose",
+    "g1_starting_steps": "the file's starting values, the value step allowed the steps the value-step sweep chose "
+    "(or the most it tried, where it chose none)",
+}
+#: probes of G1's batches that apply to some models only, read where their folder holds a record
+#: (``scripts/probe_value_site.py``: a model whose MLP output is normalised)
+WRITE_PROBES = {
+    "g1_residual_values": "as g1_starting_steps, with the value step's delta added to the residual stream after "
+    "block L instead of to the MLP output before its norm (the write unchanged)",
 }
 
 
@@ -198,10 +205,15 @@ def write_diagnostics_reading(root, model: str, diagnostics=None) -> Reading:
     <file> --output <folder> --parts write``), beside the gate and never a gate: per run and method, the settings
     it wrote with (the record's ``written_with``, or the ``hparams.json`` kept beside an older record), the mean
     teacher-forced scores, the reliability per language, the target values left unreached, and whether G1's
-    bounds would hold."""
+    bounds would hold. By default ``WRITE_DIAGNOSTICS`` (a missing one says "not run yet") and those of
+    ``WRITE_PROBES`` that were run for the model."""
     from langedit_mini.study.calibration import written_with
 
-    diagnostics = WRITE_DIAGNOSTICS if diagnostics is None else diagnostics
+    if diagnostics is None:
+        present = {
+            name: meaning for name, meaning in WRITE_PROBES.items() if store.read_calibration(Path(root) / model / name)
+        }
+        diagnostics = WRITE_DIAGNOSTICS | present
     reading, rows = Reading(), []
     for name, meaning in diagnostics.items():
         folder = Path(root) / model / name
@@ -222,6 +234,7 @@ def write_diagnostics_reading(root, model: str, diagnostics=None) -> Reading:
             own = settings[method]
             rows.append(
                 {"run": name, "method": method, "value steps": own["values"]["steps"]}
+                | {"delta added to": record.get("probe", {}).get("value_site", "the package's site")}
                 | {"settings": _own_settings(method, own["settings"])}
                 | {metric: per_method[method, metric] for metric in ("reliability", "generality", "locality")}
                 | {f"reliability {lang}": value for lang, value in reliability.loc[method].items()}
