@@ -2,10 +2,11 @@
 how many threads, which settings over the hyperparameter file (``--set name=value``), and where results go.
 
     parser = study_parser(__doc__)              # --model, --hparams, --mzsre, --threads, --set, --output
+    add_batch(parser)                           # --batch-size, --tuning-facts (where a script writes batches)
     args = parser.parse_args(argv)
     testbed = testbed_from(parser, args)        # study.testbeds.load_testbed, threads set first
+    batch = batch_from(parser, args, testbed)   # batch_size, tuning_facts: the density grid's unless given
     output = results_folder(args, "calibration", testbed)  # results/calibration/<model>/ unless --output
-    add_batch(parser) ... batch_from(parser, args, testbed)  # batch_size, tuning_facts: the density grid's unless given
 
 A bad value (an unknown model, a setting no method has, a malformed ``--set``) ends the script with the
 parser's error message, which names it.
