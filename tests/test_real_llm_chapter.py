@@ -362,3 +362,37 @@ def test_the_value_step_reading_tabulates_the_reach_and_quotes_the_choice(tmp_pa
     assert reading.glue["m_value_steps_tokens"] == "en 2.5, zh 15"
     assert reading.glue["m_value_steps_requests"] == "5"
     assert reading.glue["other_value_steps_chosen"] == "not measured yet"
+
+
+def test_a_probe_is_paired_with_its_baseline_edit_by_edit(tmp_path):
+    """The probe's change over the run it changes one thing of: per method and metric, the mean of the paired
+    differences with its 95% interval; edits that are not the same in both runs are refused."""
+    rows = [
+        {"method": "MEMIT", "lang": lang, "fact_id": f"f{i}", "request": i, "metric": metric, "unreached": 0}
+        | {"teacher_forced": 0.5 + 0.1 * i}
+        for lang in ("en", "zh")
+        for i in range(3)
+        for metric in ("reliability", "generality", "locality", "portability")
+    ]
+    before = pd.DataFrame(rows)
+    after = before.assign(teacher_forced=before.teacher_forced + before.metric.map({"reliability": 0.2}).fillna(0))
+    after.loc[(after.metric == "generality") & (after.fact_id == "f0"), "teacher_forced"] += 0.6
+    change = chapter.probe_change(before, after)
+    assert list(change.columns) == ["reliability", "generality", "locality"] and list(change.index) == ["MEMIT"]
+    assert change.loc["MEMIT", "reliability"] == "+0.200 ± 0.000"
+    assert (
+        change.loc["MEMIT", "generality"].startswith("+0.200 ± ")
+        and change.loc["MEMIT", "locality"] == "+0.000 ± 0.000"
+    )
+    with pytest.raises(ValueError, match="did not write the same edits: 6 scores"):
+        chapter.probe_change(before, after[after.fact_id != "f2"].assign())
+    from langedit_mini.study.calibration import written_with
+    from langedit_mini.study.verdicts import write_gate
+
+    for name, table in (("g1_starting_steps", before), ("g1_residual_values", after)):
+        gate = write_gate(table, 3, methods=["MEMIT"]).as_dict()
+        record = {"parts": ["write"], "gates": {"G1": gate}, "commit": "abc1234", "band": [3], "batch_size": 3}
+        record |= {"written_with": written_with("smollm2-135m", ["MEMIT"])}
+        store.write_calibration(tmp_path / "m" / name, record, {"write": table})
+    reading = chapter.write_diagnostics_reading(tmp_path, "m", {"g1_starting_steps": "b", "g1_residual_values": "p"})
+    assert reading.glue["m_g1_residual_values_paired"].startswith("MEMIT reliability +0.200 ± 0.000, generality +0.200")

@@ -198,6 +198,8 @@ WRITE_PROBES = {
     "g1_residual_values": "as g1_starting_steps, with the value step's delta added to the residual stream after "
     "block L instead of to the MLP output before its norm (the write unchanged)",
 }
+#: the diagnostic each probe changes one thing of: the probe's scores are paired with its scores, edit by edit
+PROBE_BASELINE = "g1_starting_steps"
 
 
 def write_diagnostics_reading(root, model: str, diagnostics=None) -> Reading:
@@ -214,7 +216,7 @@ def write_diagnostics_reading(root, model: str, diagnostics=None) -> Reading:
             name: meaning for name, meaning in WRITE_PROBES.items() if store.read_calibration(Path(root) / model / name)
         }
         diagnostics = WRITE_DIAGNOSTICS | present
-    reading, rows = Reading(), []
+    reading, rows, read = Reading(), [], {}
     for name, meaning in diagnostics.items():
         folder = Path(root) / model / name
         record = store.read_calibration(folder)
@@ -223,7 +225,7 @@ def write_diagnostics_reading(root, model: str, diagnostics=None) -> Reading:
             reading.glue |= {f"{key(model)}_{name}_{glued}": "not run yet" for glued in ("scores", "zh", "unreached")}
             continue
         settings = record.get("written_with") or written_with(str(folder / "hparams.json"))
-        scores = store.read_calibration_table(folder, "write")
+        scores = read[name] = store.read_calibration_table(folder, "write")
         per_method = scores.groupby(["method", "metric"]).teacher_forced.mean()
         reliability = scores[scores.metric == "reliability"].pivot_table(
             index="method", columns="lang", values="teacher_forced", aggfunc="mean"
@@ -251,7 +253,35 @@ def write_diagnostics_reading(root, model: str, diagnostics=None) -> Reading:
     if rows:
         table = pd.DataFrame(rows).set_index(["run", "method"])
         reading.table(f"G1's batches with other settings on {model} (information, not the gate)", table.round(3))
+    for name in WRITE_PROBES:
+        if name in read and PROBE_BASELINE in read:
+            paired = probe_change(read[PROBE_BASELINE], read[name])
+            reading.say(f"{model}: {name} minus {PROBE_BASELINE}, teacher-forced, paired by edit (95% interval)")
+            reading.table(f"{name} minus {PROBE_BASELINE} on {model}: teacher-forced, paired by edit", paired)
+            reading.glue[f"{key(model)}_{name}_paired"] = "; ".join(
+                f"{method} " + ", ".join(f"{metric} {cell}" for metric, cell in row.items())
+                for method, row in paired.iterrows()
+            )
     return reading
+
+
+def probe_change(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
+    """Per method and metric (reliability, generality, locality), the mean change of the teacher-forced score from
+    ``before`` to ``after`` (two G1 score tables of the same edits), paired by edit, with its 95% interval. Edits
+    that are not the same in both are an error, never dropped."""
+    from langedit_mini.study.intervals import format_interval, interval
+
+    keys, metrics = ["method", "lang", "fact_id", "metric"], ("reliability", "generality", "locality")
+    pick = [before[before.metric.isin(metrics)], after[after.metric.isin(metrics)]]
+    merged = pick[0].merge(pick[1], on=keys, how="outer", suffixes=("_before", "_after"), indicator=True)
+    unpaired = merged[merged["_merge"] != "both"]
+    if len(unpaired):
+        raise ValueError(f"the two runs did not write the same edits: {len(unpaired)} scores have no partner")
+    cells = {}
+    for (method, metric), group in merged.groupby(["method", "metric"]):
+        change = group.teacher_forced_after - group.teacher_forced_before
+        cells.setdefault(method, {})[metric] = format_interval(*interval(change), signed=True)
+    return pd.DataFrame(cells).T.reindex(columns=list(metrics)).rename_axis("method")
 
 
 def _unreached(scores: pd.DataFrame) -> pd.DataFrame:
