@@ -21,7 +21,6 @@ all; the package's value step took 43).
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -45,17 +44,9 @@ def residual_values(compute):
 
 
 def main(argv=None) -> dict:
-    import pandas as pd
-
-    from langedit_mini.data.languages import LANGUAGES
-    from langedit_mini.data.schedules import distinct_subjects, split_facts
     from langedit_mini.editing import methods as editing_methods
-    from langedit_mini.editing.defaults import default_config
     from langedit_mini.model.architecture import detect_architecture
-    from langedit_mini.study import store
-    from langedit_mini.study.calibration import WRITE_METHODS, write_batch, written_with
-    from langedit_mini.study.provenance import finish_record, start_record
-    from langedit_mini.study.verdicts import write_gate
+    from langedit_mini.study.calibration import WRITE_METHODS, calibrate
 
     parser = study_parser(__doc__, settings=False)
     add_batch(parser)
@@ -71,27 +62,21 @@ def main(argv=None) -> dict:
     if detect_architecture(testbed.model).mlp_out_norm is None:
         parser.error(f"{testbed.name} has no norm after its MLP output: its value step already adds delta there")
     batch = batch_from(parser, args, testbed)
-    record = start_record(loader=testbed.loader, inputs=testbed.inputs)
-    study, _ = split_facts(testbed.requests, batch["tuning_facts"])
     original = editing_methods.compute_target_values
     editing_methods.compute_target_values = residual_values(original)
-    start, frames = time.perf_counter(), []
-    try:
-        for language in LANGUAGES:
-            drawn = distinct_subjects([r for r in study if r.lang == language], batch["batch_size"], args.seed)
-            frames.append(write_batch(testbed, drawn, methods=args.methods).assign(lang=language))
-            print(f"{language}: written ({time.perf_counter() - start:.0f} s)", flush=True)
+    try:  # G1's write part, as scripts/calibrate.py --parts write --no-batch-of-100 makes it
+        return calibrate(
+            testbed,
+            Path(args.output),
+            **batch,
+            seed=args.seed,
+            parts=["write"],
+            batch_of_100=False,
+            methods=args.methods,
+            probe=PROBE,
+        )
     finally:
         editing_methods.compute_target_values = original
-    scores = pd.concat(frames, ignore_index=True)
-    gate = write_gate(scores, batch["batch_size"], methods=args.methods)
-    info = {"model": testbed.name, "band": list(default_config("MEMIT", testbed.hparams).layers)} | batch
-    info |= {"parts": ["write"], "seed": args.seed, "batch_of_100": False, "probe": PROBE}
-    info |= {"written_with": written_with(testbed.hparams, args.methods), "gates": {"G1": gate.as_dict()}}
-    info |= {"timings_s": {"G1": round(time.perf_counter() - start, 1)}} | testbed.record() | finish_record(record)
-    store.write_calibration(Path(args.output), info, {"write": scores})
-    print(gate)
-    return info
 
 
 if __name__ == "__main__":

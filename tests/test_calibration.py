@@ -278,5 +278,7 @@ def test_g1_records_what_each_method_wrote_with_and_keeps_it_beside_a_later_trac
     shared = {"model": "m", "band": own["layers"], "batch_size": 11, "tuning_facts": 200, "seed": 0}
     provenance = {"commit": "aaa", "package_hash": "h", "uncommitted_changes": False, "finished": "then"}
     write = shared | provenance | {"parts": ["write"], "gates": {"G1": {}}, "timings_s": {}, "written_with": written}
+    write |= {"probe": {"value_site": "residual"}}  # what a probe of G1's batches changed stays with them too
     trace = shared | provenance | {"parts": ["trace"], "gates": {"G3": {}}, "timings_s": {}, "commit": "bbb"}
     assert merged_calibration(write, trace)["written_with"] == written
+    assert merged_calibration(write, trace)["probe"] == {"value_site": "residual"}

@@ -231,21 +231,23 @@ def written_with(hparams, methods=WRITE_METHODS) -> dict:
     return settings
 
 
-def _write_part(testbed, study, batch_size: int, seed: int, tables: dict, batch_of_100: bool = True) -> Gate:
-    """G1: one batch per language written by MEMIT and AlphaEdit (and, with ``batch_of_100``, one English batch of
-    100, as information)."""
+def _write_part(
+    testbed, study, batch_size: int, seed: int, tables: dict, batch_of_100: bool = True, methods=WRITE_METHODS
+) -> Gate:
+    """G1: one batch per language written by each of ``methods`` (MEMIT and AlphaEdit; and, with ``batch_of_100``,
+    one English batch of 100, as information)."""
     from langedit_mini.data.languages import LANGUAGES
     from langedit_mini.data.schedules import distinct_subjects
 
     frames = []
     for language in LANGUAGES:
         batch = distinct_subjects([r for r in study if r.lang == language], batch_size, seed)
-        frames.append(write_batch(testbed, batch).assign(lang=language))
+        frames.append(write_batch(testbed, batch, methods).assign(lang=language))
     tables["write"] = pd.concat(frames, ignore_index=True)
     if batch_of_100 and batch_size != 100:
         english = [r for r in study if r.lang == "en"]
-        tables["write_100"] = write_batch(testbed, distinct_subjects(english, 100, seed))
-    return write_gate(tables["write"], batch_size)
+        tables["write_100"] = write_batch(testbed, distinct_subjects(english, 100, seed), methods)
+    return write_gate(tables["write"], batch_size, methods)
 
 
 def _keys_part(testbed, study, seed: int, tables: dict) -> None:
@@ -269,7 +271,7 @@ def _keys_part(testbed, study, seed: int, tables: dict) -> None:
 PART_GATES = {"write": "G1", "trace": "G3"}
 PART_FIELDS = {
     "trace": ("traced_facts", "noise", "samples", "window"),
-    "write": ("batch_of_100", "written_with"),
+    "write": ("batch_of_100", "written_with", "probe"),
     "keys": (),
 }
 #: the settings two calibrations share for their parts to stand in one record
@@ -331,6 +333,8 @@ def calibrate(
     seed: int = 0,
     parts=CALIBRATION_PARTS,
     batch_of_100: bool = True,
+    methods=WRITE_METHODS,
+    probe: dict | None = None,
     log=print,
 ) -> dict:
     """Gates G1 and G3 of ``testbed`` and the measures that explain a failure (``parts`` of
@@ -340,7 +344,8 @@ def calibrate(
     layers restored together around each layer). The traced facts are facts the model knows
     (``Testbed.facts_known``: for a real LLM, the pocket world's real facts in its prompt format).
     ``batch_of_100``: G1's English batch of 100 beside the gate (information; on a real LLM on 2 cores it costs
-    more than the gate's own batches)."""
+    more than the gate's own batches). ``methods``: who writes G1's batches (a probe may write with one of them);
+    ``probe``: what a probe of G1's batches changed (``scripts/probe_value_site.py``), recorded as given."""
     from langedit_mini.data.schedules import split_facts
     from langedit_mini.editing.defaults import default_config
     from langedit_mini.study.provenance import finish_record, start_record
@@ -354,13 +359,16 @@ def calibrate(
     info = {"model": testbed.name, "band": list(band), "batch_size": batch_size, "tuning_facts": tuning_facts}
     info |= {"parts": list(parts), "seed": seed}
     info |= (
-        {} if "write" not in parts else {"batch_of_100": batch_of_100, "written_with": written_with(testbed.hparams)}
+        {}
+        if "write" not in parts
+        else {"batch_of_100": batch_of_100, "written_with": written_with(testbed.hparams, methods)}
+        | ({"probe": probe} if probe else {})
     )
     earlier = store.read_calibration(output)
     merged_calibration(earlier, info | {"gates": {}, "timings_s": {}})  # other settings: refused before the work
     start = time.perf_counter()
     if "write" in parts:
-        gates["G1"] = _write_part(testbed, study, batch_size, seed, tables, batch_of_100)
+        gates["G1"] = _write_part(testbed, study, batch_size, seed, tables, batch_of_100, methods)
         timings["G1"], start = time.perf_counter() - start, time.perf_counter()
     if "trace" in parts:
         known = study if testbed.knowledge is None else testbed.facts_known

@@ -211,15 +211,14 @@ def write_diagnostics_reading(root, model: str, diagnostics=None) -> Reading:
     ``WRITE_PROBES`` that were run for the model."""
     from langedit_mini.study.calibration import written_with
 
-    if diagnostics is None:
-        present = {
-            name: meaning for name, meaning in WRITE_PROBES.items() if store.read_calibration(Path(root) / model / name)
-        }
-        diagnostics = WRITE_DIAGNOSTICS | present
+    optional = set(WRITE_PROBES) if diagnostics is None else set()  # a probe not run for the model goes unsaid
+    diagnostics = WRITE_DIAGNOSTICS | WRITE_PROBES if diagnostics is None else diagnostics
     reading, rows, read = Reading(), [], {}
     for name, meaning in diagnostics.items():
         folder = Path(root) / model / name
         record = store.read_calibration(folder)
+        if record is None and name in optional:
+            continue
         if record is None or "G1" not in record["gates"]:
             reading.say(f"{model}, {name} ({meaning}): not run yet")
             reading.glue |= {f"{key(model)}_{name}_{glued}": "not run yet" for glued in ("scores", "zh", "unreached")}
