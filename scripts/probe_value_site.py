@@ -4,9 +4,10 @@
                                        [--methods MEMIT] [--batch-size 14] [--seed 0]
 
 Gemma 3 normalises the MLP output before the residual stream (``post_feedforward_layernorm``). The package's
-value step adds ``delta_i`` to the last edited layer's MLP output *before* that norm, so a target value ``z_i``
-is one that layer alone can make: the norm's outputs lie on one ellipsoid, which bounds how far one layer moves
-the residual stream. This probe writes G1's own batches (the same draw as ``scripts/calibrate.py --parts
+value step added ``delta_i`` to the last edited layer's MLP output *before* that norm when this probe was made
+(``ValueSettings.site="mlp"`` still does; on this probe's evidence the default site is now "residual"), so a
+target value ``z_i`` was one that layer alone can make: the norm's outputs lie on one ellipsoid, which bounds how
+far one layer moves the residual stream. This probe writes G1's own batches (the same draw as ``scripts/calibrate.py --parts
 write``: the study's facts, the tuning split left out, one batch per language) with one change: the value step
 adds ``delta_i`` to the residual stream after block L, as for a model without the norm (Llama). The write is
 the package's own: MEMIT and AlphaEdit spread the residual change over the band, each layer's share carried

@@ -46,10 +46,11 @@ def test_tiny_model_takes_an_edit_and_only_edited_matrices_change(name, method, 
 
 def test_a_gemma3_edit_is_written_where_its_memory_is_and_leaves_unrelated_outputs(tokenizer):
     """Gemma 3 normalises the MLP output before the residual stream. Written where the memory ``W k = m``
-    lives (target values through the norm, each layer's residual mapped back through it), one batch moves
-    the residual stream at the edited layer to its target values and barely touches unrelated prompts;
-    written as for Llama (the residual's change put into ``m`` itself), it overshoots by an order of
-    magnitude and disturbs the unrelated prompts far more."""
+    lives (each layer's residual change mapped back through the norm), one batch moves the residual stream at
+    the edited layer to its target values and barely touches unrelated prompts, whether the value step added
+    ``delta`` to the MLP output before the norm (``site="mlp"``) or to the residual stream (``site="residual"``,
+    the default); written as for Llama (the residual's change put into ``m`` itself), it overshoots by an order
+    of magnitude and disturbs the unrelated prompts far more."""
     from dataclasses import replace
 
     from langedit_mini.data.datasets import load_pocket
@@ -70,9 +71,13 @@ def test_a_gemma3_edit_is_written_where_its_memory_is_and_leaves_unrelated_outpu
     with torch.no_grad():
         before = model(**encoded).logits.log_softmax(-1)
     results = {}
-    for label, architecture in (("memory", detect_architecture(model)), ("as llama", None)):
-        architecture = architecture or replace(detect_architecture(model), mlp_out_norm=None)
-        config = default_config("MEMIT", "tiny-random", layers=(1,), values={"steps": 20, "learning_rate": 0.5})
+    for label, site, architecture in (
+        ("memory", "mlp", detect_architecture(model)),
+        ("residual", "residual", detect_architecture(model)),
+        ("as llama", "residual", replace(detect_architecture(model), mlp_out_norm=None)),
+    ):
+        values = {"steps": 20, "learning_rate": 0.5, "site": site}
+        config = default_config("MEMIT", "tiny-random", layers=(1,), values=values)
         values = compute_target_values(model, tokenizer, architecture, batch, 1, config.values)
         session = EditingSession(model, tokenizer, config, statistics, architecture=architecture)
         session.apply(batch)
@@ -82,5 +87,6 @@ def test_a_gemma3_edit_is_written_where_its_memory_is_and_leaves_unrelated_outpu
             after = session.model(**encoded).logits.log_softmax(-1)
         mask = encoded["attention_mask"].bool()
         results[label] = (float(missed), float((before.exp() * (before - after)).sum(-1)[mask].mean()))
-    assert results["memory"][0] < 0.3 < 3 < results["as llama"][0]  # the residual stream reaches z
-    assert results["memory"][1] < 1e-3 and results["memory"][1] < results["as llama"][1] / 10  # KL, unrelated
+    for site in ("memory", "residual"):
+        assert results[site][0] < 0.3 < 3 < results["as llama"][0]  # the residual stream reaches z
+        assert results[site][1] < 1e-3 and results[site][1] < results["as llama"][1] / 10  # KL, unrelated

@@ -34,6 +34,7 @@ def test_a_copied_and_changed_file_is_what_the_config_uses(tmp_path):
     [
         ({"layers": []}, "layers must be a non-empty list"),
         ({"values": {"lr": 1}}, "unknown value settings"),
+        ({"values": {"site": "after the block"}}, "bad.json: ValueSettings.site must be one of residual, mlp"),
         ({"extra": 1}, "unknown"),
     ],
 )

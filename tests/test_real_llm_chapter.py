@@ -328,11 +328,21 @@ def test_g1_diagnostics_read_their_settings_from_the_record_or_the_kept_file(tmp
     assert (
         table.loc[("g1_residual_values", "AlphaEdit"), "value steps"] == newer_settings["AlphaEdit"]["values"]["steps"]
     )
+    # a record names its value step's site; one made before the setting existed says "the package's site"
+    sites = (
+        chapter.write_diagnostics_reading(tmp_path, "m", diagnostics)
+        .tables["G1's batches with other settings on m (information, not the gate)"]["delta added to"]
+        .xs("MEMIT", level="method")
+    )
+    assert sites["new"] == newer_settings["MEMIT"]["values"]["site"] == "residual"
+    assert sites["old"] == "the package's site"
+    older_with_site = starting | {"values": starting["values"] | {"site": "mlp"}}
+    (older / "hparams.json").write_text(json.dumps(older_with_site))
     assert (
         chapter.write_diagnostics_reading(tmp_path, "m", diagnostics)
         .tables["G1's batches with other settings on m (information, not the gate)"]
-        .loc[("new", "MEMIT"), "delta added to"]
-        == "the package's site"
+        .loc[("old", "MEMIT"), "delta added to"]
+        == "mlp"
     )
 
 

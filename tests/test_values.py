@@ -157,3 +157,55 @@ def test_replaced_forwards_are_restored_after_an_error():
             assert torch.equal(module(torch.ones(1, 2)), torch.ones(1, 2))
             raise RuntimeError("inside")
     assert "forward" not in module.__dict__ and module(torch.ones(1, 2)).shape == (1, 2)
+
+
+@pytest.mark.parametrize("name", ["gemma2", "gemma3_text"])
+def test_both_value_sites_take_the_suffix_path_on_a_normalised_architecture(name, tokenizer):
+    """Where a norm follows the MLP output, delta goes into the residual stream (the default) or into the MLP
+    output before the norm: the suffix path equals the reference recipe at both, and the two sites differ."""
+    model = tiny_model(name, tokenizer)
+    architecture = detect_architecture(model)
+    assert architecture.mlp_out_norm is not None
+    results = {}
+    for site in ("residual", "mlp"):
+        settings = ValueSettings(steps=5, stop_nll=1e-9, site=site)
+        fast, reference = (
+            compute_target_values(model, tokenizer, architecture, REQUESTS, 1, replace(settings, reuse_prefix=reuse))
+            for reuse in (True, False)
+        )
+        moved = float((reference.z - reference.hidden).abs().max())
+        assert moved > 1e-3
+        assert float((fast.z - reference.z).abs().max()) < 1e-3 * moved
+        results[site] = fast.z
+    assert float((results["residual"] - results["mlp"]).abs().max()) > 1e-2 * moved
+
+
+def test_a_site_that_is_not_known_is_refused():
+    with pytest.raises(ValueError, match="site must be one of residual, mlp, got 'attention'"):
+        ValueSettings(site="attention").validate()
+
+
+def test_a_step_runs_the_lm_head_only_where_the_loss_reads(pocket_model, pocket_requests):
+    """The suffix path computes logits at the target tokens' predicting positions and the KL rows' last
+    positions, nowhere else: the head sees exactly those rows, in the set-up pass (the KL rows) and each step;
+    the model's own head call keeps one position a row (``logits_to_keep=1``)."""
+    model, tokenizer = pocket_model
+    architecture = detect_architecture(model)
+    requests = pocket_requests[:4]
+    calls = []
+    handle = model.get_output_embeddings().register_forward_pre_hook(
+        lambda module, inputs: calls.append((torch.is_grad_enabled(), tuple(inputs[0].shape[:-1])))
+    )
+    try:
+        result = compute_target_values(
+            model, tokenizer, architecture, requests, 0, ValueSettings(steps=3, stop_nll=1e-9)
+        )
+    finally:
+        handle.remove()
+    assert result.steps_taken == [3] * len(requests)
+    _, spans, _ = values._target_rows(tokenizer, requests)
+    targets = sum(end - start for start, end in spans)
+    selected = [(grad, shape[0]) for grad, shape in calls if len(shape) == 1]  # the head at chosen positions
+    assert all(shape[1] == 1 for _, shape in calls if len(shape) == 2)  # the model's own call: one position
+    assert sum(count for grad, count in selected if not grad) == len(requests)  # set-up: the KL rows only
+    assert sum(count for grad, count in selected if grad) == 3 * (targets + len(requests))

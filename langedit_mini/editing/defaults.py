@@ -94,7 +94,11 @@ def load_hparams(name_or_path: str | Path, method: str | None = None) -> tuple[d
     strangers = sorted(set(per_method) - set(REGISTRY))
     if strangers:
         raise ValueError(f"{path}: methods names unknown methods {strangers}; known: {', '.join(REGISTRY)}")
-    shared = dict(layers=tuple(layers), values=ValueSettings(**data.get("values", {})))
+    try:
+        values = ValueSettings(**data.get("values", {})).validate()
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
+    shared = dict(layers=tuple(layers), values=values)
     settings = dict(data.get("settings", {}))
     own = per_method.get(method, {}) if method is not None else {}
     for cut, other in (("tau", "leftover_fraction"), ("leftover_fraction", "tau")):

@@ -241,21 +241,22 @@ def residual_to_memory(norm: torch.nn.Module, memory: torch.Tensor, change: torc
         return (target - m).to(change.dtype)
 
 
-def selected_logits(model, architecture: Architecture, rows, positions, **inputs) -> torch.Tensor:
+def selected_logits(model, architecture: Architecture, rows, positions, *, with_output: bool = False, **inputs):
     """Logits (k, vocab) at ``(rows[i], positions[i])`` only: the model runs with ``inputs`` keeping one position's
     logits, the final norm's output is caught by a hook, and the LM head (with the model's final soft-capping,
     if any) runs at the positions asked for. For a vocabulary of 262,144 (Gemma 3) the head over every position
-    costs more than the rest of the model."""
+    costs more than the rest of the model. ``with_output``: ``(logits, the model's output)``, for its cache."""
     store = {}
     norm = get_module(model, architecture.final_norm)
     handle = norm.register_forward_hook(lambda m, i, output: store.__setitem__("states", layer_state(output)))
     try:
-        model(**inputs, logits_to_keep=1)
+        output = model(**inputs, logits_to_keep=1)
     finally:
         handle.remove()
     logits = model.get_output_embeddings()(store["states"][rows, positions])
     cap = getattr(model.config.get_text_config(), "final_logit_softcapping", None)
-    return torch.tanh(logits / cap) * cap if cap else logits
+    logits = torch.tanh(logits / cap) * cap if cap else logits
+    return (logits, output) if with_output else logits
 
 
 def layer_state(output):

@@ -2,7 +2,8 @@
 
 For each request a vector ``delta_i`` (d_v) is added to the output of block L at the subject's last
 token, in the bare prompt and every prefixed prompt of the request, and optimised with Adam so the
-model predicts the target tokens. Loss per request:
+model predicts the target tokens (``ValueSettings.site``: where a norm follows the MLP output, Gemma 2
+and 3, ``delta_i`` can go into the MLP output before it instead). Loss per request:
 
     mean NLL of the target tokens over its prompts
     + kl_factor * KL(edited || original) of the next token after "{subject} is a" (its language)
@@ -17,9 +18,11 @@ the bare prompt. Seeded and deterministic on CPU; the model's weights are never 
 Nothing is computed twice (reference, section 3): ``delta`` enters at block L at the subject's last
 token, so under causal attention every state before that position, and every state of blocks 0..L,
 is the same at every step. They are computed once; a step runs only the positions from the subject's
-last token to the last one the loss reads, through the blocks after L (``_SuffixForward``). The
-reference recipe, every token through every block at every step, stays available
-(``ValueSettings.reuse_prefix=False``) and the two agree to rounding (tests/test_values.py, benchmarks/values.py).
+last token to the last one the loss reads, through the blocks after L (``_SuffixForward``), and the LM
+head only at the positions whose prediction the loss reads (with a vocabulary of 262,144, Gemma 3, the
+head over every position costs more than the blocks). The reference recipe, every token through every block
+at every step, stays available (``ValueSettings.reuse_prefix=False``) and the two agree to rounding
+(tests/test_values.py, benchmarks/values.py).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from langedit_mini.model.architecture import (
     num_layers,
     optimising_only,
     output_norm,
+    selected_logits,
     through_norm,
 )
 from langedit_mini.model.keys import (
@@ -51,6 +55,11 @@ from langedit_mini.model.keys import (
     subject_states,
 )
 from langedit_mini.model.tokens import model_device
+
+#: Where the value step adds ``delta``: "residual", the residual stream after block L (``z = h + delta``, as the
+#: reference code does); "mlp", block L's MLP output before the norm that follows it in Gemma 2 and 3
+#: (``post_feedforward_layernorm``), so that block L alone can make ``z``. Without such a norm the two are one place.
+VALUE_SITES = ("residual", "mlp")
 
 
 @dataclass
@@ -65,6 +74,10 @@ class ValueSettings:
     # the same values up to rounding. False: every token through every block at every step, the
     # reference code's recipe (kept for comparison, and for a model where the cached prefix misbehaves).
     reuse_prefix: bool = True
+    # Where delta is added (VALUE_SITES). On Gemma-3-270M the residual stream reached every target of G1's
+    # batches and the MLP output 73 of 84 (chapter 03b): a norm's outputs lie on one ellipsoid, which bounds
+    # how far one layer moves the residual stream; the write spreads the residual change over the band.
+    site: str = "residual"
 
     def validate(self) -> ValueSettings:
         for name in ("learning_rate", "stop_nll", "clamp_norm_factor"):
@@ -77,6 +90,8 @@ class ValueSettings:
             raise ValueError(f"ValueSettings.reuse_prefix must be True or False, got {self.reuse_prefix!r}")
         if not isinstance(self.steps, int) or self.steps < 1:
             raise ValueError(f"ValueSettings.steps must be a positive integer, got {self.steps!r}")
+        if self.site not in VALUE_SITES:
+            raise ValueError(f"ValueSettings.site must be one of {', '.join(VALUE_SITES)}, got {self.site!r}")
         return self
 
 
@@ -200,14 +215,14 @@ def compute_target_values(
     hidden = subject_states(model, tokenizer, architecture, requests, layer, "hidden")  # (d_v, n)
     batch = _optimisation_rows(rows, spans, kl_rows, len(requests), device)
     blocks = [get_module(model, architecture.layer.format(layer=index)) for index in range(layer + 1)]
-    # Where delta is added: the residual stream after block L, or, where a norm stands between the MLP's
-    # output and the residual (Gemma 2 and 3), the MLP's output m before it, so that z is reachable by W k.
-    norm = output_norm(model, architecture, layer)
+    # Where delta is added (settings.site): the residual stream after block L, or, where a norm stands between
+    # the MLP's output and the residual (Gemma 2 and 3) and the site is "mlp", the MLP's output m before it.
+    norm = output_norm(model, architecture, layer) if settings.site == "mlp" else None
     memory = mlp_out_module(model, architecture, layer) if norm is not None else None
     scale = hidden if norm is None else subject_states(model, tokenizer, architecture, requests, layer, "memory")
     with optimising_only(model):  # gradients for delta alone
         if settings.reuse_prefix and architecture.prefix_cache:
-            forward = _SuffixForward(model, blocks, batch, memory=memory, norm=norm)
+            forward = _SuffixForward(model, architecture, blocks, batch, memory=memory, norm=norm)
         else:
             forward = _FullForward(model, memory if memory is not None else blocks[-1], batch)
         delta, final_nll, steps_taken = _optimise_deltas(forward, batch, scale, settings, device, progress)
@@ -263,8 +278,8 @@ class _SuffixForward:
     padding. The loss sees the same logits as the reference recipe up to rounding.
     """
 
-    def __init__(self, model, blocks, batch: _OptimisationRows, *, memory=None, norm=None):
-        self.model, self.blocks, self.batch = model, blocks, batch
+    def __init__(self, model, architecture: Architecture, blocks, batch: _OptimisationRows, *, memory=None, norm=None):
+        self.model, self.architecture, self.blocks, self.batch = model, architecture, blocks, batch
         self.through = None  # identity: delta joins block L's output as it is
         device = batch.ids.device
         self.start = batch.positions  # the subject's last token: the first position delta changes
@@ -286,13 +301,23 @@ class _SuffixForward:
             for part in torch.arange(len(self.start), device=device).split(
                 self._rows_within_budget(batch.ids.shape[1])
             ):
+                kl_in_part = (part >= batch.prompt_rows).nonzero().squeeze(1)  # only the KL rows' logits are read
                 with torch.no_grad():
-                    output = model(input_ids=batch.ids[part], attention_mask=batch.mask[part], use_cache=True)
+                    logits, output = selected_logits(
+                        model,
+                        architecture,
+                        kl_in_part,
+                        kl_position[part][kl_in_part],
+                        with_output=True,
+                        input_ids=batch.ids[part],
+                        attention_mask=batch.mask[part],
+                        use_cache=True,
+                    )
                 prefix.append(
                     [(keys[:, :, :prefix_width], values[:, :, :prefix_width]) for keys, values, *_ in output.cache]
                 )
                 states.append(layer_state(stored["states"]))
-                picked.append(output.logits[torch.arange(len(part), device=device), kl_position[part]])
+                picked.append(logits)
                 if memory is not None:
                     memories.append(stored["memory"][torch.arange(len(part), device=device), self.start[part]])
         finally:
@@ -304,7 +329,7 @@ class _SuffixForward:
         ]
         self.block_structure = stored["states"]
         self.block_states = torch.cat(states)  # (rows, T, d): block L's output, unedited
-        self.original_kl = torch.cat(picked)[kl_rows].float().log_softmax(-1)
+        self.original_kl = torch.cat(picked).float().log_softmax(-1)  # the parts keep the rows' order
         if memory is not None:
             at_subject = torch.cat(memories)  # (rows, d_v): m at each row's subject position, unedited
 
@@ -327,16 +352,18 @@ class _SuffixForward:
             group = selected[members]
             place = _slots(group, self.batch.ids.shape[0])  # batch row -> its row in this group's pass
             wanted = (place[rows] >= 0).nonzero().squeeze(1)  # the requested logits this group holds
-            logits = self._run(group, members, shift)
-            outputs.append(logits[place[rows[wanted]], positions[wanted] - self.start[rows[wanted]]])
+            outputs.append(
+                self._run(group, members, shift, place[rows[wanted]], positions[wanted] - self.start[rows[wanted]])
+            )
             order.append(wanted)
         return torch.cat(outputs)[torch.argsort(torch.cat(order))]
 
     def _rows_within_budget(self, width: int) -> int:
         return max(1, LOGITS_BUDGET // (width * self.vocabulary))
 
-    def _run(self, group, members, shift) -> torch.Tensor:
-        """Logits (group rows, width, vocab) of the group's suffixes; ``members`` index ``selected``."""
+    def _run(self, group, members, shift, rows, columns_asked) -> torch.Tensor:
+        """Logits (k, vocab) of the group's suffixes at ``(rows[i], columns_asked[i])`` (a row of the group, a
+        column of its suffix) only: the LM head runs nowhere else. ``members`` index ``selected``."""
         device = group.device
         start, width = self.start[group], int(self.widths[group].max())
         prefix_width = int(start.max())
@@ -362,13 +389,17 @@ class _SuffixForward:
             return _with_states(self.block_structure, lambda s, p: shift(s, p, members), first, stored)
 
         with _forwards_replaced(self.blocks, [passed_through] * (len(self.blocks) - 1) + [stored_output]):
-            return self.model(
+            return selected_logits(
+                self.model,
+                self.architecture,
+                rows,
+                columns_asked,
                 input_ids=self.batch.ids[group].gather(1, gather),
                 attention_mask=torch.cat([prefix_mask, suffix_mask], dim=1),
                 position_ids=gather,
                 cache=cache,
                 use_cache=True,
-            ).logits
+            )
 
 
 def _slots(selected: torch.Tensor, count: int) -> torch.Tensor:
@@ -378,7 +409,8 @@ def _slots(selected: torch.Tensor, count: int) -> torch.Tensor:
     return slot
 
 
-#: The most logits (rows x positions x vocabulary) one pass of ``_SuffixForward`` holds: 1 GiB in float32.
+#: The most rows x positions x vocabulary one pass of ``_SuffixForward`` runs (1 GiB of logits in float32, when
+#: every position had its logits; the head now runs only where the loss reads, and the split is kept as it was).
 LOGITS_BUDGET = 2**28
 
 
@@ -481,8 +513,9 @@ def _optimise_deltas(
         positions = torch.cat([batch.target_from[live_targets], batch.kl_last[live]])
         logits = forward(selected, shift, rows, positions).float()
         targets = int(live_targets.sum())
-        log_probs = logits[:targets].log_softmax(-1)
-        token_nll = -log_probs[torch.arange(targets, device=device), batch.target_tokens[live_targets]]
+        token_nll = torch.nn.functional.cross_entropy(  # log-softmax and the target's entry, fused
+            logits[:targets], batch.target_tokens[live_targets], reduction="none"
+        )
         nll = torch.zeros(n, device=device).index_add(0, target_owner[live_targets], token_nll)
         nll = nll / batch.tokens_per_request
         edited_kl = logits[targets:].log_softmax(-1)

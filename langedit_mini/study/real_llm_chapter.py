@@ -235,7 +235,7 @@ def write_diagnostics_reading(root, model: str, diagnostics=None) -> Reading:
             own = settings[method]
             rows.append(
                 {"run": name, "method": method, "value steps": own["values"]["steps"]}
-                | {"delta added to": record.get("probe", {}).get("value_site", "the package's site")}
+                | {"delta added to": _value_site(record, folder, own)}
                 | {"settings": _own_settings(method, own["settings"])}
                 | {metric: per_method[method, metric] for metric in ("reliability", "generality", "locality")}
                 | {f"reliability {lang}": value for lang, value in reliability.loc[method].items()}
@@ -281,6 +281,18 @@ def probe_change(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
         change = group.teacher_forced_after - group.teacher_forced_before
         cells.setdefault(method, {})[metric] = format_interval(*interval(change), signed=True)
     return pd.DataFrame(cells).T.reindex(columns=list(metrics)).rename_axis("method")
+
+
+def _value_site(record: dict, folder: Path, own: dict) -> str:
+    """Where a G1 record's value step added delta: the probe's site, or ``ValueSettings.site`` as the record (or the
+    hyperparameter file kept beside an older one) names it. Made before the setting existed: "the package's site"
+    (then the MLP output before its norm on Gemma, the residual stream elsewhere)."""
+    if record.get("probe"):
+        return record["probe"]["value_site"]
+    if record.get("written_with"):
+        return own["values"].get("site", "the package's site")
+    kept = json.loads((folder / "hparams.json").read_text(encoding="utf-8"))
+    return kept.get("values", {}).get("site", "the package's site")
 
 
 def _unreached(scores: pd.DataFrame) -> pd.DataFrame:
