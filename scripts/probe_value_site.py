@@ -3,16 +3,16 @@
     python scripts/probe_value_site.py --model gemma-3-270m --hparams <file.json> --output <folder>
                                        [--methods MEMIT] [--batch-size 14] [--seed 0]
 
-Gemma 3 normalises the MLP output before the residual stream (``post_feedforward_layernorm``). The package's
-value step added ``delta_i`` to the last edited layer's MLP output *before* that norm when this probe was made
-(``ValueSettings.site="mlp"`` still does; on this probe's evidence the default site is now "residual"), so a
-target value ``z_i`` was one that layer alone can make: the norm's outputs lie on one ellipsoid, which bounds how
-far one layer moves the residual stream. This probe writes G1's own batches (the same draw as ``scripts/calibrate.py --parts
-write``: the study's facts, the tuning split left out, one batch per language) with one change: the value step
-adds ``delta_i`` to the residual stream after block L, as for a model without the norm (Llama). The write is
-the package's own: MEMIT and AlphaEdit spread the residual change over the band, each layer's share carried
-into its MLP output through its norm (``model.architecture.residual_to_memory``). Nothing else changes;
-compare with the G1 record of the same hyperparameter file, batch for batch.
+Gemma 3 normalises the MLP output before the residual stream (``post_feedforward_layernorm``). The package's value
+step added ``delta_i`` to the last edited layer's MLP output *before* that norm when this probe was made
+(``ValueSettings.site="mlp"`` still does; on this probe's evidence the default site is now "residual"), so a target
+value ``z_i`` was one that layer alone can make: the norm's outputs lie on one ellipsoid, which bounds how far one
+layer moves the residual stream. This probe writes G1's own batches (the same draw as ``scripts/calibrate.py --parts
+write``: the study's facts, the tuning split left out, one batch per language) with one change: the value step adds
+``delta_i`` to the residual stream after block L, as for a model without the norm (Llama). The write is the
+package's own: MEMIT and AlphaEdit spread the residual change over the band, each layer's share carried into its MLP
+output through its norm (``model.architecture.residual_to_memory``). Nothing else changes; compare with the G1
+record of the same hyperparameter file, batch for batch.
 
 Writes ``calibration.json`` (G1's claims over the methods run, ``written_with``, ``probe``, provenance) and
 ``write.csv`` under ``--output``, in the layout ``study.real_llm_chapter.write_diagnostics_reading`` reads.
