@@ -363,7 +363,8 @@ def test_the_value_step_reading_tabulates_the_reach_and_quotes_the_choice(tmp_pa
     record = {"languages": ["en", "zh"], "batches": 1, "batch_size": 3, "most": 100, "commit": "abc1234"}
     store.write_json(folder / "value_steps.json", record | {"chosen": choose_steps(curve, 0.6)})
     reading = chapter.value_steps_reading(tmp_path, ["m", "other"])
-    table = reading.tables["value step on m: share of targets reached"]
+    table = reading.tables["value step on m (value_steps): share of targets reached"]
+    assert any("delta added to the package's site" in line for line in reading.lines)  # made before the setting
     assert table.loc["zh", "reached within 25"] == 0.33  # rounded to two places
     assert table.loc["zh", "reached within 100"] == 0.67 and table.loc["en", "reached within 25"] == 1
     assert list(table.index) == ["en", "zh", "all"] and table.loc["zh", "median target tokens"] == 15
@@ -372,6 +373,17 @@ def test_the_value_step_reading_tabulates_the_reach_and_quotes_the_choice(tmp_pa
     assert reading.glue["m_value_steps_tokens"] == "en 2.5, zh 15"
     assert reading.glue["m_value_steps_requests"] == "5"
     assert reading.glue["other_value_steps_chosen"] == "not measured yet"
+    # another sweep of the same model (another site) reads from its own folder under its own names
+    other = tmp_path / "m" / "value_steps_mlp"
+    other.mkdir()
+    curve.to_csv(other / "curve.csv", index=False)
+    store.write_json(
+        other / "value_steps.json", record | {"chosen": choose_steps(curve, 0.9), "values": {"site": "mlp"}}
+    )
+    reading = chapter.value_steps_reading(tmp_path, ["m"], sweep="value_steps_mlp")
+    assert reading.glue["m_value_steps_mlp_chosen"].startswith("none of the allowances tried")
+    assert "m_value_steps_chosen" not in reading.glue
+    assert any(line.startswith("m, value_steps_mlp:") and "delta added to mlp" in line for line in reading.lines)
 
 
 def test_a_probe_is_paired_with_its_baseline_edit_by_edit(tmp_path):

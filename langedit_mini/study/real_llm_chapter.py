@@ -308,17 +308,18 @@ def _own_settings(method: str, settings: dict) -> str:
     return ", ".join(f"{name} {settings[name]:g}" for name in names if settings.get(name) is not None)
 
 
-def value_steps_reading(root, models) -> Reading:
+def value_steps_reading(root, models, sweep: str = "value_steps") -> Reading:
     """How many steps the value step needs per model (``scripts/sweep_value_steps.py``;
-    ``results/calibration/<model>/value_steps/``): the share of each language's tuning targets reached within
-    each allowance, the median target length in tokens, and the allowance the rule chooses."""
+    ``results/calibration/<model>/<sweep>/``): the share of each language's tuning targets reached within
+    each allowance, the median target length in tokens, where delta was added, and the allowance the rule chooses.
+    Glued as ``<model>_<sweep>_chosen``, ``_at_25``, ``_tokens`` and ``_requests``."""
     reading = Reading()
     for model in models:
-        folder = Path(root) / model / "value_steps"
+        folder = Path(root) / model / sweep
         path = folder / "value_steps.json"
-        glued = ("value_steps_chosen", "value_steps_at_25", "value_steps_tokens", "value_steps_requests")
+        glued = [f"{sweep}_{name}" for name in ("chosen", "at_25", "tokens", "requests")]
         if not path.exists():
-            reading.say(f"{model}: not measured yet (python scripts/sweep_value_steps.py --model {model})")
+            reading.say(f"{model}, {sweep}: not measured yet (python scripts/sweep_value_steps.py --model {model})")
             reading.glue |= {f"{key(model)}_{name}": "not measured yet" for name in glued}
             continue
         record = store.read_json(path)
@@ -330,24 +331,25 @@ def value_steps_reading(root, models) -> Reading:
         order = [lang for lang in record["languages"] if lang in table.index] + ["all"]
         table = table.loc[order]
         chosen = record["chosen"]
+        site = record.get("values", {}).get("site", "the package's site")
         reading.say(
-            f"{model}: {record['batches']} batches of {record['batch_size']} tuning requests per language, "
-            f"allowed {record['most']} steps; commit {str(record.get('commit'))[:7]}"
+            f"{model}, {sweep}: {record['batches']} batches of {record['batch_size']} tuning requests per language, "
+            f"allowed {record['most']} steps, delta added to {site}; commit {str(record.get('commit'))[:7]}"
         )
-        reading.table(f"value step on {model}: share of targets reached", table.round(2))
+        reading.table(f"value step on {model} ({sweep}): share of targets reached", table.round(2))
         at_25 = curve[(curve.steps == 25) & (curve.lang != "all")].set_index("lang").reached
         requests = curve[curve.lang == "all"].requests.iloc[0]
         reading.glue |= {
-            f"{key(model)}_value_steps_chosen": (
+            f"{key(model)}_{sweep}_chosen": (
                 f"{chosen['steps']} steps (every language reaches at least {chosen['share']:.0%}; the lowest "
                 f"{chosen['worst']:.2f})"
                 if chosen["met"]
                 else f"none of the allowances tried ({chosen['steps']} steps reach {chosen['worst']:.2f} in the "
                 f"worst language, under {chosen['share']:.0%})"
             ),
-            f"{key(model)}_value_steps_at_25": ", ".join(f"{lang} {at_25[lang]:.2f}" for lang in order[:-1]),
-            f"{key(model)}_value_steps_tokens": ", ".join(f"{lang} {tokens[lang]:g}" for lang in order[:-1]),
-            f"{key(model)}_value_steps_requests": str(int(requests)),
+            f"{key(model)}_{sweep}_at_25": ", ".join(f"{lang} {at_25[lang]:.2f}" for lang in order[:-1]),
+            f"{key(model)}_{sweep}_tokens": ", ".join(f"{lang} {tokens[lang]:g}" for lang in order[:-1]),
+            f"{key(model)}_{sweep}_requests": str(int(requests)),
         }
     return reading
 
