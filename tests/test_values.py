@@ -187,8 +187,8 @@ def test_a_site_that_is_not_known_is_refused():
 
 def test_a_step_runs_the_lm_head_only_where_the_loss_reads(pocket_model, pocket_requests):
     """The suffix path computes logits at the target tokens' predicting positions and the KL rows' last
-    positions, nowhere else: the head sees exactly those rows, in the set-up pass (the KL rows) and each step;
-    the model's own head call keeps one position a row (``logits_to_keep=1``)."""
+    positions, nowhere else: the head sees exactly those rows, in the set-up pass (the KL rows) and each step,
+    and no other call (the passes run the model's base, without its head)."""
     model, tokenizer = pocket_model
     architecture = detect_architecture(model)
     requests = pocket_requests[:4]
@@ -205,7 +205,7 @@ def test_a_step_runs_the_lm_head_only_where_the_loss_reads(pocket_model, pocket_
     assert result.steps_taken == [3] * len(requests)
     _, spans, _ = values._target_rows(tokenizer, requests)
     targets = sum(end - start for start, end in spans)
-    selected = [(grad, shape[0]) for grad, shape in calls if len(shape) == 1]  # the head at chosen positions
-    assert all(shape[1] == 1 for _, shape in calls if len(shape) == 2)  # the model's own call: one position
+    assert all(len(shape) == 1 for _, shape in calls)  # (k, d): the head at chosen positions, never per row
+    selected = [(grad, shape[0]) for grad, shape in calls]
     assert sum(count for grad, count in selected if not grad) == len(requests)  # set-up: the KL rows only
     assert sum(count for grad, count in selected if grad) == 3 * (targets + len(requests))

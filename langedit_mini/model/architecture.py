@@ -242,15 +242,17 @@ def residual_to_memory(norm: torch.nn.Module, memory: torch.Tensor, change: torc
 
 
 def selected_logits(model, architecture: Architecture, rows, positions, *, with_output: bool = False, **inputs):
-    """Logits (k, vocab) at ``(rows[i], positions[i])`` only: the model runs with ``inputs`` keeping one position's
-    logits, the final norm's output is caught by a hook, and the LM head (with the model's final soft-capping,
-    if any) runs at the positions asked for. For a vocabulary of 262,144 (Gemma 3) the head over every position
-    costs more than the rest of the model. ``with_output``: ``(logits, the model's output)``, for its cache."""
+    """Logits (k, vocab) at ``(rows[i], positions[i])`` only: the model's base (``model.base_model``: the blocks
+    and the final norm, no LM head) runs with ``inputs``, the final norm's output is caught by a hook, and the LM
+    head (with the model's final soft-capping, if any) runs at the positions asked for. For a vocabulary of
+    262,144 (Gemma 3) the head over every position costs more than the rest of the model; even the head at one
+    position a row (``logits_to_keep=1``) ran as a batched product with the head's weight repeated per row, 0.5-1.5
+    s a pass on Gemma. ``with_output``: ``(logits, the base model's output)``, for its cache."""
     store = {}
     norm = get_module(model, architecture.final_norm)
     handle = norm.register_forward_hook(lambda m, i, output: store.__setitem__("states", layer_state(output)))
     try:
-        output = model(**inputs, logits_to_keep=1)
+        output = model.base_model(**inputs)
     finally:
         handle.remove()
     logits = model.get_output_embeddings()(store["states"][rows, positions])
