@@ -10,6 +10,10 @@ every block at every step; ``ValueSettings.reuse_prefix=False``), timed in the s
 lie from the package's.
 
     python benchmarks/real_llm_batch.py [--models smollm2-135m gemma-3-270m] [--edits N] [--no-reference]
+                                        [--reference-models smollm2-135m]
+
+The reference recipe is timed for every model, or for ``--reference-models`` only: on Gemma-3-270M, whose file
+allows 100 value steps, it would take about 20 minutes (an estimate from its 25-step timing, 500 s).
 
 Prints a table and writes ``benchmarks/results/real_llm_batch.json``.
 """
@@ -53,6 +57,7 @@ def one_model(name: str, edits: int | None, reference: bool, method: str) -> dic
         lambda: evaluate_requests(session.model, testbed.tokenizer, batch, reference_answers)
     )
     row = {"model": name, "method": method, "edits": size, "layers": list(config.layers)}
+    row |= {"value steps": config.values.steps, "value site": config.values.site}
     row |= {stage: record.seconds[stage] for stage in STAGES} | {"evaluation": evaluation_seconds}
     row["all in"] = sum(row[stage] for stage in (*STAGES, "evaluation"))
     row["per edit"] = row["all in"] / size
@@ -86,18 +91,20 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--edits", type=int, default=None, help="default: the density study's batch")
     parser.add_argument("--method", default="AlphaEdit")
     parser.add_argument("--no-reference", action="store_true", help="skip the reference recipe's values")
+    parser.add_argument("--reference-models", nargs="+", default=None, help="time the reference for these only")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     rows = []
     for name in args.models:
-        rows.append(one_model(name, args.edits, not args.no_reference, args.method))
+        reference = not args.no_reference and (args.reference_models is None or name in args.reference_models)
+        rows.append(one_model(name, args.edits, reference, args.method))
         print(f"{name}: {rows[-1]['per edit']:.2f} s per edit all-in", flush=True)
     shown = [
         {key: (f"{value:.2f}" if isinstance(value, float) else value) for key, value in row.items()} for row in rows
     ]
-    columns = ["model", "edits", *STAGES, "evaluation", "all in", "per edit", "statistics"]
-    columns += [c for c in ("reference values", "values speed-up", "z apart") if c in rows[0]]
+    columns = ["model", "edits", "value steps", *STAGES, "evaluation", "all in", "per edit", "statistics"]
+    columns += [c for c in ("reference values", "values speed-up", "z apart") if any(c in row for row in rows)]
     print(table(shown, columns))
     save("real_llm_batch", {"threads": args.threads, "rows": rows})
     return rows

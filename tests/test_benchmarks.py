@@ -102,6 +102,11 @@ def test_real_llm_batch_benchmark_times_every_stage_and_the_reference_recipe(res
     assert all(row[stage] >= 0 for stage in stages)
     assert row["per edit"] == pytest.approx(sum(row[stage] for stage in stages) / 2)
     assert row["reference values"] > 0 and row["values speed-up"] > 0 and row["z apart"] < 1e-3
+    assert row["value steps"] >= 1 and row["value site"] == "residual"
+    # the reference recipe only for the models named: the others' rows say nothing of it
+    args = ["--models", "tiny-random-llama", "--edits", "2", "--threads", "1", "--reference-models", "another"]
+    (row,) = real_llm_batch.main(args)
+    assert "reference values" not in row and "values speed-up" not in row and row["per edit"] > 0
 
 
 @pytest.mark.slow
