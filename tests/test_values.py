@@ -55,8 +55,11 @@ def test_suffix_path_reaches_the_reference_recipes_values_on_the_pocket_model(bo
     assert torch.equal(fast.hidden, reference.hidden)
 
 
+@pytest.mark.parametrize("head", ["every position", "read positions"])
 @pytest.mark.parametrize("name", sorted(CONFIGS))
-def test_suffix_path_equals_the_reference_recipe_on_every_architecture(name, tokenizer):
+def test_suffix_path_equals_the_reference_recipe_on_every_architecture(name, head, tokenizer, monkeypatch):
+    if head == "read positions":  # the path of a large vocabulary: the head only where the loss reads
+        monkeypatch.setattr(values, "FULL_HEAD_VOCABULARY", 0)
     model = tiny_model(name, tokenizer)
     architecture = detect_architecture(model)
     assert architecture.prefix_cache
@@ -185,23 +188,26 @@ def test_a_site_that_is_not_known_is_refused():
         ValueSettings(site="attention").validate()
 
 
-def test_a_step_runs_the_lm_head_only_where_the_loss_reads(pocket_model, pocket_requests):
+def test_a_step_runs_the_lm_head_only_where_the_loss_reads(pocket_model, pocket_requests, monkeypatch):
     """The suffix path computes logits at the target tokens' predicting positions and the KL rows' last
     positions, nowhere else: the head sees exactly those rows, in the set-up pass (the KL rows) and each step,
     and no other call (the passes run the model's base, without its head)."""
     model, tokenizer = pocket_model
     architecture = detect_architecture(model)
     requests = pocket_requests[:4]
+    settings = ValueSettings(steps=3, stop_nll=1e-9)
+    every_position = compute_target_values(model, tokenizer, architecture, requests, 0, settings)
+    monkeypatch.setattr(values, "FULL_HEAD_VOCABULARY", len(tokenizer) - 1)  # as for a large vocabulary
     calls = []
     handle = model.get_output_embeddings().register_forward_pre_hook(
         lambda module, inputs: calls.append((torch.is_grad_enabled(), tuple(inputs[0].shape[:-1])))
     )
     try:
-        result = compute_target_values(
-            model, tokenizer, architecture, requests, 0, ValueSettings(steps=3, stop_nll=1e-9)
-        )
+        result = compute_target_values(model, tokenizer, architecture, requests, 0, settings)
     finally:
         handle.remove()
+    moved = float((every_position.z - every_position.hidden).abs().max())
+    assert float((result.z - every_position.z).abs().max()) < 1e-4 * moved  # the same values up to rounding
     assert result.steps_taken == [3] * len(requests)
     _, spans, _ = values._target_rows(tokenizer, requests)
     targets = sum(end - start for start, end in spans)

@@ -15,14 +15,14 @@ its rows leave the batch, so early stopping is per request and a finished reques
 ``z_i = h_i + delta_i`` with ``h_i`` the original output of block L at the subject's last token of
 the bare prompt. Seeded and deterministic on CPU; the model's weights are never changed.
 
-Nothing is computed twice (reference, section 3): ``delta`` enters at block L at the subject's last
-token, so under causal attention every state before that position, and every state of blocks 0..L,
-is the same at every step. They are computed once; a step runs only the positions from the subject's
-last token to the last one the loss reads, through the blocks after L (``_SuffixForward``), and the LM
-head only at the positions whose prediction the loss reads (with a vocabulary of 262,144, Gemma 3, the
-head over every position costs more than the blocks). The reference recipe, every token through every block
-at every step, stays available (``ValueSettings.reuse_prefix=False``) and the two agree to rounding
-(tests/test_values.py, benchmarks/values.py).
+Nothing is computed twice (reference, section 3): ``delta`` enters at block L at the subject's last token, so
+under causal attention every state before that position, and every state of blocks 0..L, is the same at every
+step. They are computed once; a step runs only the positions from the subject's last token to the last one the
+loss reads, through the blocks after L (``_SuffixForward``), and, for a large vocabulary
+(``FULL_HEAD_VOCABULARY``), the LM head only at the positions whose prediction the loss reads (with 262,144
+tokens, Gemma 3, the head over every position costs more than the blocks). The reference recipe, every token
+through every block at every step, stays available (``ValueSettings.reuse_prefix=False``) and the two agree to
+rounding (tests/test_values.py, benchmarks/values.py).
 """
 
 from __future__ import annotations
@@ -292,6 +292,7 @@ class _SuffixForward:
         kl_position = torch.zeros_like(self.start)
         kl_position[kl_rows] = batch.kl_last
         self.vocabulary = _vocabulary_size(model)
+        self.selected = self.vocabulary > FULL_HEAD_VOCABULARY  # the head only where the loss reads
         stored, prefix, states, picked, memories = {}, [], [], [], []
         handle = blocks[-1].register_forward_hook(lambda m, i, output: stored.__setitem__("states", output))
         if memory is not None:  # block L's MLP output before its norm, to carry delta through the norm
@@ -302,17 +303,15 @@ class _SuffixForward:
                 self._rows_within_budget(batch.ids.shape[1])
             ):
                 kl_in_part = (part >= batch.prompt_rows).nonzero().squeeze(1)  # only the KL rows' logits are read
+                inputs = dict(input_ids=batch.ids[part], attention_mask=batch.mask[part], use_cache=True)
                 with torch.no_grad():
-                    logits, output = selected_logits(
-                        model,
-                        architecture,
-                        kl_in_part,
-                        kl_position[part][kl_in_part],
-                        with_output=True,
-                        input_ids=batch.ids[part],
-                        attention_mask=batch.mask[part],
-                        use_cache=True,
-                    )
+                    if self.selected:
+                        logits, output = selected_logits(
+                            model, architecture, kl_in_part, kl_position[part][kl_in_part], with_output=True, **inputs
+                        )
+                    else:
+                        output = model(**inputs)
+                        logits = output.logits[kl_in_part, kl_position[part][kl_in_part]]
                 prefix.append(
                     [(keys[:, :, :prefix_width], values[:, :, :prefix_width]) for keys, values, *_ in output.cache]
                 )
@@ -388,18 +387,17 @@ class _SuffixForward:
         def stored_output(*args, **kwargs):
             return _with_states(self.block_structure, lambda s, p: shift(s, p, members), first, stored)
 
+        inputs = dict(
+            input_ids=self.batch.ids[group].gather(1, gather),
+            attention_mask=torch.cat([prefix_mask, suffix_mask], dim=1),
+            position_ids=gather,
+            cache=cache,
+            use_cache=True,
+        )
         with _forwards_replaced(self.blocks, [passed_through] * (len(self.blocks) - 1) + [stored_output]):
-            return selected_logits(
-                self.model,
-                self.architecture,
-                rows,
-                columns_asked,
-                input_ids=self.batch.ids[group].gather(1, gather),
-                attention_mask=torch.cat([prefix_mask, suffix_mask], dim=1),
-                position_ids=gather,
-                cache=cache,
-                use_cache=True,
-            )
+            if self.selected:
+                return selected_logits(self.model, self.architecture, rows, columns_asked, **inputs)
+            return self.model(**inputs).logits[rows, columns_asked]
 
 
 def _slots(selected: torch.Tensor, count: int) -> torch.Tensor:
@@ -417,6 +415,14 @@ LOGITS_BUDGET = 2**28
 def _vocabulary_size(model) -> int:
     head = model.get_output_embeddings()
     return int(head.weight.shape[0]) if head is not None else int(model.config.get_text_config().vocab_size)
+
+
+#: Vocabularies up to this size get logits at every position of a pass, as the committed pocket runs were made
+#: (1,024 tokens); larger ones only at the positions the loss reads (``architecture.selected_logits``): SmolLM2
+#: (49,152) and Gemma 3 (262,144). The two agree to float32 rounding, not bit for bit (a product over fewer rows
+#: rounds otherwise), and sequential editing can turn such a difference into a flipped score, so a model's path
+#: is fixed by its vocabulary, never by a batch.
+FULL_HEAD_VOCABULARY = 2**15
 
 
 #: What one more model call costs, in padded token positions: ``_length_groups`` splits the rows
@@ -513,9 +519,8 @@ def _optimise_deltas(
         positions = torch.cat([batch.target_from[live_targets], batch.kl_last[live]])
         logits = forward(selected, shift, rows, positions).float()
         targets = int(live_targets.sum())
-        token_nll = torch.nn.functional.cross_entropy(  # log-softmax and the target's entry, fused
-            logits[:targets], batch.target_tokens[live_targets], reduction="none"
-        )
+        log_probs = logits[:targets].log_softmax(-1)
+        token_nll = -log_probs[torch.arange(targets, device=device), batch.target_tokens[live_targets]]
         nll = torch.zeros(n, device=device).index_add(0, target_owner[live_targets], token_nll)
         nll = nll / batch.tokens_per_request
         edited_kl = logits[targets:].log_softmax(-1)
