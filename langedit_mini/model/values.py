@@ -362,7 +362,7 @@ class _SuffixForward:
 
     def _run(self, group, members, shift, rows, columns_asked) -> torch.Tensor:
         """Logits (k, vocab) of the group's suffixes at ``(rows[i], columns_asked[i])`` (a row of the group, a
-        column of its suffix) only: the LM head runs nowhere else. ``members`` index ``selected``."""
+        column of its suffix); for a large vocabulary the LM head runs nowhere else. ``members`` index ``selected``."""
         device = group.device
         start, width = self.start[group], int(self.widths[group].max())
         prefix_width = int(start.max())
@@ -408,7 +408,8 @@ def _slots(selected: torch.Tensor, count: int) -> torch.Tensor:
 
 
 #: The most rows x positions x vocabulary one pass of ``_SuffixForward`` runs (1 GiB of logits in float32, when
-#: every position had its logits; the head now runs only where the loss reads, and the split is kept as it was).
+#: every position has its logits; for a large vocabulary the head runs only where the loss reads, and the split
+#: is kept as it was).
 LOGITS_BUDGET = 2**28
 
 
