@@ -93,9 +93,12 @@ def test_batch_defaults_are_the_density_grids():
 
 
 def test_the_value_site_probe_adds_delta_after_the_block_and_writes_as_g1_does(tmp_path, capsys):
-    """The probe of where a normalised model's value step adds delta: its target values differ from the
-    package's (the norm is out of the value step's way), G1's batches are written and scored in every language
-    by the methods asked, the package's value step is put back, and what it cannot probe is refused."""
+    """The probe of where a normalised model's value step adds delta: its target values differ from those of the
+    MLP site (the norm is out of the value step's way) and equal the residual site's, now the package's default;
+    G1's batches are written and scored in every language by the methods asked, the package's value step is put
+    back, and what it cannot probe is refused."""
+    from dataclasses import replace
+
     import torch
 
     from langedit_mini.data.languages import LANGUAGES
@@ -110,9 +113,11 @@ def test_the_value_site_probe_adds_delta_after_the_block_and_writes_as_g1_does(t
     testbed = load_testbed(gemma)
     config = default_config("MEMIT", testbed.hparams)
     arguments = (testbed.model, testbed.tokenizer, detect_architecture(testbed.model), testbed.requests[:1])
-    package = compute_target_values(*arguments, config.layers[-1], config.values)
+    mlp_site = compute_target_values(*arguments, config.layers[-1], replace(config.values, site="mlp"))
+    residual = compute_target_values(*arguments, config.layers[-1], replace(config.values, site="residual"))
     probed = probe.residual_values(compute_target_values)(*arguments, config.layers[-1], config.values)
-    assert torch.allclose(package.hidden, probed.hidden) and not torch.allclose(package.z, probed.z, atol=1e-6)
+    assert torch.allclose(mlp_site.hidden, probed.hidden) and not torch.allclose(mlp_site.z, probed.z, atol=1e-6)
+    assert torch.equal(residual.z, probed.z)
     flags = ["--model", gemma, "--batch-size", "1", "--tuning-facts", "20", "--threads", "1", "--methods", "MEMIT"]
     info = probe.main([*flags, "--output", str(tmp_path)])
     assert editing_methods.compute_target_values is compute_target_values
