@@ -52,12 +52,12 @@ def test_the_knowledge_and_speed_readings_say_what_is_not_measured_yet(tmp_path)
 def test_the_speed_reading_glues_each_measured_model_and_marks_the_missing_one(tmp_path):
     import json
 
-    rows = [{"model": "a", "edits": 11, "per edit": 1.234, "values speed-up": 6.06}]
+    rows = [{"model": "a", "edits": 11, "per edit": 1.234, "values speed-up": 6.06, "values": 9.0, "all in": 12.0}]
     path = tmp_path / "speed.json"
     path.write_text(json.dumps({"commit": "abc", "date": "2026-12-04T05:00", "threads": 2, "rows": rows}))
     speed = chapter.speed_reading(path, ["a", "b"])
     assert speed.glue["a_per_edit"] == "1.23" and speed.glue["a_values_speedup"] == "6.1"
-    assert speed.glue["a_edits"] == "11"
+    assert speed.glue["a_edits"] == "11" and speed.glue["a_values_share"] == "0.75"
     assert speed.glue["a_per_edit_goal"] == "no goal set" and speed.glue["a_speedup_goal"] == "meets the 5x goal"
     assert speed.glue["b_per_edit"] == "not measured yet"
     rows[0] |= {"model": "smollm2-135m", "per edit": 1.6, "values speed-up": 4.9}
@@ -418,3 +418,55 @@ def test_a_probe_is_paired_with_its_baseline_edit_by_edit(tmp_path):
         store.write_calibration(tmp_path / "m" / name, record, {"write": table})
     reading = chapter.write_diagnostics_reading(tmp_path, "m", {"g1_starting_steps": "b", "g1_residual_values": "p"})
     assert reading.glue["m_g1_residual_values_paired"].startswith("MEMIT reliability +0.200 ± 0.000, generality +0.200")
+
+
+def _sequential_run(folder, method, seed, reliability, locality):
+    """A finished run of a sequential study under ``folder`` (``store.finish_part``): two languages' edits, scored
+    after batch 0 and after the last batch (1) with the given final reliability and locality."""
+    from types import SimpleNamespace
+
+    rows = [
+        {"method": method, "seed": seed, "after_batch": after, "lang": lang, "request": request, "metric": metric}
+        | {"teacher_forced": value if after == 1 else 1.0, "exact_match": value / 2 if after == 1 else 1.0}
+        for after in (0, 1)
+        for lang in ("en", "de")
+        for request in range(3)
+        for metric, value in (("reliability", reliability), ("generality", 0.5), ("locality", locality))
+    ]
+    empty = pd.DataFrame()
+    study = SimpleNamespace(evaluations=pd.DataFrame(rows), probes=empty, transfer=empty, batches=empty)
+    parameters = {"edits_per_language": 12, "batch_size": 3, "languages": ["en", "de"], "schedule": "delta"}
+    record = {"method": method, "seed": seed, "parameters": parameters, "package_hash": "h", "wall_s": 600.0}
+    name = store.part_name(seed, method)
+    store.begin_part(folder, name)
+    store.finish_part(folder, name, study, record | {"finished": "2026-12-05"})
+
+
+def test_the_g2_reading_waits_for_three_seeds_and_then_gives_the_gates_verdict(tmp_path):
+    calibration, density = tmp_path / "calibration", tmp_path / "density"
+    store.write_calibration(calibration / "a", {"band": [1, 2], "batch_size": 3, "gates": {}, "commit": "c"}, {})
+    reading = chapter.sequential_gate_reading(density, calibration, ["a", "b"])
+    # a model without a calibration, or without runs: every glued value says so, and the command is printed
+    assert all(reading.glue[f"{m}_{name}"] == "not run yet" for m in ("a", "b") for name in chapter.G2_GLUE)
+    assert any("run_density.py --model a --points e012 --methods MEMIT AlphaEdit" in str(p) for p in reading.parts)
+    point = density / "a" / "e012"  # the paper's point: 4 batches per language of the calibration's batch size
+    _sequential_run(point, "MEMIT", 0, 0.4, 0.9)
+    _sequential_run(point, "AlphaEdit", 0, 0.8, 0.9)
+    one = chapter.sequential_gate_reading(density, calibration, ["a"]).glue
+    assert one["a_g2"] == "not complete (1 of 3 seeds with both methods)"
+    assert one["a_g2_finals"] == "MEMIT 0.400 / 0.500 / 0.900; AlphaEdit 0.800 / 0.500 / 0.900"
+    _sequential_run(point, "MEMIT", 1, 0.5, 0.88)
+    _sequential_run(point, "AlphaEdit", 1, 0.85, 0.9)
+    two = chapter.sequential_gate_reading(density, calibration, ["a"])
+    assert two.glue["a_g2"] == "not complete (2 of 3 seeds; provisionally passes)"
+    assert two.glue["a_g2_runs"] == "2 of 3 seeds"
+    assert two.glue["a_g2_difference"].startswith("reliability +0.375 ± ")
+    assert "G2 a: a provisional reading (2 of 3 seeds)" in two.tables
+    _sequential_run(point, "MEMIT", 2, 0.45, 0.9)
+    _sequential_run(point, "AlphaEdit", 2, 0.5, 0.6)  # in the third seed AlphaEdit keeps about what MEMIT keeps
+    three = chapter.sequential_gate_reading(density, calibration, ["a"])
+    assert three.glue["a_g2"] == "fails" and three.glue["a_g2_runs"] == "3 of 3 seeds"
+    claims = three.tables["G2 a: the gate's claims"]
+    assert list(claims.holds) == [False, True]  # reliability's interval now spans 0; locality's reaches above 0
+    table = three.tables["G2 a: final scores at e012 (mean ± 95% interval over seeds)"]
+    assert table.loc["MEMIT", "seeds"] == 3 and table.loc["AlphaEdit", "reliability EM"].startswith("0.358 ± ")

@@ -399,7 +399,7 @@ def _layers(layers) -> str:
     return f"{min(layers)}-{max(layers)}" if len(layers) > 1 else str(layers[0])
 
 
-SPEED_GLUE = ("per_edit", "values_speedup", "edits", "per_edit_goal", "speedup_goal")
+SPEED_GLUE = ("per_edit", "values_speedup", "edits", "per_edit_goal", "speedup_goal", "values_share")
 # The goals set for a batch on the CPU testbed before it was measured: seconds per edit all-in (SmolLM2 only: Gemma's
 # 262,144-token head makes its forward passes dearer), and how many times faster the target values must be found
 # than by the reference recipe.
@@ -426,6 +426,7 @@ def speed_reading(path, models) -> Reading:
         row = rows.loc[model]
         reading.glue[f"{key(model)}_per_edit"] = f"{row['per edit']:.2f}"
         reading.glue[f"{key(model)}_edits"] = str(int(row["edits"]))
+        reading.glue[f"{key(model)}_values_share"] = f"{row['values'] / row['all in']:.2f}"
         speedup = row.get("values speed-up")
         reading.glue[f"{key(model)}_values_speedup"] = "not measured" if pd.isna(speedup) else f"{speedup:.1f}"
         goal = PER_EDIT_GOAL.get(model)
@@ -645,4 +646,91 @@ def method_settings(model: str, methods) -> str:
             names.append("tau")  # the file's cut is absolute
         shown = config_name({name: settings[name] for name in names})
         parts.append(f"{method} {shown} ({'tuned' if method in tuned else 'starting values'})")
+    return ", ".join(parts)
+
+
+#: what ``sequential_gate_reading`` glues per model (``<model>_g2_<name>``)
+G2_GLUE = ("g2", "g2_finals", "g2_difference", "g2_runs")
+
+
+def sequential_gate_reading(density_root, calibration_root, models) -> Reading:
+    """Gate G2 per model: the sequential study at the paper's density (the point of the model's density grid:
+    ``PAPER_BATCHES`` batches per language of the calibration's batch size; ``scripts/run_density.py --model <m>
+    --points <point> --methods MEMIT AlphaEdit``, ``results/density/<model>/<point>/``). Per method the final
+    teacher-forced and exact-match scores (mean and 95% interval over seeds), each run's seed and wall time, and
+    the gate's claims (``verdicts.sequential_gate``). The gate asks for ``G2_SEEDS`` seeds of both methods: with
+    fewer its claims are shown as a provisional reading (from two seeds) and the gate reads "not complete"."""
+    from langedit_mini.study.density import PAPER_BATCHES, PAPER_DENSITY, point_name
+    from langedit_mini.study.readings import final_by_run, paper_point_table
+    from langedit_mini.study.verdicts import G2_SEEDS, GATE_METHODS, sequential_gate
+
+    reading = Reading()
+    for model in models:
+        calibration = store.read_calibration(Path(calibration_root) / model)
+        if calibration is None:
+            reading.say(f"{model}: no calibration record, so no study batch size; G2 not run yet")
+            reading.glue |= {f"{key(model)}_{name}": "not run yet" for name in G2_GLUE}
+            continue
+        point = point_name(calibration["batch_size"] * PAPER_BATCHES)
+        command = f"python scripts/run_density.py --model {model} --points {point} --methods {' '.join(GATE_METHODS)}"
+        study = store.read_study(Path(density_root) / model / point)
+        runs = study["runs"] if study else pd.DataFrame(columns=["method", "seed", "wall_s"])
+        runs = runs[runs.method.isin(GATE_METHODS)]
+        if runs.empty:
+            reading.say(f"{model}, G2 at {point}: not run yet ({command})")
+            reading.glue |= {f"{key(model)}_{name}": "not run yet" for name in G2_GLUE}
+            continue
+        parameters = study["parameters"]
+        finals = final_by_run({point: study | {"density": PAPER_DENSITY, "schedule": "delta", "edits": 0}})
+        finals = finals[finals.method.isin(GATE_METHODS)]
+        seeds = {method: sorted(runs[runs.method == method].seed) for method in GATE_METHODS}
+        shared = sorted(set(seeds[GATE_METHODS[0]]).intersection(*map(set, seeds.values())))
+        edits = parameters["edits_per_language"] * len(parameters["languages"])
+        reading.say(
+            f"{model}, G2 at {point}: {edits} edits in batches of {parameters['batch_size']}, schedule "
+            f"{parameters['schedule']}; runs: "
+            + "; ".join(f"{m} seeds {', '.join(map(str, s)) or 'none'}" for m, s in seeds.items())
+            + f"; {runs.wall_s.mean() / 60:.0f} min per run (of {len(runs)})"
+        )
+        table = paper_point_table(finals, metrics=("reliability", "generality", "locality"))
+        reading.table(f"G2 {model}: final scores at {point} (mean ± 95% interval over seeds)", table)
+        complete = len(shared) >= G2_SEEDS
+        glued = {
+            f"{key(model)}_g2_finals": "; ".join(
+                f"{method} {row['reliability TF']} / {row['generality TF']} / {row['locality TF']}"
+                for method, row in table.iterrows()
+            ),
+            f"{key(model)}_g2_runs": f"{len(shared)} of {G2_SEEDS} seeds",
+        }
+        if len(shared) < 2:
+            glued |= {
+                f"{key(model)}_g2": f"not complete ({len(shared)} of {G2_SEEDS} seeds with both methods)",
+                f"{key(model)}_g2_difference": "no interval yet (one seed)",
+            }
+        else:
+            gate = sequential_gate(finals[finals.seed.isin(shared)], PAPER_DENSITY)
+            claims = gate.table().set_index("claim")
+            title = "the gate's claims" if complete else f"a provisional reading ({len(shared)} of {G2_SEEDS} seeds)"
+            reading.table(f"G2 {model}: {title}", claims.round(3))
+            verdict = "passes" if gate.passed else "fails"
+            glued |= {
+                f"{key(model)}_g2": verdict
+                if complete
+                else f"not complete ({len(shared)} of {G2_SEEDS} seeds; provisionally {verdict})",
+                f"{key(model)}_g2_difference": _g2_difference(finals[finals.seed.isin(shared)]),
+            }
+        if not complete:
+            reading.say(f"{model}: G2 needs {G2_SEEDS} seeds of both methods; the rest: {command}")
+        reading.glue |= glued
+    return reading
+
+
+def _g2_difference(finals: pd.DataFrame) -> str:
+    """AlphaEdit minus MEMIT, paired by seed, on the final reliability and locality (teacher-forced)."""
+    from langedit_mini.study.intervals import format_interval, paired_difference
+
+    parts = []
+    for metric in ("reliability", "locality"):
+        mean, half, _ = paired_difference(finals, metric, "AlphaEdit", "MEMIT")
+        parts.append(f"{metric} {format_interval(mean, half, signed=True)}")
     return ", ".join(parts)

@@ -34,6 +34,8 @@ from langedit_mini.study.intervals import after_last_batch, format_interval, int
 
 G1_RELIABILITY, G1_GENERALITY, G1_LOCALITY = 0.95, 0.85, 0.90
 G3_BAND_SHARE = 1 / 3
+#: the seeds G2 asks for (paired by seed); a reading with fewer is provisional
+G2_SEEDS = 3
 GATE_METHODS = ("MEMIT", "AlphaEdit")
 #: the smallest mean reliability (teacher-forced) after the last batch at which a method counts as writing its edits
 WRITES_EDITS = 0.5
