@@ -91,3 +91,56 @@ def test_evaluation_can_show_a_progress_bar_and_scores_the_same(tokenizer, capsy
     shown = evaluate_requests(model, tokenizer, requests[:5], batch_size=4, progress=True)
     assert "evaluation, " in capsys.readouterr().err  # tqdm writes to stderr
     assert quiet.equals(shown)
+
+
+def test_scoring_groups_share_a_prompts_prefix_or_leave_the_plain_chunks_as_they_were(monkeypatch):
+    from langedit_mini.evaluation import scoring
+
+    monkeypatch.setattr(scoring, "SHARED_PREFIX_MIN", 4)
+    distinct = [[i, 9, 9, 9, 9, 9] for i in range(5)]  # no two prompts share their first token
+    assert scoring.scoring_groups(distinct, 2) == [([0, 1], 0), ([2, 3], 0), ([4], 0)]
+    first, second = [1, 2, 3, 4, 5], [7, 7, 7, 7, 7]  # two preambles of five tokens
+    prompts = [
+        first + [10, 11],  # 0
+        second + [10],  # 1
+        first + [10, 12, 13],  # 2
+        [1, 2, 8],  # 3: shares two tokens only
+        first + [10, 11],  # 4: the same prompt as 0 (a locality item and its gold twin)
+        second + [11, 12],  # 5
+        first + [20],  # 6
+    ]
+    groups = scoring.scoring_groups(prompts, 3)
+    # sorted by tokens the first group of three is 0, 4, 2, sharing first + [10]; 6 shares first too, but the group is
+    # full, and a prompt alone is scored plainly, in one chunk with 3
+    assert groups == [([0, 2, 4], 6), ([1, 5], 5), ([3, 6], 0)]
+    # a group's prefix stops one token before its shortest prompt ends: identical prompts keep their last token
+    assert scoring.scoring_groups([first + [6], first + [6]], 4) == [([0, 1], 5)]
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_grouped_scoring_reads_the_logits_of_scoring_every_token(name, monkeypatch):
+    """The prefix run once and its cache reused gives the logits (to float rounding) and the hits of running every
+    token of every prompt, on every architecture of the table."""
+    from langedit_mini.evaluation import scoring
+
+    model = tiny_model(name)
+    generator = torch.Generator().manual_seed(1)
+    preamble = torch.randint(1, 60, (20,), generator=generator).tolist()
+    prompts = [preamble + torch.randint(1, 60, (n,), generator=generator).tolist() for n in (3, 5, 1, 4)]
+    prompts.append(torch.randint(1, 60, (9,), generator=generator).tolist())  # no shared preamble
+    with evaluation_mode(model):
+        own = greedy_continuations(model, prompts, [3] * len(prompts), 0)  # answers the model gives: hits
+    answers = [own[0], [5, 6], own[2], [7], own[4]]
+    groups = scoring.scoring_groups(prompts, 8)
+    assert groups[0] == ([0, 1, 2, 3], 20) and groups[1] == ([4], 0)
+    with evaluation_mode(model):
+        members, shared = groups[0]
+        grouped_prompts, grouped_answers = [prompts[i] for i in members], [answers[i] for i in members]
+        grouped = scoring.answer_logits(model, grouped_prompts, grouped_answers, 0, shared)
+        plain = scoring.answer_logits(model, grouped_prompts, grouped_answers, 0)
+        assert torch.allclose(grouped, plain, atol=1e-5)
+        teacher, exact = scoring.score_token_ids(model, prompts, answers, 0, 8)
+        monkeypatch.setattr(scoring, "SHARED_PREFIX_MIN", 10**6)  # no group: every token of every prompt
+        assert scoring.scoring_groups(prompts, 8) == [([0, 1, 2, 3, 4], 0)]
+        assert scoring.score_token_ids(model, prompts, answers, 0, 8) == (teacher, exact)
+    assert exact[0] and exact[2] and exact[4] and teacher[0] == 1.0  # the model's own answers are hits

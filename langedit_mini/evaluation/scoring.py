@@ -8,6 +8,9 @@
   prompt and the answer so far, which is the teacher-forced prediction at that position. So the
   greedy continuation is the answer exactly when every teacher-forced prediction is right, and one
   forward pass gives both metrics. Decoding runs only where the predicted text is asked for.
+* Prompts that begin alike (the few-shot form's examples) are scored in groups whose shared tokens run once
+  (``scoring_groups``, ``SHARED_PREFIX_MIN``): in a sequential study, where every edit so far is scored after each
+  batch, the scoring is most of a run's time on a real LLM. The grouped and the plain pass agree to float rounding.
 
 The answer is tokenized on its own (``joiner + answer``, no BOS) and appended to the prompt's
 tokens, as ROME/MEMIT do, so the answer tokens are the same whatever the prompt.
@@ -50,39 +53,107 @@ def check_lengths(model, prompt_ids, answer_ids, labels) -> None:
 #: Above it (a 262,144-token vocabulary), only the positions that predict an answer token get logits.
 LOGITS_BUDGET = 2**28
 
+#: Prompts that share at least this many leading tokens (a few-shot form's examples, the same in every question of a
+#: language) are scored in groups whose shared tokens run once, their attention keys and values reused by every
+#: prompt of the group (``scoring_groups``). Where no group reaches it (raw questions, the pocket world) every
+#: prompt runs whole, in the order and chunks given, as before the groups existed.
+SHARED_PREFIX_MIN = 16
 
-def _teacher_forced_hits(model, prompt_ids, answer_ids, pad_id: int) -> list[list[bool]]:
-    """Per item and answer token: is it the argmax given the prompt and the earlier answer tokens."""
-    sequences = [p + a[:-1] for p, a in zip(prompt_ids, answer_ids)]
+
+def _common_length(first, second) -> int:
+    """How many leading tokens two token id lists share."""
+    length = 0
+    for a, b in zip(first, second):
+        if a != b:
+            break
+        length += 1
+    return length
+
+
+def scoring_groups(prompt_ids, batch_size: int) -> list[tuple[list[int], int]]:
+    """The passes that score ``prompt_ids``: (item indices, shared prefix length) each, every item in one.
+
+    The prompts sorted by their tokens are cut into groups of at most ``batch_size`` that share at least
+    ``SHARED_PREFIX_MIN`` leading tokens; a group's shared prefix stops one token before its shortest prompt ends,
+    so that each prompt keeps the position that predicts its first answer token. The items in no such group (a
+    prompt alone with its prefix) are chunked by ``batch_size`` in their given order, with prefix 0: when no group
+    forms at all the passes are exactly the plain chunks ``[0, batch_size)``, ``[batch_size, 2 batch_size)``..."""
+    order = sorted(range(len(prompt_ids)), key=prompt_ids.__getitem__)
+    runs, current, shared = [], [], 0
+    for index in order:
+        if current and len(current) < batch_size:
+            common = min(shared, _common_length(prompt_ids[current[0]], prompt_ids[index]))
+            if common >= SHARED_PREFIX_MIN:
+                current.append(index)
+                shared = common
+                continue
+        if current:
+            runs.append((current, shared))
+        current, shared = [index], len(prompt_ids[index])
+    if current:
+        runs.append((current, shared))
+    groups = []
+    for members, common in runs:
+        common = min(common, min(len(prompt_ids[i]) for i in members) - 1)
+        if len(members) > 1 and common >= SHARED_PREFIX_MIN:
+            groups.append((sorted(members), common))
+    grouped = {index for members, _ in groups for index in members}
+    rest = [index for index in range(len(prompt_ids)) if index not in grouped]
+    return groups + [(rest[start : start + batch_size], 0) for start in range(0, len(rest), batch_size)]
+
+
+def _reuses_prefix(model) -> bool:
+    """Whether the model's architecture runs from a cached prefix (``Architecture.prefix_cache``, tested per entry)."""
+    from langedit_mini.model.architecture import UnknownArchitectureError
+
+    try:
+        return detect_architecture(model).prefix_cache
+    except UnknownArchitectureError:
+        return False
+
+
+def _after_shared_prefix(model, prefix: list[int], ids: torch.Tensor, mask: torch.Tensor) -> dict:
+    """The inputs that run the rows ``ids`` (right padded, ``mask``) after the token ids ``prefix``, which every row
+    shares: the prefix runs once, its keys and values serve every row from the model's cache."""
+    from transformers import DynamicCache
+
+    device, rows, width = ids.device, ids.shape[0], len(prefix)
+    output = model.base_model(input_ids=torch.tensor([prefix], device=device), use_cache=True)
+    cache = DynamicCache(
+        ddp_cache_data=[(k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1)) for k, v, *_ in output.cache],
+        config=model.config,
+    )
+    return dict(
+        input_ids=ids,
+        attention_mask=torch.cat([torch.ones(rows, width, dtype=mask.dtype, device=device), mask], dim=1),
+        position_ids=(width + torch.arange(ids.shape[1], device=device)).expand(rows, -1),
+        cache=cache,
+        use_cache=True,
+    )
+
+
+def answer_logits(model, prompt_ids, answer_ids, pad_id: int, shared: int = 0) -> torch.Tensor:
+    """Logits (sum of answer lengths, vocabulary) at the positions that predict each answer token, item after item,
+    teacher-forced. ``shared``: the number of leading prompt tokens every item shares, run once (``scoring_groups``);
+    0 runs every token of every item."""
+    sequences = [p[shared:] + a[:-1] for p, a in zip(prompt_ids, answer_ids)]
     ids, mask = pad_rows(sequences, pad_id, left=False, device=model_device(model))
-    if ids.numel() * model.get_output_embeddings().weight.shape[0] > LOGITS_BUDGET:
-        return _teacher_forced_hits_selected(model, prompt_ids, answer_ids, ids, mask)
-    logits = model(input_ids=ids, attention_mask=mask).logits  # (B, T, V)
-    hits = []
-    for row, (prompt, answer) in enumerate(zip(prompt_ids, answer_ids)):
-        positions = torch.arange(len(prompt) - 1, len(prompt) - 1 + len(answer), device=logits.device)
-        predicted = logits[row, positions].argmax(dim=-1)
-        hits.append((predicted == torch.tensor(answer, device=logits.device)).tolist())
-    return hits
-
-
-def _teacher_forced_hits_selected(model, prompt_ids, answer_ids, ids, mask) -> list[list[bool]]:
-    """``_teacher_forced_hits`` with logits at the answer-predicting positions only (``selected_logits``)."""
-    rows, positions, answers = [], [], []
+    inputs = _after_shared_prefix(model, prompt_ids[0][:shared], ids, mask) if shared else {}
+    inputs = inputs or dict(input_ids=ids, attention_mask=mask)
+    rows, positions = [], []
     for row, (prompt, answer) in enumerate(zip(prompt_ids, answer_ids)):
         rows += [row] * len(answer)
-        positions += range(len(prompt) - 1, len(prompt) - 1 + len(answer))
-        answers += answer
-    device = ids.device
-    logits = selected_logits(
-        model,
-        detect_architecture(model),
-        torch.tensor(rows, device=device),
-        torch.tensor(positions, device=device),
-        input_ids=ids,
-        attention_mask=mask,
-    )
-    right = (logits.argmax(dim=-1) == torch.tensor(answers, device=device)).tolist()
+        positions += range(len(prompt) - 1 - shared, len(prompt) - 1 - shared + len(answer))
+    rows, positions = torch.tensor(rows, device=ids.device), torch.tensor(positions, device=ids.device)
+    if ids.numel() * model.get_output_embeddings().weight.shape[0] > LOGITS_BUDGET:
+        return selected_logits(model, detect_architecture(model), rows, positions, **inputs)
+    return model(**inputs).logits[rows, positions]
+
+
+def _teacher_forced_hits(model, prompt_ids, answer_ids, pad_id: int, shared: int = 0) -> list[list[bool]]:
+    """Per item and answer token: is it the argmax given the prompt and the earlier answer tokens."""
+    logits = answer_logits(model, prompt_ids, answer_ids, pad_id, shared)
+    right = (logits.argmax(dim=-1) == torch.tensor([t for a in answer_ids for t in a], device=logits.device)).tolist()
     hits, start = [], 0
     for answer in answer_ids:
         hits.append(right[start : start + len(answer)])
@@ -140,21 +211,25 @@ def score_token_ids(
 ) -> tuple[list[float], list[bool]]:
     """Teacher-forced accuracy and greedy exact match of answers given as token ids (no text round trip).
     ``progress``: a progress bar over the items."""
-    teacher, exact = [], []
-    starts = range(0, len(prompt_ids), batch_size)
+    teacher, exact = [None] * len(prompt_ids), [None] * len(prompt_ids)
+    groups = (
+        scoring_groups(prompt_ids, batch_size)
+        if _reuses_prefix(model)
+        else [(list(range(s, min(s + batch_size, len(prompt_ids)))), 0) for s in range(0, len(prompt_ids), batch_size)]
+    )
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(prompt_ids), desc=f"evaluation, {len(prompt_ids)} items", leave=False)
     with evaluation_mode(model):
-        for start in starts:
-            part = slice(start, start + batch_size)
-            for hits in _teacher_forced_hits(model, prompt_ids[part], answer_ids[part], pad_id):
-                teacher.append(sum(hits) / len(hits))
-                exact.append(all(hits))
+        for members, shared in groups:
+            prompts, answers = [prompt_ids[i] for i in members], [answer_ids[i] for i in members]
+            for index, hits in zip(members, _teacher_forced_hits(model, prompts, answers, pad_id, shared)):
+                teacher[index] = sum(hits) / len(hits)
+                exact[index] = all(hits)
             if bar is not None:
-                bar.update(len(prompt_ids[part]))
+                bar.update(len(members))
     if bar is not None:
         bar.close()
     return teacher, exact
