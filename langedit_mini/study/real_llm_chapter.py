@@ -661,7 +661,8 @@ def sequential_gate_reading(density_root, calibration_root, models) -> Reading:
     the gate's claims (``verdicts.sequential_gate``). The gate asks for ``G2_SEEDS`` seeds of both methods: with
     fewer its claims are shown as a provisional reading (from two seeds) and the gate reads "not complete"."""
     from langedit_mini.study.density import PAPER_BATCHES, PAPER_DENSITY, point_name
-    from langedit_mini.study.readings import final_by_run, paper_point_table
+    from langedit_mini.study.intervals import final_scores
+    from langedit_mini.study.readings import paper_point_table
     from langedit_mini.study.verdicts import G2_SEEDS, GATE_METHODS, sequential_gate
 
     reading = Reading()
@@ -681,7 +682,7 @@ def sequential_gate_reading(density_root, calibration_root, models) -> Reading:
             reading.glue |= {f"{key(model)}_{name}": "not run yet" for name in G2_GLUE}
             continue
         parameters = study["parameters"]
-        finals = final_by_run({point: study | {"density": PAPER_DENSITY, "schedule": "delta", "edits": 0}})
+        finals = final_scores(study["evaluations"])
         finals = finals[finals.method.isin(GATE_METHODS)]
         seeds = {method: sorted(runs[runs.method == method].seed) for method in GATE_METHODS}
         shared = sorted(set(seeds[GATE_METHODS[0]]).intersection(*map(set, seeds.values())))
