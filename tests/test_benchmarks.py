@@ -21,6 +21,7 @@ import projector  # noqa: E402
 import projector_large  # noqa: E402
 import real_llm_batch  # noqa: E402
 import scaling  # noqa: E402
+import scoring  # noqa: E402
 import values  # noqa: E402
 
 
@@ -107,6 +108,30 @@ def test_real_llm_batch_benchmark_times_every_stage_and_the_reference_recipe(res
     args = ["--models", "tiny-random-llama", "--edits", "2", "--threads", "1", "--reference-models", "another"]
     (row,) = real_llm_batch.main(args)
     assert "reference values" not in row and "values speed-up" not in row and row["per edit"] > 0
+
+
+def test_scoring_benchmark_groups_few_shot_prompts_and_every_score_stays(results_dir):
+    """On a tiny random model asked in the few-shot form (whose examples every question of a language shares): the
+    edit prompts fall into groups that save prompt tokens, and the grouped scores equal the plain ones."""
+    result = scoring.main(
+        ["--model", "tiny-random-llama", "--per-language", "2", "--form", "few-shot", "--threads", "1"]
+    )
+    saved = json.loads((results_dir / "scoring.json").read_text())
+    assert saved["requests"] == 12 and saved["items"] >= 12 and set(saved["seconds"]) == set(scoring.MODES)
+    groups = saved["edit_prompt_groups"]
+    assert groups["grouped_prompts"] >= 2 and 0 < groups["prompt_tokens_saved"] < groups["prompt_tokens"]
+    for mode in ("grouped", "grouped again"):
+        check = result["agreement"][mode]
+        assert check["same_items"] and check["exact_match_equal"] and check["max_teacher_forced_difference"] < 1e-5
+    assert scoring.scoring.SHARED_PREFIX_MIN == saved["settings"]["shared_prefix_min"]  # restored after "plain"
+    # in the raw form nothing is shared: no group, nothing saved
+    scoring.main(["--model", "tiny-random-llama", "--per-language", "1", "--form", "raw", "--threads", "1"])
+    saved = json.loads((results_dir / "scoring.json").read_text())
+    assert (
+        saved["edit_prompt_groups"]["grouped_prompts"] == 0 and saved["edit_prompt_groups"]["prompt_tokens_saved"] == 0
+    )
+    with pytest.raises(SystemExit):
+        scoring.main(["--model", "tiny-random-llama", "--per-language", "0"])
 
 
 @pytest.mark.slow
