@@ -9,9 +9,10 @@ step added ``delta_i`` to the last edited layer's MLP output *before* that norm 
 value ``z_i`` was one that layer alone can make: the norm's outputs lie on one ellipsoid, which bounds how far one
 layer moves the residual stream. This probe writes G1's own batches (the same draw as ``scripts/calibrate.py --parts
 write``: the study's facts, the tuning split left out, one batch per language) with one change: the value step adds
-``delta_i`` to the residual stream after block L, as for a model without the norm (Llama). The write is the
-package's own: MEMIT and AlphaEdit spread the residual change over the band, each layer's share carried into its MLP
-output through its norm (``model.architecture.residual_to_memory``). Nothing else changes; compare with the G1
+``delta_i`` to the residual stream after block L, as for a model without the norm (Llama): a copy of the
+hyperparameter file with ``values.site`` "residual", written beside the results as ``hparams.json``. The write is
+the package's own: MEMIT and AlphaEdit spread the residual change over the band, each layer's share carried into
+its MLP output through its norm (``model.architecture.residual_to_memory``). Nothing else changes; compare with the G1
 record of the same hyperparameter file, batch for batch.
 
 Writes ``calibration.json`` (G1's claims over the methods run, ``written_with``, ``probe``, provenance) and
@@ -22,7 +23,7 @@ all; the package's value step took 43).
 
 from __future__ import annotations
 
-from dataclasses import replace
+import json
 from pathlib import Path
 
 from langedit_mini.interface.arguments import add_batch, add_methods, batch_from, study_parser, testbed_from
@@ -35,17 +36,29 @@ PROBE = {
 }
 
 
-def residual_values(compute):
-    """``compute_target_values`` with ``delta`` added after block L: the architecture it sees has no MLP norm."""
+def residual_hparams(hparams: str, folder: Path) -> Path:
+    """A copy of the hyperparameter file ``hparams`` (a model name or a .json path) whose value step adds ``delta``
+    to the residual stream (``values.site`` "residual"), written as ``folder/hparams.json``; everything else is the
+    file's. A file that already asks for the residual site is an error: the probe would be G1's own write."""
+    from langedit_mini.editing.defaults import HPARAMS_DIRECTORY, MODEL_NAMES, load_hparams
 
-    def patched(model, tokenizer, architecture, *args, **kwargs):
-        return compute(model, tokenizer, replace(architecture, mlp_out_norm=None), *args, **kwargs)
-
-    return patched
+    shared, _ = load_hparams(hparams)  # a name or path it cannot read is its error
+    if shared["values"].site == "residual":
+        raise ValueError(
+            f"{hparams}: the value step already adds delta to the residual stream (values.site 'residual'); "
+            "the probe would be G1's own write (scripts/calibrate.py --parts write)"
+        )
+    path = HPARAMS_DIRECTORY / f"{hparams}.json" if str(hparams) in MODEL_NAMES else Path(hparams)
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["values"] = dict(data.get("values", {})) | {"site": "residual"}
+    data["note"] = f"{path.name} with values.site 'residual' (scripts/probe_value_site.py). " + data.get("note", "")
+    folder.mkdir(parents=True, exist_ok=True)
+    written = folder / "hparams.json"
+    written.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return written
 
 
 def main(argv=None) -> dict:
-    from langedit_mini.editing import methods as editing_methods
     from langedit_mini.model.architecture import detect_architecture
     from langedit_mini.study.calibration import WRITE_METHODS, calibrate
 
@@ -62,22 +75,22 @@ def main(argv=None) -> dict:
     testbed = testbed_from(parser, args)
     if detect_architecture(testbed.model).mlp_out_norm is None:
         parser.error(f"{testbed.name} has no norm after its MLP output: its value step already adds delta there")
+    try:
+        testbed.hparams = str(residual_hparams(testbed.hparams, Path(args.output)))
+    except (ValueError, FileNotFoundError) as error:
+        parser.error(f"--hparams: {error}")
     batch = batch_from(parser, args, testbed)
-    original = editing_methods.compute_target_values
-    editing_methods.compute_target_values = residual_values(original)
-    try:  # G1's write part, as scripts/calibrate.py --parts write --no-batch-of-100 makes it
-        return calibrate(
-            testbed,
-            Path(args.output),
-            **batch,
-            seed=args.seed,
-            parts=["write"],
-            batch_of_100=False,
-            methods=args.methods,
-            probe=PROBE,
-        )
-    finally:
-        editing_methods.compute_target_values = original
+    # G1's write part, as scripts/calibrate.py --parts write --no-batch-of-100 makes it
+    return calibrate(
+        testbed,
+        Path(args.output),
+        **batch,
+        seed=args.seed,
+        parts=["write"],
+        batch_of_100=False,
+        methods=args.methods,
+        probe=PROBE,
+    )
 
 
 if __name__ == "__main__":

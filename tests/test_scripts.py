@@ -92,18 +92,18 @@ def test_batch_defaults_are_the_density_grids():
     assert chosen == {"batch_size": 3, "tuning_facts": grid["tuning_facts"]}
 
 
-def test_the_value_site_probe_adds_delta_after_the_block_and_writes_as_g1_does(tmp_path, capsys):
-    """The probe of where a normalised model's value step adds delta: its target values differ from those of the
-    MLP site (the norm is out of the value step's way) and equal the residual site's, now the package's default;
-    G1's batches are written and scored in every language by the methods asked, the package's value step is put
-    back, and what it cannot probe is refused."""
+def test_the_value_site_probe_writes_g1_with_delta_after_the_block(tmp_path, capsys):
+    """The probe of where a normalised model's value step adds delta: given a hyperparameter file whose value step
+    adds it to the MLP output before the norm, it writes G1's batches from a copy of that file with the residual
+    site (kept beside the results), whose target values differ from the MLP site's; the batches are written and
+    scored in every language by the methods asked, and what it cannot probe is refused."""
+    import json
     from dataclasses import replace
 
     import torch
 
     from langedit_mini.data.languages import LANGUAGES
-    from langedit_mini.editing import methods as editing_methods
-    from langedit_mini.editing.defaults import default_config
+    from langedit_mini.editing.defaults import HPARAMS_DIRECTORY, default_config, load_hparams
     from langedit_mini.model.architecture import detect_architecture
     from langedit_mini.model.values import compute_target_values
     from langedit_mini.study.testbeds import load_testbed
@@ -115,15 +115,23 @@ def test_the_value_site_probe_adds_delta_after_the_block_and_writes_as_g1_does(t
     arguments = (testbed.model, testbed.tokenizer, detect_architecture(testbed.model), testbed.requests[:1])
     mlp_site = compute_target_values(*arguments, config.layers[-1], replace(config.values, site="mlp"))
     residual = compute_target_values(*arguments, config.layers[-1], replace(config.values, site="residual"))
-    probed = probe.residual_values(compute_target_values)(*arguments, config.layers[-1], config.values)
-    assert torch.allclose(mlp_site.hidden, probed.hidden) and not torch.allclose(mlp_site.z, probed.z, atol=1e-6)
-    assert torch.equal(residual.z, probed.z)
+    assert torch.allclose(mlp_site.hidden, residual.hidden) and not torch.allclose(mlp_site.z, residual.z, atol=1e-6)
+    data = json.loads((HPARAMS_DIRECTORY / "tiny-random.json").read_text())
+    data["values"]["site"] = "mlp"
+    mlp_file = tmp_path / "mlp.json"
+    mlp_file.write_text(json.dumps(data))
     flags = ["--model", gemma, "--batch-size", "1", "--tuning-facts", "20", "--threads", "1", "--methods", "MEMIT"]
-    info = probe.main([*flags, "--output", str(tmp_path)])
-    assert editing_methods.compute_target_values is compute_target_values
+    output = tmp_path / "probe"
+    info = probe.main([*flags, "--hparams", str(mlp_file), "--output", str(output)])
+    shared, _ = load_hparams(output / "hparams.json")
+    assert shared["values"] == replace(load_hparams(mlp_file)[0]["values"], site="residual")
     assert info["probe"]["value_site"] == "residual" and list(info["written_with"]) == ["MEMIT"]
+    assert info["written_with"]["MEMIT"]["values"]["site"] == "residual"
     assert [claim["claim"].split()[0] for claim in info["gates"]["G1"]["claims"]] == ["MEMIT"] * 3
-    assert set(pd.read_csv(tmp_path / "write.csv").lang) == set(LANGUAGES)
+    assert set(pd.read_csv(output / "write.csv").lang) == set(LANGUAGES)
+    with pytest.raises(SystemExit):  # the shipped file already adds delta after the block: nothing to probe
+        probe.main([*flags, "--output", str(tmp_path / "again")])
+    assert "already adds delta to the residual stream" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         probe.main(["--model", TINY, "--threads", "1", "--output", str(tmp_path / "llama-like")])
     assert "has no norm after its MLP output" in capsys.readouterr().err
