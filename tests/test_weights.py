@@ -102,12 +102,16 @@ def test_each_model_loads_edits_one_fact_and_reloads_equal_after_saving(name, tm
 
 def test_a_real_llm_testbed_asks_mzsre_in_the_models_measured_form():
     """``study.testbeds``: MzsRE from the local copy, every question in the model's prompt format (its
-    hyperparameter file), the pocket world's real facts for tracing without the few-shot examples, and the run
-    hash over the model's own hyperparameter file."""
+    hyperparameter file), the pocket world's real facts for tracing without the few-shot examples, the offline
+    general-ability proxies, and the run hash over the model's own hyperparameter file and the proxies' module."""
     from langedit_mini.data.downloads import local_mzsre
+    from langedit_mini.data.languages import LANGUAGES
     from langedit_mini.data.prompts import FEW_SHOT_FACTS
+    from langedit_mini.data.schedules import split_facts
     from langedit_mini.editing.defaults import prompt_format
-    from langedit_mini.study.testbeds import load_testbed
+    from langedit_mini.evaluation.offline_ability import OfflineAbility
+    from langedit_mini.study.density import density_grid
+    from langedit_mini.study.testbeds import OFFLINE_ABILITY_ITEMS, OFFLINE_ABILITY_MODULE, load_testbed
 
     need("smollm2-135m")
     if local_mzsre() is None:
@@ -119,8 +123,20 @@ def test_a_real_llm_testbed_asks_mzsre_in_the_models_measured_form():
     assert first.question.startswith("Q: ") and first.question.count(" A:") == 3  # two examples, then the question
     assert first.subject in first.question.splitlines()[-1]
     assert not {r.fact_id for r in testbed.facts_known} & set(FEW_SHOT_FACTS)
-    assert testbed.inputs == ("langedit_mini/editing/hparams/smollm2-135m.json",)
+    assert testbed.inputs == ("langedit_mini/editing/hparams/smollm2-135m.json", OFFLINE_ABILITY_MODULE)
     assert len(testbed.texts) == 6 * 10_000 and testbed.current_hash() != _pocket_hash()
+    # the general-ability proxies: held-out text from the tuning split's locality questions, real facts it may know
+    proxies = testbed.probes
+    assert isinstance(proxies, OfflineAbility) and proxies.known is None  # fixed at the first (unedited) measure
+    assert {lang: len(t) for lang, t in proxies.texts.items()} == dict.fromkeys(LANGUAGES, OFFLINE_ABILITY_ITEMS)
+    assert not any("nq question" in text for texts in proxies.texts.values() for text in texts)
+    _, tuning = split_facts(testbed.requests, density_grid(testbed)["tuning_facts"])
+    questions = {r.lang: set() for r in tuning}
+    for request in tuning:
+        questions[request.lang].add(request.locality_answer)
+    assert all(any(t.endswith(a) for a in questions[lang]) for lang, ts in proxies.texts.items() for t in ts)
+    assert all(len(f) == OFFLINE_ABILITY_ITEMS and {x.lang for x in f} == {lang} for lang, f in proxies.facts.items())
+    assert {x.fact_id for f in proxies.facts.values() for x in f} <= {r.fact_id for r in testbed.facts_known}
 
 
 def _pocket_hash() -> str:

@@ -103,7 +103,7 @@ def preserved_texts(testbed, name: str) -> list[str]:
         raise ValueError(f"unknown corpus {name!r}; choose from {', '.join(DIAGNOSIS_COVARIANCES)}")
     texts = list(testbed.texts or [])
     if name == "statements+questions":
-        if not testbed.probes:
+        if not isinstance(testbed.probes, dict):  # a real LLM's proxies hold no question probes
             raise ValueError(f"{testbed.name} has no question probes for the corpus {name!r}")
         texts += [f"{p['prompt']}{p['joiner']}{p['answer']}" for p in testbed.probes["fact_qa"]]
     return texts

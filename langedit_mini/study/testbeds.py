@@ -15,7 +15,8 @@ name and loads it here (``load_testbed``):
   training questions (``data.corpora.mzsre_questions``), their hyperparameter file (or ``hparams=``), and the
   pocket world's real facts (capitals, currencies, languages, ...) as the facts a model may know (tracing);
   every question asked in the model's measured prompt format (``prompt_format`` in its hyperparameter file,
-  ``data.prompts``, ``study.knowledge``);
+  ``data.prompts``, ``study.knowledge``); its general-ability probes are the offline proxies of
+  ``evaluation.offline_ability`` (``offline_ability``: held-out text, real facts, the facts it knew);
 * a hub id or a local directory (``model.hub.load_model``), likewise on MzsRE, with the hyperparameter file its
   name maps to (``editing.defaults.reference_name``) or the one given.
 
@@ -56,7 +57,7 @@ class Testbed:
     corpus: str  # what the preserved-knowledge texts are
     texts: list[str] | None  # the preserved-knowledge texts (None: statistics must be given)
     loader: str  # the module that loaded the model (part of a run's code, ``provenance.package_hash``)
-    probes: dict | None = None  # the pocket general-ability probes (None: none)
+    probes: object = None  # the pocket probes (a dict), a callable model -> DataFrame (a real LLM's), or None
     weights: dict = field(default_factory=dict)  # which weights: source and checksum, for the record
     knowledge: list[EditRequest] | None = None  # facts with true answers a model may know (None: ``requests``)
     inputs: tuple = POCKET_INPUTS  # the files a run reads, hashed with its code
@@ -193,13 +194,13 @@ def mzsre_testbed(name: str, *, hparams=None, mzsre=None, texts=None, source: st
     if hparams is None:
         hparams = name if name in MODEL_NAMES else reference_name(Path(name).stem if name.endswith(".gguf") else name)
     model, tokenizer, record = load_named_model(name, source=source)
-    requests, questions, _ = mzsre_world(mzsre)
+    raw_requests, questions, _ = mzsre_world(mzsre)
     # real facts (CLDR and other data packages) in the six languages, but the few-shot form's examples
     knowledge = bare_requests([r for r in load_pocket()[0] if r.fact_id not in FEW_SHOT_FACTS])
     form = prompt_format(hparams)  # how this model is asked (measured: study.knowledge)
-    requests, knowledge = (with_prompt_format(part, form, tokenizer) for part in (requests, knowledge))
+    requests, knowledge = (with_prompt_format(part, form, tokenizer) for part in (raw_requests, knowledge))
     shipped = HPARAMS_DIRECTORY / f"{hparams}.json"
-    return Testbed(
+    testbed = Testbed(
         name=name,
         model=model,
         tokenizer=tokenizer,
@@ -211,7 +212,33 @@ def mzsre_testbed(name: str, *, hparams=None, mzsre=None, texts=None, source: st
         loader="langedit_mini.model.loading",
         weights=record | ({"registered": name} if name in REGISTERED else {}),
         knowledge=knowledge,
-        inputs=(str(shipped.relative_to(HPARAMS_DIRECTORY.parents[2])),) if shipped.is_file() else (),
+        # the proxies' code is hashed with the run (``current_hash``): the study entry does not import it
+        inputs=(
+            *((str(shipped.relative_to(HPARAMS_DIRECTORY.parents[2])),) if shipped.is_file() else ()),
+            OFFLINE_ABILITY_MODULE,
+        ),
+    )
+    testbed.probes = offline_ability(testbed, raw_requests)
+    return testbed
+
+
+#: held-out texts and real facts per language behind a real LLM's general-ability proxies
+OFFLINE_ABILITY_ITEMS = 50
+#: the module that measures them (``evaluation.offline_ability``), a file of every real-LLM run's hash
+OFFLINE_ABILITY_MODULE = "langedit_mini/evaluation/offline_ability.py"
+
+
+def offline_ability(testbed: Testbed, raw_requests: list[EditRequest], per_language: int = OFFLINE_ABILITY_ITEMS):
+    """The general-ability proxies of a real LLM on MzsRE (``evaluation.offline_ability``): held-out text from the
+    locality questions of the tuning split's facts (``raw_requests``, MzsRE before the prompt format; no study
+    edits them, no C0 reads them) and ``per_language`` of the real facts the model may know (``knowledge``)."""
+    from langedit_mini.data.schedules import split_facts
+    from langedit_mini.evaluation.offline_ability import OfflineAbility, fact_sample, held_out_texts
+    from langedit_mini.study.density import density_grid
+
+    _, tuning = split_facts(raw_requests, density_grid(testbed)["tuning_facts"])
+    return OfflineAbility(
+        testbed.tokenizer, held_out_texts(tuning, per_language), fact_sample(testbed.facts_known, per_language)
     )
 
 
