@@ -420,9 +420,25 @@ def test_a_probe_is_paired_with_its_baseline_edit_by_edit(tmp_path):
     assert reading.glue["m_g1_residual_values_paired"].startswith("MEMIT reliability +0.200 ± 0.000, generality +0.200")
 
 
-def _sequential_run(folder, method, seed, reliability, locality):
+def _proxies(method, seed, after, perplexity, retained):
+    """The offline proxies' rows (``evaluation.offline_ability``) of one measure in en and de: perplexity
+    ``perplexity`` in en and 4 times it in de; real facts 0.3 / 0.1; known facts retained ``retained`` of 4 (en)
+    and 1 (de) known."""
+    rows = []
+    for lang, scale, known in (("en", 1, 4), ("de", 4, 1)):
+        rows += [
+            {"lang": lang, "probe": "held-out text", "metric": "perplexity", "value": perplexity * scale, "n": 50},
+            {"lang": lang, "probe": "real facts", "metric": "teacher-forced", "value": 0.3, "n": 50},
+            {"lang": lang, "probe": "real facts", "metric": "exact match", "value": 0.1, "n": 50},
+            {"lang": lang, "probe": "known facts", "metric": "retained", "value": retained, "n": known},
+        ]
+    return pd.DataFrame(rows).assign(method=method, seed=seed, after_batch=after)
+
+
+def _sequential_run(folder, method, seed, reliability, locality, proxies=None):
     """A finished run of a sequential study under ``folder`` (``store.finish_part``): two languages' edits, scored
-    after batch 0 and after the last batch (1) with the given final reliability and locality."""
+    after batch 0 and after the last batch (1) with the given final reliability and locality; ``proxies``: the
+    perplexity and known facts retained after the last batch (the unedited model: 10 and 1.0)."""
     from types import SimpleNamespace
 
     rows = [
@@ -434,7 +450,11 @@ def _sequential_run(folder, method, seed, reliability, locality):
         for metric, value in (("reliability", reliability), ("generality", 0.5), ("locality", locality))
     ]
     empty = pd.DataFrame()
-    study = SimpleNamespace(evaluations=pd.DataFrame(rows), probes=empty, transfer=empty, batches=empty)
+    probes = empty
+    if proxies is not None:
+        measures = [_proxies("unedited", -1, -1, 10.0, 1.0), _proxies(method, seed, 0, 11.0, 1.0)]
+        probes = pd.concat([*measures, _proxies(method, seed, 1, *proxies)], ignore_index=True)
+    study = SimpleNamespace(evaluations=pd.DataFrame(rows), probes=probes, transfer=empty, batches=empty)
     parameters = {"edits_per_language": 12, "batch_size": 3, "languages": ["en", "de"], "schedule": "delta"}
     record = {"method": method, "seed": seed, "parameters": parameters, "package_hash": "h", "wall_s": 600.0}
     name = store.part_name(seed, method)
@@ -470,3 +490,34 @@ def test_the_g2_reading_waits_for_three_seeds_and_then_gives_the_gates_verdict(t
     assert list(claims.holds) == [False, True]  # reliability's interval now spans 0; locality's reaches above 0
     table = three.tables["G2 a: final scores at e012 (mean ± 95% interval over seeds)"]
     assert table.loc["MEMIT", "seeds"] == 3 and table.loc["AlphaEdit", "reliability EM"].startswith("0.358 ± ")
+
+
+def test_the_g2_reading_shows_the_offline_proxies_unedited_and_after_the_last_batch(tmp_path):
+    """The general-ability proxies of the G2 runs, pooled over languages: perplexity as the geometric mean, known
+    facts retained over every fact known in any language; the unedited model once, each method after its last
+    batch with its interval over seeds."""
+    calibration, density = tmp_path / "calibration", tmp_path / "density"
+    store.write_calibration(calibration / "a", {"band": [1, 2], "batch_size": 3, "gates": {}, "commit": "c"}, {})
+    point = density / "a" / "e012"
+    _sequential_run(point, "MEMIT", 0, 0.4, 0.9, proxies=(20.0, 0.6))
+    _sequential_run(point, "AlphaEdit", 0, 0.8, 0.9, proxies=(10.0, 1.0))
+    _sequential_run(point, "MEMIT", 1, 0.5, 0.9, proxies=(30.0, 0.2))
+    reading = chapter.sequential_gate_reading(density, calibration, ["a"])
+    title = (
+        "G2 a: general-ability proxies, unedited and after the last batch (mean ± 95% interval over seeds; "
+        "evaluation.offline_ability)"
+    )
+    table = reading.tables[title]
+    assert list(table.columns) == ["unedited", "MEMIT", "AlphaEdit"]
+    # geometric mean over en and de of p and 4p is 2p: unedited 20; MEMIT's seeds 40 and 60
+    assert table.loc["held-out text, perplexity", "unedited"] == "20.0"
+    assert table.loc["held-out text, perplexity", "MEMIT"].startswith("50.0 ± ")
+    assert table.loc["held-out text, perplexity", "AlphaEdit"] == "20.0"  # one seed: no interval
+    assert table.loc["known facts, retained", "MEMIT"].startswith("0.400 ± ")  # (0.6, 0.2) pooled over 5 known
+    assert table.loc["known facts (of the unedited model's)", "unedited"] == "5"
+    assert table.loc["real facts, exact match", "AlphaEdit"] == "0.100"
+    summary = reading.glue["a_g2_ability"]
+    assert summary.startswith("held-out perplexity unedited 20.0, MEMIT 50.0 ± ")
+    assert summary.endswith("AlphaEdit 1.000") and "known facts retained (of 5) MEMIT 0.400 ± " in summary
+    with pytest.raises(ValueError, match="not the offline proxies"):
+        chapter.pooled_proxies(_proxies("MEMIT", 0, 1, 1.0, 1.0).query("probe != 'known facts'"))

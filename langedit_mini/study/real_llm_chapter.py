@@ -650,7 +650,78 @@ def method_settings(model: str, methods) -> str:
 
 
 #: what ``sequential_gate_reading`` glues per model (``<model>_g2_<name>``)
-G2_GLUE = ("g2", "g2_finals", "g2_difference", "g2_runs")
+G2_GLUE = ("g2", "g2_finals", "g2_difference", "g2_runs", "g2_ability")
+
+#: the offline proxies of a real LLM's general ability (``evaluation.offline_ability``), in the order shown
+PROXIES = (
+    ("held-out text", "perplexity"),
+    ("real facts", "teacher-forced"),
+    ("real facts", "exact match"),
+    ("known facts", "retained"),
+)
+
+
+def pooled_proxies(probes: pd.DataFrame) -> pd.DataFrame:
+    """Per measure (method, seed, after_batch) the proxies of ``evaluation.offline_ability`` pooled over the
+    languages: perplexity as the geometric mean over languages, the real facts' scores as the mean, the known
+    facts' retention over every fact known in any language (and ``known``, how many). Columns: method, seed,
+    after_batch, one per proxy (``probe, metric``), known."""
+    import numpy as np
+
+    missing = [f"{p} / {m}" for p, m in PROXIES if not ((probes.probe == p) & (probes.metric == m)).any()]
+    if missing:
+        raise ValueError(f"not the offline proxies: no rows of {missing}")
+    rows = []
+    for (method, seed, after), part in probes.groupby(["method", "seed", "after_batch"]):
+        row = {"method": method, "seed": seed, "after_batch": after}
+        for probe, metric in PROXIES:
+            chosen = part[(part.probe == probe) & (part.metric == metric)]
+            if metric == "perplexity":
+                row[f"{probe}, {metric}"] = float(np.exp(np.log(chosen.value).mean()))
+            elif metric == "retained":
+                counted = chosen[chosen.n > 0]
+                row["known"] = int(counted.n.sum())
+                row[f"{probe}, {metric}"] = (
+                    float((counted.value * counted.n).sum() / counted.n.sum()) if len(counted) else float("nan")
+                )
+            else:
+                row[f"{probe}, {metric}"] = float(chosen.value.mean())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def ability_table(probes: pd.DataFrame, methods) -> pd.DataFrame:
+    """The proxies (``pooled_proxies``) of the unedited model and of each of ``methods`` after its last batch, mean
+    and 95% interval over seeds: a row per proxy, a column per model state."""
+    from langedit_mini.study.intervals import after_last_batch, mean_cell
+
+    pooled = pooled_proxies(probes)
+    unedited = pooled[pooled.method == "unedited"]
+    final = after_last_batch(pooled[pooled.method.isin(methods)])
+    columns = {"unedited": unedited} | {m: final[final.method == m] for m in methods if (final.method == m).any()}
+    names = [f"{probe}, {metric}" for probe, metric in PROXIES]
+    table = pd.DataFrame(
+        {
+            column: [mean_cell(rows[name].dropna(), 1 if "perplexity" in name else 3) for name in names]
+            for column, rows in columns.items()
+        },
+        index=names,
+    )
+    table.loc["known facts (of the unedited model's)"] = [str(int(unedited.known.iloc[0]))] * len(columns)
+    table.index.name = "proxy (pooled over languages)"
+    return table
+
+
+def _ability_summary(table: pd.DataFrame) -> str:
+    """One line of the table: perplexity and known facts retained per state."""
+    perplexity, retained = table.iloc[0], table.loc["known facts, retained"]
+    known = table.iloc[-1, 0]
+    return (
+        "held-out perplexity "
+        + ", ".join(f"{state} {value}" for state, value in perplexity.items())
+        + f"; known facts retained (of {known}) "
+        + ", ".join(f"{state} {value}" for state, value in retained.items() if state != "unedited")
+    )
 
 
 def sequential_gate_reading(density_root, calibration_root, models) -> Reading:
@@ -695,6 +766,18 @@ def sequential_gate_reading(density_root, calibration_root, models) -> Reading:
         )
         table = paper_point_table(finals, metrics=("reliability", "generality", "locality"))
         reading.table(f"G2 {model}: final scores at {point} (mean ± 95% interval over seeds)", table)
+        probes = study["probes"]
+        probes = probes[probes.method.isin(("unedited", *GATE_METHODS))] if len(probes) else probes
+        if len(probes):
+            ability = ability_table(probes, GATE_METHODS)
+            reading.table(
+                f"G2 {model}: general-ability proxies, unedited and after the last batch (mean ± 95% interval "
+                "over seeds; evaluation.offline_ability)",
+                ability,
+            )
+            reading.glue[f"{key(model)}_g2_ability"] = _ability_summary(ability)
+        else:
+            reading.glue[f"{key(model)}_g2_ability"] = "not measured (runs without the proxies)"
         complete = len(shared) >= G2_SEEDS
         glued = {
             f"{key(model)}_g2_finals": "; ".join(
