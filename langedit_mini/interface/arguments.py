@@ -21,6 +21,7 @@ import torch
 
 from langedit_mini.editing.defaults import parse_settings
 from langedit_mini.editing.registry import METHODS
+from langedit_mini.study.verdicts import STUDY_SEEDS
 
 #: the repository: results are written under its results/ folder
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,7 +48,7 @@ def add_methods(parser: argparse.ArgumentParser, default=METHODS) -> None:
     parser.add_argument("--methods", nargs="+", default=list(default), help=f"of {', '.join(METHODS)}")
 
 
-def add_seeds(parser: argparse.ArgumentParser, default=(0, 1, 2)) -> None:
+def add_seeds(parser: argparse.ArgumentParser, default=STUDY_SEEDS) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=list(default))
 
 

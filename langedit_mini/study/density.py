@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from langedit_mini.data.languages import LANGUAGES
 from langedit_mini.study.experiment import StudyPlan
+from langedit_mini.study.verdicts import STUDY_SEEDS
 
 #: the paper's batch of 100 edits into Llama-3-8B's d_k
 REFERENCE_D_K, REFERENCE_BATCH = 14336, 100
@@ -71,7 +72,7 @@ def density_grid(testbed) -> dict:
     return grid_for(key_dimension(testbed.model, detect_architecture(testbed.model), layer))
 
 
-def density_plan(grid: dict, *, points=None, seeds=(0, 1, 2)) -> list[dict]:
+def density_plan(grid: dict, *, points=None, seeds=STUDY_SEEDS) -> list[dict]:
     """The runs of ``grid`` in order: the paper's point (delta, then mt) with every seed, then seed 0 at every
     other point (lowest density first), then the other seeds. Each step: ``point``, ``schedule``, ``seeds``
     and ``plan``, the ``StudyPlan`` (six languages, parallel facts; every batch scored at the paper's point,

@@ -291,6 +291,7 @@ def _value_site(record: dict, folder: Path, own: dict) -> str:
         return record["probe"]["value_site"]
     if record.get("written_with"):
         return own["values"].get("site", "the package's site")
+    # ``own`` came from the kept file through today's defaults, which fill in a site the file never named
     kept = json.loads((folder / "hparams.json").read_text(encoding="utf-8"))
     return kept.get("values", {}).get("site", "the package's site")
 

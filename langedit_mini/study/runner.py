@@ -24,7 +24,7 @@ from langedit_mini.study import experiment, store
 from langedit_mini.study.experiment import StudyPlan, check_methods, check_seeds
 from langedit_mini.study.provenance import finish_record, is_current, start_record
 from langedit_mini.study.readings import averages, main_table, ordered, unreached_targets
-from langedit_mini.study.verdicts import study_claims
+from langedit_mini.study.verdicts import STUDY_SEEDS, study_claims
 
 
 def study_parameters(testbed, plan: StudyPlan, tuning_facts: int = 0) -> dict:
@@ -147,7 +147,7 @@ def run_parts(
     output,
     plan: StudyPlan,
     *,
-    seeds=(0, 1, 2),
+    seeds=STUDY_SEEDS,
     methods=METHODS,
     tuning_facts: int = 0,
     max_runs: int | None = None,
@@ -191,7 +191,7 @@ def run_parts(
 
 
 def run_density(
-    testbed, output, *, points=None, seeds=(0, 1, 2), methods=METHODS, max_runs=None, dry_run=False, log=print
+    testbed, output, *, points=None, seeds=STUDY_SEEDS, methods=METHODS, max_runs=None, dry_run=False, log=print
 ) -> int:
     """Every point of the testbed's density grid (``density.density_grid``), one study each under
     ``output/<point>``, in the order of ``density.density_plan``; returns how many runs were made."""

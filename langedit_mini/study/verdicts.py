@@ -34,8 +34,10 @@ from langedit_mini.study.intervals import after_last_batch, format_interval, int
 
 G1_RELIABILITY, G1_GENERALITY, G1_LOCALITY = 0.95, 0.85, 0.90
 G3_BAND_SHARE = 1 / 3
-#: the seeds G2 asks for (paired by seed); a reading with fewer is provisional
-G2_SEEDS = 3
+#: the seeds of a study (its runs are paired by seed): the runners' default, and every one of them G2 asks for
+STUDY_SEEDS = (0, 1, 2)
+#: how many seeds G2 asks for; a reading with fewer is provisional
+G2_SEEDS = len(STUDY_SEEDS)
 GATE_METHODS = ("MEMIT", "AlphaEdit")
 #: the smallest mean reliability (teacher-forced) after the last batch at which a method counts as writing its edits
 WRITES_EDITS = 0.5
