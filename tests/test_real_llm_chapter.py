@@ -442,19 +442,23 @@ def _sequential_run(folder, method, seed, reliability, locality, proxies=None):
     from types import SimpleNamespace
 
     rows = [
-        {"method": method, "seed": seed, "after_batch": after, "lang": lang, "request": request, "metric": metric}
-        | {"teacher_forced": value if after == 1 else 1.0, "exact_match": value / 2 if after == 1 else 1.0}
+        {"method": method, "seed": seed, "after_batch": after, "batch": 0, "lang": lang, "request": request}
+        | {"metric": metric, "teacher_forced": value if after == 1 else 1.0}
+        | {"exact_match": value / 2 if after == 1 else 1.0}
         for after in (0, 1)
         for lang in ("en", "de")
         for request in range(3)
         for metric, value in (("reliability", reliability), ("generality", 0.5), ("locality", locality))
     ]
     empty = pd.DataFrame()
+    batches = pd.DataFrame(
+        [{"method": method, "seed": seed, "batch": b, "lang": "en", "unreached": b + 1} for b in (0, 1)]
+    )
     probes = empty
     if proxies is not None:
         measures = [_proxies("unedited", -1, -1, 10.0, 1.0), _proxies(method, seed, 0, 11.0, 1.0)]
         probes = pd.concat([*measures, _proxies(method, seed, 1, *proxies)], ignore_index=True)
-    study = SimpleNamespace(evaluations=pd.DataFrame(rows), probes=probes, transfer=empty, batches=empty)
+    study = SimpleNamespace(evaluations=pd.DataFrame(rows), probes=probes, transfer=empty, batches=batches)
     parameters = {"edits_per_language": 12, "batch_size": 3, "languages": ["en", "de"], "schedule": "delta"}
     record = {"method": method, "seed": seed, "parameters": parameters, "package_hash": "h", "wall_s": 600.0}
     name = store.part_name(seed, method)
@@ -488,6 +492,13 @@ def test_the_g2_reading_waits_for_three_seeds_and_then_gives_the_gates_verdict(t
     assert three.glue["a_g2"] == "fails" and three.glue["a_g2_runs"] == "3 of 3 seeds"
     claims = three.tables["G2 a: the gate's claims"]
     assert list(claims.holds) == [False, True]  # reliability's interval now spans 0; locality's reaches above 0
+    # each batch read 1.0 right after its write (batch 0, scored after batch 0) and the seed's value after the last;
+    # 3 target values unreached per run (1 + 2), 6 edits
+    written = three.tables["G2 a: written and kept (teacher-forced reliability, mean over seeds)"]
+    assert written.loc["MEMIT", "written"] == 1.0 and written.loc["MEMIT", "kept"] == 0.45
+    assert three.glue["a_g2_written"].startswith(
+        "MEMIT 1.000 right after its write, 0.450 after the last batch, 3 of 6"
+    )
     table = three.tables["G2 a: final scores at e012 (mean ± 95% interval over seeds)"]
     assert table.loc["MEMIT", "seeds"] == 3 and table.loc["AlphaEdit", "reliability EM"].startswith("0.358 ± ")
 

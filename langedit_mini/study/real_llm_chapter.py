@@ -651,7 +651,7 @@ def method_settings(model: str, methods) -> str:
 
 
 #: what ``sequential_gate_reading`` glues per model (``<model>_g2_<name>``)
-G2_GLUE = ("g2", "g2_finals", "g2_difference", "g2_runs", "g2_ability")
+G2_GLUE = ("g2", "g2_finals", "g2_difference", "g2_runs", "g2_ability", "g2_written")
 
 #: the offline proxies of a real LLM's general ability (``evaluation.offline_ability``), in the order shown
 PROXIES = (
@@ -767,6 +767,13 @@ def sequential_gate_reading(density_root, calibration_root, models) -> Reading:
         )
         table = paper_point_table(finals, metrics=("reliability", "generality", "locality"))
         reading.table(f"G2 {model}: final scores at {point} (mean ± 95% interval over seeds)", table)
+        written = written_and_kept(study["evaluations"], study["batches"], GATE_METHODS)
+        reading.table(f"G2 {model}: written and kept (teacher-forced reliability, mean over seeds)", written.round(3))
+        reading.glue[f"{key(model)}_g2_written"] = "; ".join(
+            f"{method} {row['written']:.3f} right after its write, {row['kept']:.3f} after the last batch, "
+            f"{row['unreached targets']:.0f} of {row['edits']:.0f} target values unreached"
+            for method, row in written.iterrows()
+        )
         probes = study["probes"]
         probes = probes[probes.method.isin(("unedited", *GATE_METHODS))] if len(probes) else probes
         if len(probes):
@@ -808,6 +815,27 @@ def sequential_gate_reading(density_root, calibration_root, models) -> Reading:
             reading.say(f"{model}: G2 needs {G2_SEEDS} seeds of both methods; the rest: {command}")
         reading.glue |= glued
     return reading
+
+
+def written_and_kept(evaluations: pd.DataFrame, batches: pd.DataFrame, methods) -> pd.DataFrame:
+    """Per method of ``methods`` with runs: the mean teacher-forced reliability of each batch right after its own
+    write (where the run scored it then) and after the last batch, the edits of a run and its target values left
+    unreached by the value step (``batches.unreached``), each a mean over seeds."""
+    from langedit_mini.study.intervals import after_last_batch
+
+    reliability = evaluations[(evaluations.metric == "reliability") & evaluations.method.isin(methods)]
+    rows = {}
+    for method in [m for m in methods if (reliability.method == m).any()]:
+        own = reliability[reliability.method == method]
+        runs = batches[batches.method == method].groupby("seed").unreached.sum() if len(batches) else pd.Series()
+        rows[method] = {
+            "written": own[own.after_batch == own.batch].groupby("seed").teacher_forced.mean().mean(),
+            "kept": after_last_batch(own).groupby("seed").teacher_forced.mean().mean(),
+            "edits": int(after_last_batch(own).groupby("seed").size().iloc[0]),
+            "unreached targets": float(runs.mean()) if len(runs) else float("nan"),
+            "seeds": int(own.seed.nunique()),
+        }
+    return pd.DataFrame.from_dict(rows, orient="index")
 
 
 def _g2_difference(finals: pd.DataFrame) -> str:
