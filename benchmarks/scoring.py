@@ -66,8 +66,9 @@ def study_requests(testbed, per_language: int, form: str | None) -> list:
 
 
 def group_summary(tokenizer, requests, batch_size: int) -> dict:
-    """How the edit prompts (reliability) fall into groups: their count, and the prompt tokens a group's
-    shared prefix saves (run once instead of once per member)."""
+    """How the edit prompts (reliability) are scored: ``groups``, the passes (``scoring.scoring_groups``: a
+    shared-prefix group each, then plain chunks of the prompts in none), ``grouped_prompts``, the prompts in a
+    shared-prefix group, and the prompt tokens the shared prefixes save (run once instead of once per member)."""
     prompts, _ = encode_pairs(
         tokenizer, [r.question for r in requests], [r.target for r in requests], [r.joiner for r in requests]
     )
@@ -126,8 +127,9 @@ def main(argv=None) -> dict:
     print(table(rows, list(rows[0])))
     print(
         f"{args.model}, {len(requests)} requests ({args.per_language} per language), {len(plain)} items; the edit "
-        f"prompts fall into {groups['groups']} groups ({groups['grouped_prompts']} of {groups['prompts']} prompts in "
-        f"a shared-prefix group), saving {groups['prompt_tokens_saved']} of {groups['prompt_tokens']} prompt tokens"
+        f"prompts are scored in {groups['groups']} passes ({groups['grouped_prompts']} of {groups['prompts']} "
+        f"prompts in a shared-prefix group), saving {groups['prompt_tokens_saved']} of {groups['prompt_tokens']} "
+        "prompt tokens"
     )
     means = plain.groupby("metric")[["teacher_forced", "exact_match"]].mean()
     return {
