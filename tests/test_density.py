@@ -455,3 +455,20 @@ def test_an_interval_that_touches_zero_does_not_separate():
     assert interval_reading(0.1, 0.05, 3) == "above" and interval_reading(-0.1, 0.05, 3) == "below"
     assert interval_reading(0.1, 0.1, 3) == "not separated" and interval_reading(-0.1, 0.1, 3) == "not separated"
     assert interval_reading(0.5, 0.0, 1) == "one seed"
+
+
+def test_the_density_chapter_checks_its_runs_against_the_testbeds_own_hash(toy_density, tmp_path):
+    """The toy runs were made by today's pocket code: read as the pocket's (no hash given) nothing is stale; read
+    against another testbed's hash (a real LLM's runs hash its loader and files too) every run is, and says so."""
+    from langedit_mini.study.density import grid_for
+    from langedit_mini.study.density_chapter import DensityResults, runs_reading
+
+    def reading(current_hash):
+        folders = dict(calibration=tmp_path, tuning=tmp_path / "tuning", depth=tmp_path, positions=tmp_path)
+        results = DensityResults.load(
+            "pocket", grid_for(1024), density=toy_density, current_hash=current_hash, **folders
+        )
+        return " ".join(str(part) for part in runs_reading(results).parts)
+
+    assert "WARNING" not in reading(None)
+    assert "WARNING: 8 runs were made by other editing code" in reading("0123456789abcdef")

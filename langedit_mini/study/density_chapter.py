@@ -100,11 +100,13 @@ class DensityResults:
     depth_root: Path
     positions_root: Path
     density_root: Path
+    current_hash: str | None = None  # today's run hash for the testbed (``Testbed.current_hash``); None: the pocket's
 
     @classmethod
-    def load(cls, model, grid, *, density, calibration, tuning, depth, positions, companions=()):
+    def load(cls, model, grid, *, density, calibration, tuning, depth, positions, companions=(), current_hash=None):
         """``model``'s density runs under ``density``, its calibration and its ``companions``' under
-        ``calibration/<name>``, its tuning under ``tuning``, the depth probes and position traces."""
+        ``calibration/<name>``, its tuning under ``tuning``, the depth probes and position traces; ``current_hash``:
+        the run hash its runs are checked against (a real LLM's differs from the pocket models')."""
         points = read_points(density, grid["d_k"])
         names = [model, *companions]
         calibrations = {name: store.read_calibration(Path(calibration) / name) for name in names}
@@ -119,6 +121,7 @@ class DensityResults:
             Path(depth),
             Path(positions),
             Path(density),
+            current_hash,
         )
 
     @property
@@ -213,7 +216,7 @@ def tuning_budgets(results: DensityResults) -> pd.Series:
 
 def runs_reading(results: DensityResults) -> Reading:
     """Which runs are on disk, per point and method, and whether any was made by other code."""
-    on_disk = runs_on_disk(results.points, is_current)
+    on_disk = runs_on_disk(results.points, lambda run_hash: is_current(run_hash, results.current_hash))
     if on_disk.empty:
         return Reading(parts=[f"no density run under {results.density_root}: run scripts/run_density.py"])
     reading = Reading()
