@@ -443,6 +443,7 @@ def _sequential_run(folder, method, seed, reliability, locality, proxies=None):
 
     rows = [
         {"method": method, "seed": seed, "after_batch": after, "batch": 0, "lang": lang, "request": request}
+        | {"fact_id": f"f{request}"}
         | {"metric": metric, "teacher_forced": value if after == 1 else 1.0}
         | {"exact_match": value / 2 if after == 1 else 1.0}
         for after in (0, 1)

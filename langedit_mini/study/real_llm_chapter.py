@@ -819,23 +819,17 @@ def sequential_gate_reading(density_root, calibration_root, models) -> Reading:
 
 def written_and_kept(evaluations: pd.DataFrame, batches: pd.DataFrame, methods) -> pd.DataFrame:
     """Per method of ``methods`` with runs: the mean teacher-forced reliability of each batch right after its own
-    write (where the run scored it then) and after the last batch, the edits of a run and its target values left
-    unreached by the value step (``batches.unreached``), each a mean over seeds."""
-    from langedit_mini.study.intervals import after_last_batch
+    write and after the last batch (``sequential.write_forget``: ``written`` and ``kept``), the edits of a run and its
+    target values left unreached by the value step (``readings.unreached_targets``), each a mean over seeds."""
+    from langedit_mini.study.readings import unreached_targets
+    from langedit_mini.study.sequential import write_forget
 
-    reliability = evaluations[(evaluations.metric == "reliability") & evaluations.method.isin(methods)]
-    rows = {}
-    for method in [m for m in methods if (reliability.method == m).any()]:
-        own = reliability[reliability.method == method]
-        runs = batches[batches.method == method].groupby("seed").unreached.sum() if len(batches) else pd.Series()
-        rows[method] = {
-            "written": own[own.after_batch == own.batch].groupby("seed").teacher_forced.mean().mean(),
-            "kept": after_last_batch(own).groupby("seed").teacher_forced.mean().mean(),
-            "edits": int(after_last_batch(own).groupby("seed").size().iloc[0]),
-            "unreached targets": float(runs.mean()) if len(runs) else float("nan"),
-            "seeds": int(own.seed.nunique()),
-        }
-    return pd.DataFrame.from_dict(rows, orient="index")
+    runs = write_forget(evaluations[evaluations.method.isin(methods)])
+    table = runs.groupby("method")[["written", "final"]].mean().rename(columns={"final": "kept"}).rename_axis(None)
+    table["edits"] = runs.groupby("method").edits.max()
+    table["unreached targets"] = unreached_targets(batches).reindex(table.index)
+    table["seeds"] = runs.groupby("method").seed.nunique()
+    return table.loc[[m for m in methods if m in table.index]]
 
 
 def _g2_difference(finals: pd.DataFrame) -> str:
