@@ -5,6 +5,8 @@ execution; these tests check the rest: that every chapter is in the book, starts
 cell and its parameters, has strict cells with stored outputs, and runs with other parameters too.
 """
 
+import ast
+import re
 from pathlib import Path
 
 import nbformat
@@ -33,6 +35,21 @@ def test_every_notebook_is_a_chapter_and_every_chapter_exists():
         assert any((ROOT / f"{entry}{suffix}").exists() for suffix in (".ipynb", ".md")), f"{entry} has no file"
 
 
+def test_intro_lists_the_chapters_in_the_order_of_the_table_of_contents():
+    """The intro's numbered list names every chapter, in the book's order, by the start of its title."""
+    intro = (ROOT / "book" / "intro.md").read_text()
+    named = re.findall(r"^\d+\. \*\*(.+?)\*\*", intro, flags=re.MULTILINE)
+    chapters = [entry for entry in toc_files() if entry.startswith("notebooks/")]
+    titles = []
+    for entry in chapters:
+        notebook = nbformat.read(ROOT / f"{entry}.ipynb", as_version=4)
+        first = next(cell.source for cell in notebook.cells if cell.cell_type == "markdown")
+        titles.append(first.splitlines()[0].removeprefix("# "))
+    assert len(named) == len(titles), f"the intro lists {len(named)} chapters, the book has {len(titles)}"
+    for name, title in zip(named, titles):
+        assert title.lower().startswith(name.lower()), f"the intro says {name!r} where the book has {title!r}"
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_opens_with_colab_cell_then_parameters(path):
     notebook = nbformat.read(path, as_version=4)
@@ -43,6 +60,29 @@ def test_notebook_opens_with_colab_cell_then_parameters(path):
     )
     assert "parameters" in code_cells[1].metadata.get("tags", []), "second code cell must be the papermill parameters"
     assert notebook.metadata["kernelspec"]["name"] == "python3"
+
+
+HIDDEN = {"hide-input", "hide-cell", "remove-input", "remove-cell"}
+
+
+def import_count(source: str) -> int:
+    """How many top-level import statements a cell's code holds (IPython magics and all)."""
+    tree = ast.parse("\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!"))))
+    return sum(isinstance(node, (ast.Import, ast.ImportFrom)) for node in tree.body)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_plumbing_cells_are_collapsed(path):
+    """A reader sees prose, figures and tables first: the set-up cell after the parameters (imports, loading)
+    is collapsed behind a toggle, and no visible cell is mostly imports."""
+    notebook = nbformat.read(path, as_version=4)
+    code_cells = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    setup = code_cells[2]
+    assert HIDDEN & set(setup.metadata.get("tags", [])), f"the set-up cell {setup.id} needs a hide-input tag"
+    for cell in code_cells:
+        if HIDDEN & set(cell.metadata.get("tags", [])) or "parameters" in cell.metadata.get("tags", []):
+            continue
+        assert import_count(cell.source) <= 5, f"cell {cell.id} is visible and holds more than five imports"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
