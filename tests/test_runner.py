@@ -15,9 +15,10 @@ from langedit_mini.data.schedules import build_schedule
 from langedit_mini.study import findings
 from langedit_mini.study.experiment import StudyPlan, StudyResult
 from langedit_mini.study.findings import describe, full_scale_summary
+from langedit_mini.study.provenance import package_hash
 from langedit_mini.study.runner import merge, run_part, run_parts
 from langedit_mini.study.store import read_raw
-from langedit_mini.study.testbeds import Testbed
+from langedit_mini.study.testbeds import TINY_INPUTS, Testbed, run_hash
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -133,8 +134,25 @@ def test_the_runner_skips_finished_runs_resumes_and_refuses_other_parameters(tmp
     other = StudyPlan(languages=["en"], edits_per_language=2, batch_size=1)
     with pytest.raises(ValueError, match="was made with other parameters"):
         run_parts(fake_testbed(), tmp_path, other, seeds=[0], methods=["MEMIT"], log=lines.append)
-    monkeypatch.setattr("langedit_mini.study.runner.is_current", lambda run_hash: False)
+    monkeypatch.setattr("langedit_mini.study.runner.is_current", lambda run_hash, current: False)
     assert run_parts(fake_testbed(), tmp_path, PLAN, seeds=[0], methods=["MEMIT"], rerun_stale=True, log=print) == 1
+
+
+def test_a_run_records_the_hash_of_its_own_testbed_and_is_stale_against_it(tmp_path, monkeypatch):
+    """A run records its testbed's own run hash (its loader and the files it reads, e.g. a real LLM's
+    hyperparameter file), not the pocket world's; a rerun of stale runs compares against that same hash."""
+    monkeypatch.setattr(experiment, "run_study", _fake_run_study())
+    testbed = fake_testbed()
+    testbed.loader, testbed.inputs = "langedit_mini.model.loading", TINY_INPUTS
+    info = run_part(testbed, tmp_path, 0, "MEMIT", PLAN)
+    assert info["package_hash"] == testbed.current_hash() == run_hash("tiny-random-llama")
+    assert info["package_hash"] != package_hash()  # the pocket testbed's
+    asked = []
+    monkeypatch.setattr(
+        "langedit_mini.study.runner.is_current", lambda run_hash, current: asked.append(current) or True
+    )
+    assert run_parts(testbed, tmp_path, PLAN, seeds=[0], methods=["MEMIT"], rerun_stale=True, log=print) == 0
+    assert asked == [testbed.current_hash()]
 
 
 def test_without_a_study_the_summary_says_not_run(tmp_path):

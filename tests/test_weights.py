@@ -111,7 +111,7 @@ def test_a_real_llm_testbed_asks_mzsre_in_the_models_measured_form():
     from langedit_mini.editing.defaults import prompt_format
     from langedit_mini.evaluation.offline_ability import OfflineAbility
     from langedit_mini.study.density import density_grid
-    from langedit_mini.study.testbeds import OFFLINE_ABILITY_ITEMS, OFFLINE_ABILITY_MODULE, load_testbed
+    from langedit_mini.study.testbeds import OFFLINE_ABILITY_ITEMS, OFFLINE_ABILITY_MODULE, load_testbed, run_hash
 
     need("smollm2-135m")
     if local_mzsre() is None:
@@ -125,6 +125,7 @@ def test_a_real_llm_testbed_asks_mzsre_in_the_models_measured_form():
     assert not {r.fact_id for r in testbed.facts_known} & set(FEW_SHOT_FACTS)
     assert testbed.inputs == ("langedit_mini/editing/hparams/smollm2-135m.json", OFFLINE_ABILITY_MODULE)
     assert len(testbed.texts) == 6 * 10_000 and testbed.current_hash() != _pocket_hash()
+    assert run_hash("smollm2-135m") == testbed.current_hash()  # the same hash without loading the model
     # the general-ability proxies: held-out text from the tuning split's locality questions, real facts it may know
     proxies = testbed.probes
     assert isinstance(proxies, OfflineAbility) and proxies.known is None  # fixed at the first (unedited) measure

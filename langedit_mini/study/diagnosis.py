@@ -182,7 +182,7 @@ def diagnose_forgetting(
         raise ValueError(f"methods {unknown} are not closed-form; choose from {list(CLOSED_FORM_METHODS)}")
     if not isinstance(edits, int) or edits < 1:
         raise ValueError(f"edits must be a positive integer, got {edits!r}")
-    record = start_record(loader=testbed.loader)
+    record = start_record(loader=testbed.loader, inputs=testbed.inputs)
     plan = build_schedule(testbed.requests, "delta", LANGUAGES, edits_per_language=edits, batch_size=edits, seed=seed)
     layers = list(default_config(methods[0], testbed.hparams).layers)
     rows = []

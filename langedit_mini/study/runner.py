@@ -66,7 +66,7 @@ def run_part(testbed, output, seed: int, method: str, plan: StudyPlan, *, tuning
     run as a finding (at full scale that is a result, not a broken run)."""
     name = store.part_name(seed, method)
     store.begin_part(output, name)
-    record = start_record(loader=testbed.loader)
+    record = start_record(loader=testbed.loader, inputs=testbed.inputs)
     layers = default_config(method, testbed.hparams).layers
     study = experiment.run_study(
         testbed.model,
@@ -174,7 +174,7 @@ def run_parts(
                         f"{Path(output) / 'parts' / name} was made with other parameters ({info['parameters']}); "
                         "use another output folder or move it away"
                     )
-                if not (rerun_stale and not is_current(info["package_hash"])):
+                if not (rerun_stale and not is_current(info["package_hash"], testbed.current_hash())):
                     log(f"{name}: on disk ({info['finished']}), skipped")
                     continue
             log(f"{name}: running")

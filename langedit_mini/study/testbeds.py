@@ -40,6 +40,8 @@ from langedit_mini.model.statistics import DEFAULT_CACHE, key_second_moments
 from langedit_mini.pocket import POCKET_MODELS, covariance_texts, load_probes
 from langedit_mini.study.provenance import POCKET_INPUTS, POCKET_LOADER, STUDY_ENTRY, package_hash
 
+#: the files a run on a tiny random model reads beside its code (``Testbed.inputs``)
+TINY_INPUTS = (*POCKET_INPUTS, "langedit_mini/editing/hparams/tiny-random.json")
 #: MzsRE's training questions per language for a real LLM's statistics (all 10,000)
 MZSRE_STATISTICS_QUESTIONS = 10_000
 
@@ -138,7 +140,7 @@ def tiny_random_testbed(name: str) -> Testbed:
         loader="langedit_mini.model.loading",
         probes=load_probes(),
         weights=record,
-        inputs=(*POCKET_INPUTS, "langedit_mini/editing/hparams/tiny-random.json"),
+        inputs=TINY_INPUTS,
     )
 
 
@@ -199,7 +201,6 @@ def mzsre_testbed(name: str, *, hparams=None, mzsre=None, texts=None, source: st
     knowledge = bare_requests([r for r in load_pocket()[0] if r.fact_id not in FEW_SHOT_FACTS])
     form = prompt_format(hparams)  # how this model is asked (measured: study.knowledge)
     requests, knowledge = (with_prompt_format(part, form, tokenizer) for part in (raw_requests, knowledge))
-    shipped = HPARAMS_DIRECTORY / f"{hparams}.json"
     testbed = Testbed(
         name=name,
         model=model,
@@ -212,14 +213,38 @@ def mzsre_testbed(name: str, *, hparams=None, mzsre=None, texts=None, source: st
         loader="langedit_mini.model.loading",
         weights=record | ({"registered": name} if name in REGISTERED else {}),
         knowledge=knowledge,
-        # the proxies' code is hashed with the run (``current_hash``): the study entry does not import it
-        inputs=(
-            *((str(shipped.relative_to(HPARAMS_DIRECTORY.parents[2])),) if shipped.is_file() else ()),
-            OFFLINE_ABILITY_MODULE,
-        ),
+        inputs=mzsre_inputs(hparams),
     )
     testbed.probes = offline_ability(testbed, raw_requests)
     return testbed
+
+
+def mzsre_inputs(hparams: str) -> tuple[str, ...]:
+    """The files a run on MzsRE reads beside its code (``Testbed.inputs``): the hyperparameter file ``hparams``
+    names, when the project ships it, and the proxies' module (``OFFLINE_ABILITY_MODULE``: the study entry does
+    not import it, so it is hashed as a file)."""
+    shipped = HPARAMS_DIRECTORY / f"{hparams}.json"
+    files = (str(shipped.relative_to(HPARAMS_DIRECTORY.parents[2])),) if shipped.is_file() else ()
+    return (*files, OFFLINE_ABILITY_MODULE)
+
+
+def run_hash(name: str) -> str:
+    """Today's run hash (``Testbed.current_hash``) of the testbed ``load_testbed(name)`` gives, without loading
+    its model: for a pocket model, a tiny random model or a registered real LLM with its shipped
+    hyperparameter file. Any other name is an error (load it and ask ``current_hash``)."""
+    from langedit_mini.model.loading import TINY_PREFIX
+    from langedit_mini.model.weights import REGISTERED
+
+    if name in POCKET_MODELS:
+        return package_hash(STUDY_ENTRY, POCKET_LOADER, inputs=POCKET_INPUTS)
+    if isinstance(name, str) and name.startswith(TINY_PREFIX):
+        return package_hash(STUDY_ENTRY, "langedit_mini.model.loading", inputs=TINY_INPUTS)
+    if name in REGISTERED:
+        return package_hash(STUDY_ENTRY, "langedit_mini.model.loading", inputs=mzsre_inputs(name))
+    raise ValueError(
+        f"run_hash knows the pocket models, the tiny random ones and {', '.join(sorted(REGISTERED))}, not "
+        f"{name!r}: load the testbed and ask its current_hash()"
+    )
 
 
 #: held-out texts and real facts per language behind a real LLM's general-ability proxies

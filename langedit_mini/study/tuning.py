@@ -32,7 +32,7 @@ from langedit_mini.editing.session import UnreachedTargetWarning
 from langedit_mini.study import store
 from langedit_mini.study.experiment import StudyPlan, check_methods, run_study
 from langedit_mini.study.intervals import after_last_batch
-from langedit_mini.study.provenance import finish_record, package_hash, start_record
+from langedit_mini.study.provenance import finish_record, start_record
 
 #: configurations per method: the same for every method (the tuning budget), in two stages
 GRID_SIZE = 12
@@ -274,7 +274,7 @@ def _config_of(row) -> dict:
 def recheck(testbed, requests, runs: pd.DataFrame, output, *, plan: StudyPlan, methods, seed=0, log=print):
     """Rerun the best row of each (method, code version older than the last row's) with today's code and
     write ``recheck.csv`` (objective then and now)."""
-    current = package_hash()
+    current = testbed.current_hash()
     earlier = runs[runs.method.isin(methods) & (runs.package_hash != runs.package_hash.iloc[-1])]
     picked = earlier.loc[earlier.groupby(["method", "package_hash"]).objective.idxmax()]
     rows = []
@@ -327,7 +327,7 @@ def tune(
     output = Path(output)
     runs = store.read_tuning_runs(output)
     scores = store.read_tuning_scores(output)
-    record = start_record(loader=testbed.loader)
+    record = start_record(loader=testbed.loader, inputs=testbed.inputs)
     requests = [r for r in testbed.requests if r.lang in set(plan.languages)]
     _, requests = split_facts(requests, tuning_facts)
     for method in methods:
