@@ -147,3 +147,20 @@ def test_screenshots_of_a_few_pages(browser, server, page):
     path = SCREENSHOTS / (page.replace("/", "_").replace(".html", ".png"))
     assert browser.save_screenshot(str(path))
     assert path.stat().st_size > 10_000  # a rendered page, not a blank one
+
+
+def test_the_report_reads_at_1280_pixels_without_horizontal_scrolling(browser, server):
+    """The reproduction report in a 1280-pixel window: the page does not scroll sideways and no table is wider
+    than the text column it sits in."""
+    load(browser, server, "book/report.html")
+    wide = browser.execute_script(
+        """
+        const column = document.querySelector('article') || document.querySelector('main');
+        const limit = column.getBoundingClientRect().width + 1;
+        return Array.from(column.querySelectorAll('table'))
+            .map(t => Math.round(t.getBoundingClientRect().width))
+            .filter(width => width > limit);
+        """
+    )
+    assert not wide, f"tables wider than the text column: {wide} px"
+    assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")

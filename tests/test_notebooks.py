@@ -147,6 +147,8 @@ def test_guarantee_chapter_with_a_small_world_runs_out_of_capacity(tmp_path):
         ("06_ablations.ipynb", {"leftover_fractions": [1.5]}, r"leftover_fractions must be a list .* in \(0, 1\)"),
         ("06_ablations.ipynb", {"languages": ["en"]}, "parameter languages must be a list of at least 2 language"),
         ("10_performance.ipynb", {"results_dir": "/nonexistent"}, "parameter results_dir='/nonexistent'"),
+        ("05a_main_study.ipynb", {"models": ["llama"]}, "each one of smollm2-135m, gemma-3-270m, got \\[.llama.\\]"),
+        ("05a_main_study.ipynb", {"models": []}, "parameter models must be a list"),
         ("09_density.ipynb", {"model_name": "llama"}, "parameter model_name must be one of"),
         ("09_density.ipynb", {"guide_facts": 0}, "parameter guide_facts must be a positive integer"),
     ],

@@ -55,6 +55,7 @@ from langedit_mini.study.readings import (
     general_ability_by_run,
     holds_up_to,
     listed,
+    methods_table,
     null_space_left,
     order_by_density,
     ordered,
@@ -534,6 +535,18 @@ def paper_values_reading(results: DensityResults) -> Reading:
         glued[f"mt_reliability_{key}"] = (
             f"{cell(mt, method, 'reliability', 'teacher_forced')} / {cell(mt, method, 'reliability', 'exact_match')}"
         )
+    for metric, frame, name in (
+        ("reliability", paper, "reliability"),
+        ("locality", paper, "locality"),
+        ("reliability", mt, "reliability_mt"),
+    ):
+        table = methods_table({results.model: frame}, metric)
+        table.index.name = "testbed (TF / EM)"
+        glued[f"report_{name}"] = table
+    glued["report_general_ability"] = pd.DataFrame(
+        {m: [cell(abilities, m, "general ability", "teacher_forced")] for m in METHODS},
+        index=pd.Index([results.model], name="testbed (edited / unedited)"),
+    )
     passes, failing = calibrated(results)
     glued["paper_seeds"] = int(paper.seed.nunique()) if len(paper) else 0
     glued["calibrated"] = "calibrated (G1, G2, G3 pass)" if passes else f"not calibrated ({', '.join(failing)} fail)"

@@ -277,6 +277,24 @@ def paper_point_table(finals: pd.DataFrame, metrics=("reliability", "generality"
     return pd.DataFrame(rows).T
 
 
+def methods_table(finals_by_row: dict[str, pd.DataFrame], metric: str, digits: int = 2) -> pd.DataFrame:
+    """Rows: the names of ``finals_by_row`` (a testbed, a schedule); columns: every method of the registry; cells:
+    the final ``metric`` as "teacher-forced / exact match", each the mean and 95% interval over seeds, or "not
+    run". ``finals``: ``intervals.final_scores`` rows (method, seed, metric, teacher_forced, exact_match)."""
+    rows = {}
+    for name, finals in finals_by_row.items():
+        row = {}
+        for method in METHODS:
+            part = finals[(finals.method == method) & (finals.metric == metric)] if len(finals) else finals
+            row[method] = (
+                f"{mean_cell(part.teacher_forced, digits)} / {mean_cell(part.exact_match, digits)}"
+                if len(part)
+                else "not run"
+            )
+        rows[name] = row
+    return pd.DataFrame(rows, columns=list(finals_by_row)).T.reindex(columns=list(METHODS))
+
+
 def holds_up_to(finals: pd.DataFrame, thresholds=(0.9, 0.8, 0.5), metric: str = "reliability") -> pd.DataFrame:
     """Per method: the largest density of the grid up to which the mean final ``metric`` (teacher-forced,
     mean over seeds) stays at or above each threshold at every point (None when it is below already at the
