@@ -25,6 +25,7 @@ from langedit_mini.study.findings import glue_key
 from langedit_mini.study.intervals import final_scores, format_interval, interval_reading, paired_difference
 from langedit_mini.study.provenance import is_current
 from langedit_mini.study.readings import Reading, methods_table, ordered, paper_point_table
+from langedit_mini.study.real_llm_chapter import key
 
 #: the comparisons the study's question rests on, (first, second): first minus second, paired by seed
 COMPARISONS = (
@@ -36,11 +37,6 @@ COMPARISONS = (
 )
 #: the metrics of the final table and of the paired differences
 FINAL_METRICS = ("reliability", "generality", "locality", "portability")
-
-
-def key(model: str) -> str:
-    """The glue prefix of a model: ``smollm2-135m`` -> ``smollm2_135m``."""
-    return model.replace("-", "_").replace(".", "_")
 
 
 @dataclass
