@@ -116,6 +116,7 @@ def test_runs_finals_and_differences_paired_by_seed(roots):
     table = runs.tables["a: runs on disk (run hash today h)"]
     assert list(table.index) == ["MEMIT", "AlphaEdit", "LangEdit-exact"]  # the registry's order
     assert table.loc["AlphaEdit", "seeds"] == "0, 1" and table.loc["LangEdit-exact", "stale"] == 1
+    assert table.loc["MEMIT", "minutes per run"] == 10.0 and runs.glue["a_main_stale"] == 1
     assert runs.glue["a_main_stale"] == 1 and any(line.startswith("WARNING: 1 runs") for line in runs.lines)
     assert "not run yet: FT, LangEdit-published" in runs.lines[0]
     finals = chapter.finals_reading([study])
@@ -194,6 +195,9 @@ def test_the_report_reads_the_gates_a_table_per_claim_and_a_verdict_that_waits_f
         _run(point, "MEMIT", seed, memit)
         _run(point, "AlphaEdit", seed, alpha)
         _run(point, "LangEdit-exact", seed, exact)
+        if seed == 0:  # one seed of both gate methods: G2 waits, and says for what
+            one = chapter.gate_status(_load(roots), calibration)
+            assert one["G2"] == "not complete (1 of 3 seeds with both methods)"
     study = _load(roots)
     assert chapter.gate_status(study, calibration) == {"G1": "passes", "G2": "passes", "G3": "fails"}
     mixed = _load(roots, schedule="mt")

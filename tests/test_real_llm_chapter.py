@@ -495,8 +495,11 @@ def test_the_g2_reading_waits_for_three_seeds_and_then_gives_the_gates_verdict(t
     assert list(claims.holds) == [False, True]  # reliability's interval now spans 0; locality's reaches above 0
     # each batch read 1.0 right after its write (batch 0, scored after batch 0) and the seed's value after the last;
     # 3 target values unreached per run (1 + 2), 6 edits
-    written = three.tables["G2 a: written and kept (teacher-forced reliability, mean over seeds)"]
-    assert written.loc["MEMIT", "written"] == 1.0 and written.loc["MEMIT", "kept"] == 0.45
+    written = three.tables["G2 a: written, then kept or forgotten (mean over seeds)"]
+    assert written.loc["MEMIT", "written"] == 1.0 and written.loc["MEMIT", "final"] == 0.45
+    # by exact match every edit is kept, forgotten or never written; three seeds behind each mean
+    assert written.loc["MEMIT", ["kept", "forgotten", "never_written"]].sum() == 1.0
+    assert written.loc["MEMIT", "seeds"] == 3
     assert three.glue["a_g2_written"].startswith(
         "MEMIT 1.000 right after its write, 0.450 after the last batch, 3 of 6"
     )

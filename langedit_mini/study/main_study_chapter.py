@@ -13,6 +13,7 @@ carry the model (``smollm2_135m_...``). Runs are checked against the model's own
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property, partial
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -24,7 +25,7 @@ from langedit_mini.study import store
 from langedit_mini.study.findings import glue_key
 from langedit_mini.study.intervals import final_scores, format_interval, interval_reading, paired_difference
 from langedit_mini.study.provenance import is_current
-from langedit_mini.study.readings import Reading, methods_table, ordered, paper_point_table
+from langedit_mini.study.readings import Reading, methods_table, ordered, paper_point_table, runs_on_disk
 from langedit_mini.study.real_llm_chapter import key
 
 #: the comparisons the study's question rests on, (first, second): first minus second, paired by seed
@@ -97,6 +98,15 @@ class ModelStudy:
         """The methods with at least one finished run, in the registry's order."""
         return ordered(self.runs.method)
 
+    @cached_property
+    def ability(self) -> pd.DataFrame | None:
+        """The offline general-ability proxies, unedited and after each method's last batch
+        (``real_llm_chapter.ability_table``); None when no run measured them."""
+        from langedit_mini.study.real_llm_chapter import ability_table
+
+        probes = self.study["probes"] if self.study is not None else None
+        return None if probes is None or probes.empty else ability_table(probes, self.methods)
+
 
 def _not_run(study: ModelStudy) -> str:
     if study.point is None:
@@ -127,22 +137,15 @@ def runs_reading(studies: list[ModelStudy]) -> Reading:
         parameters = study.study["parameters"]
         edits = parameters["edits_per_language"] * len(parameters["languages"])
         runs = study.runs
-        table = (
-            runs.groupby("method")
-            .agg(
-                seeds=("seed", lambda s: ", ".join(map(str, sorted(s)))),
-                minutes=("wall_s", lambda s: round(s.mean() / 60, 1)),
-                stale=("current", lambda c: int((~c.astype(bool)).sum())),
-            )
-            .reindex(study.methods)
-        )
+        on_disk = runs_on_disk({study.point: {"runs": runs}}, partial(is_current, current=study.current_hash))
+        table = on_disk.drop(columns="point").set_index("method").reindex(study.methods)
         unrun = [m for m in METHODS if m not in study.methods]
         reading.say(
             f"{study.model}, {study.point} ({study.schedule}): {edits} edits in batches of {parameters['batch_size']}; "
             f"{len(runs)} runs; not run yet: {', '.join(unrun) or 'none'}"
         )
         reading.table(f"{study.model}: runs on disk (run hash today {study.current_hash})", table)
-        stale = int((~runs.current.astype(bool)).sum())
+        stale = int(table.stale.sum())
         if stale:
             reading.say(f"WARNING: {stale} runs were made by other code than this build's for {study.model}")
         reading.glue |= {
@@ -210,18 +213,14 @@ def paired_reading(studies: list[ModelStudy]) -> Reading:
 
 def write_forget_reading(studies: list[ModelStudy]) -> Reading:
     """Per model and method (mean over seeds): each batch's reliability right after its own write and at the end,
-    and by exact match the shares of edits kept, forgotten and never written (``sequential.write_forget``)."""
-    from langedit_mini.study.readings import unreached_targets
-    from langedit_mini.study.sequential import write_forget
+    and by exact match the shares of edits kept, forgotten and never written
+    (``real_llm_chapter.write_forget_table``)."""
+    from langedit_mini.study.real_llm_chapter import write_forget_table
 
     reading = Reading()
     for study in _with_runs(studies, reading):
         prefix = study.prefix
-        runs = write_forget(study.study["evaluations"])
-        columns = ["written", "final", "lost", "kept", "forgotten", "never_written"]
-        table = runs.groupby("method")[columns].mean().reindex(study.methods)
-        table["unreached targets"] = unreached_targets(study.study["batches"]).reindex(table.index)
-        table["edits"] = runs.groupby("method").edits.max().reindex(table.index)
+        table = write_forget_table(study.study["evaluations"], study.study["batches"], study.methods)
         reading.table(
             f"{study.model}, {study.point}: written, then kept or forgotten (mean over seeds)", table.round(3)
         )
@@ -344,19 +343,18 @@ def null_space_reading(studies: list[ModelStudy]) -> Reading:
 def ability_reading(studies: list[ModelStudy]) -> Reading:
     """Per model: the offline general-ability proxies of the unedited model and of each method after its last
     batch (``real_llm_chapter.ability_table``), and held-out perplexity as the batches accumulate."""
-    from langedit_mini.study.real_llm_chapter import ability_table, pooled_proxies
+    from langedit_mini.study.real_llm_chapter import pooled_proxies
 
     reading = Reading()
     for study in studies:
         prefix = study.prefix
-        probes = study.study["probes"] if study.study is not None else None
-        if probes is None or probes.empty:
+        table = study.ability
+        if table is None:
             reading.say(_not_run(study) if study.study is None else f"{study.model}: no proxies measured")
             reading.glue[f"{prefix}_ability"] = "not measured yet"
             continue
-        table = ability_table(probes, study.methods)
         reading.table(f"{study.model}, {study.point}: general-ability proxies (mean ± 95% interval over seeds)", table)
-        pooled = pooled_proxies(probes)
+        pooled = pooled_proxies(study.study["probes"])
         fig, ax = plt.subplots(figsize=(5, 3))
         unedited = pooled[pooled.method == "unedited"]["held-out text, perplexity"].mean()
         for method in study.methods:
@@ -429,24 +427,16 @@ REPORT_CLAIMS = {
 
 def gate_status(study: ModelStudy, calibration_root) -> dict[str, str]:
     """Each gate of ``study``'s model: G1 and G3 from its calibration record ("passes", "fails", "not run"), G2
-    from its MEMIT and AlphaEdit runs at the paper point (``verdicts.sequential_gate`` over ``G2_SEEDS`` seeds;
-    "not complete (k of n seeds)" before)."""
-    from langedit_mini.study.density import PAPER_DENSITY
-    from langedit_mini.study.verdicts import G2_SEEDS, GATE_METHODS, sequential_gate
+    from its MEMIT and AlphaEdit runs at the paper point (``real_llm_chapter.g2_gate``: "passes" or "fails" over
+    ``G2_SEEDS`` seeds, "not complete (...)" before)."""
+    from langedit_mini.study.real_llm_chapter import g2_gate
 
     record = store.read_calibration(Path(calibration_root) / study.model) or {}
     gates = record.get("gates", {})
     status = {
         name: ("passes" if gates[name]["passed"] else "fails") if name in gates else "not run" for name in ("G1", "G3")
     }
-    finals = study.finals
-    seeds = [set(finals[finals.method == m].seed) for m in GATE_METHODS]
-    shared = sorted(seeds[0].intersection(*seeds[1:]))
-    if len(shared) >= G2_SEEDS:
-        gate = sequential_gate(finals[finals.seed.isin(shared)], PAPER_DENSITY)
-        status["G2"] = "passes" if gate.passed else "fails"
-    else:
-        status["G2"] = f"not complete ({len(shared)} of {G2_SEEDS} seeds)"
+    status["G2"] = g2_gate(study.finals)[2]
     return {name: status[name] for name in ("G1", "G2", "G3")}
 
 
@@ -454,18 +444,13 @@ def ability_summary(studies: list[ModelStudy]) -> pd.DataFrame:
     """Rows: the models; columns: the unedited model and every method; cells: held-out perplexity and the share of
     the known facts still answered right after the last batch (``real_llm_chapter.ability_table``, mean and 95%
     interval over seeds), or "not run"."""
-    from langedit_mini.study.real_llm_chapter import ability_table
-
     rows = {}
     for study in studies:
-        probes = study.study["probes"] if study.study is not None else None
         row = dict.fromkeys(["unedited", *METHODS], "not run")
-        if probes is not None and len(probes):
-            table = ability_table(probes, study.methods)
-            for state in table.columns:
-                row[state] = (
-                    f"perplexity {table.iloc[0][state]}, known facts kept {table.loc['known facts, retained'][state]}"
-                )
+        table = study.ability
+        for state in [] if table is None else table.columns:
+            kept = table.loc["known facts, retained"][state]
+            row[state] = f"perplexity {table.iloc[0][state]}, known facts kept {kept}"
         rows[study.model] = row
     summary = pd.DataFrame(rows).T
     summary.index.name = "model"

@@ -242,16 +242,18 @@ def null_space_left(points: dict[str, dict]) -> pd.DataFrame:
 
 
 def runs_on_disk(points: dict[str, dict], is_current=None) -> pd.DataFrame:
-    """Per point and method: the seeds finished, the mean wall time per run (minutes), and how many runs
-    ``is_current`` (package hash -> bool; ``provenance.is_current``) finds made by other code (stale)."""
+    """Per point and method: the point's density and schedule (where the point's dict has them), the seeds
+    finished, the mean wall time per run (minutes), and how many runs ``is_current`` (package hash -> bool;
+    ``provenance.is_current``) finds made by other code (stale)."""
     rows = []
     for name, point in points.items():
+        where = {"point": name} | {k: point[k] for k in ("density", "schedule") if k in point}
+        if "density" in where:
+            where["density"] = round(where["density"], 3)
         for method, part in point["runs"].groupby("method"):
             rows.append(
-                {
-                    "point": name,
-                    "density": round(point["density"], 3),
-                    "schedule": point["schedule"],
+                where
+                | {
                     "method": method,
                     "seeds": ", ".join(str(s) for s in sorted(part.seed)),
                     "minutes per run": round(part.wall_s.mean() / 60, 1),

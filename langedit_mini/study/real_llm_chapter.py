@@ -732,10 +732,10 @@ def sequential_gate_reading(density_root, calibration_root, models) -> Reading:
     teacher-forced and exact-match scores (mean and 95% interval over seeds), each run's seed and wall time, and
     the gate's claims (``verdicts.sequential_gate``). The gate asks for ``G2_SEEDS`` seeds of both methods: with
     fewer its claims are shown as a provisional reading (from two seeds) and the gate reads "not complete"."""
-    from langedit_mini.study.density import PAPER_BATCHES, PAPER_DENSITY, point_name
+    from langedit_mini.study.density import PAPER_BATCHES, point_name
     from langedit_mini.study.intervals import final_scores
     from langedit_mini.study.readings import paper_point_table
-    from langedit_mini.study.verdicts import G2_SEEDS, GATE_METHODS, sequential_gate
+    from langedit_mini.study.verdicts import G2_SEEDS, GATE_METHODS
 
     reading = Reading()
     for model in models:
@@ -757,7 +757,7 @@ def sequential_gate_reading(density_root, calibration_root, models) -> Reading:
         finals = final_scores(study["evaluations"])
         finals = finals[finals.method.isin(GATE_METHODS)]
         seeds = {method: sorted(runs[runs.method == method].seed) for method in GATE_METHODS}
-        shared = sorted(set(seeds[GATE_METHODS[0]]).intersection(*map(set, seeds.values())))
+        shared, gate, status = g2_gate(finals)
         edits = parameters["edits_per_language"] * len(parameters["languages"])
         reading.say(
             f"{model}, G2 at {point}: {edits} edits in batches of {parameters['batch_size']}, schedule "
@@ -767,10 +767,10 @@ def sequential_gate_reading(density_root, calibration_root, models) -> Reading:
         )
         table = paper_point_table(finals, metrics=("reliability", "generality", "locality"))
         reading.table(f"G2 {model}: final scores at {point} (mean ± 95% interval over seeds)", table)
-        written = written_and_kept(study["evaluations"], study["batches"], GATE_METHODS)
-        reading.table(f"G2 {model}: written and kept (teacher-forced reliability, mean over seeds)", written.round(3))
+        written = write_forget_table(study["evaluations"], study["batches"], GATE_METHODS)
+        reading.table(f"G2 {model}: written, then kept or forgotten (mean over seeds)", written.round(3))
         reading.glue[f"{key(model)}_g2_written"] = "; ".join(
-            f"{method} {row['written']:.3f} right after its write, {row['kept']:.3f} after the last batch, "
+            f"{method} {row['written']:.3f} right after its write, {row['final']:.3f} after the last batch, "
             f"{row['unreached targets']:.0f} of {row['edits']:.0f} target values unreached"
             for method, row in written.iterrows()
         )
@@ -786,50 +786,60 @@ def sequential_gate_reading(density_root, calibration_root, models) -> Reading:
             reading.glue[f"{key(model)}_g2_ability"] = _ability_summary(ability)
         else:
             reading.glue[f"{key(model)}_g2_ability"] = "not measured (runs without the proxies)"
-        complete = len(shared) >= G2_SEEDS
         glued = {
             f"{key(model)}_g2_finals": "; ".join(
                 f"{method} {row['reliability TF']} / {row['generality TF']} / {row['locality TF']}"
                 for method, row in table.iterrows()
             ),
             f"{key(model)}_g2_runs": f"{len(shared)} of {G2_SEEDS} seeds",
+            f"{key(model)}_g2": status,
+            f"{key(model)}_g2_difference": "no interval yet (one seed)"
+            if gate is None
+            else _g2_difference(finals[finals.seed.isin(shared)]),
         }
-        if len(shared) < 2:
-            glued |= {
-                f"{key(model)}_g2": f"not complete ({len(shared)} of {G2_SEEDS} seeds with both methods)",
-                f"{key(model)}_g2_difference": "no interval yet (one seed)",
-            }
-        else:
-            gate = sequential_gate(finals[finals.seed.isin(shared)], PAPER_DENSITY)
-            claims = gate.table().set_index("claim")
+        complete = len(shared) >= G2_SEEDS
+        if gate is not None:
             title = "the gate's claims" if complete else f"a provisional reading ({len(shared)} of {G2_SEEDS} seeds)"
-            reading.table(f"G2 {model}: {title}", claims.round(3))
-            verdict = "passes" if gate.passed else "fails"
-            glued |= {
-                f"{key(model)}_g2": verdict
-                if complete
-                else f"not complete ({len(shared)} of {G2_SEEDS} seeds; provisionally {verdict})",
-                f"{key(model)}_g2_difference": _g2_difference(finals[finals.seed.isin(shared)]),
-            }
+            reading.table(f"G2 {model}: {title}", gate.table().set_index("claim").round(3))
         if not complete:
             reading.say(f"{model}: G2 needs {G2_SEEDS} seeds of both methods; the rest: {command}")
         reading.glue |= glued
     return reading
 
 
-def written_and_kept(evaluations: pd.DataFrame, batches: pd.DataFrame, methods) -> pd.DataFrame:
-    """Per method of ``methods`` with runs: the mean teacher-forced reliability of each batch right after its own
-    write and after the last batch (``sequential.write_forget``: ``written`` and ``kept``), the edits of a run and its
-    target values left unreached by the value step (``readings.unreached_targets``), each a mean over seeds."""
+def write_forget_table(evaluations: pd.DataFrame, batches: pd.DataFrame, methods) -> pd.DataFrame:
+    """Per method of ``methods`` with runs, means over seeds of ``sequential.write_forget``: the teacher-forced
+    reliability of each batch right after its own write (``written``) and after the last batch (``final``), what
+    was lost between them (``lost``), and by exact match the shares of edits ``kept``, ``forgotten`` and
+    ``never_written``; then the edits of a run, its target values left unreached by the value step
+    (``readings.unreached_targets``) and the seeds."""
     from langedit_mini.study.readings import unreached_targets
     from langedit_mini.study.sequential import write_forget
 
-    runs = write_forget(evaluations[evaluations.method.isin(methods)])
-    table = runs.groupby("method")[["written", "final"]].mean().rename(columns={"final": "kept"}).rename_axis(None)
-    table["edits"] = runs.groupby("method").edits.max()
+    runs = write_forget(evaluations[evaluations.method.isin(methods)]).groupby("method")
+    table = runs[["written", "final", "lost", "kept", "forgotten", "never_written"]].mean().rename_axis(None)
     table["unreached targets"] = unreached_targets(batches).reindex(table.index)
-    table["seeds"] = runs.groupby("method").seed.nunique()
+    table["edits"] = runs.edits.max()
+    table["seeds"] = runs.seed.nunique()
     return table.loc[[m for m in methods if m in table.index]]
+
+
+def g2_gate(finals: pd.DataFrame):
+    """Gate G2 from the final scores of a model's runs at its paper point: the seeds both ``GATE_METHODS`` share,
+    ``verdicts.sequential_gate`` over them (None with fewer than two: no interval), and the gate's status:
+    "passes" or "fails" with ``G2_SEEDS`` shared seeds, else "not complete (...)", provisional from two seeds."""
+    from langedit_mini.study.density import PAPER_DENSITY
+    from langedit_mini.study.verdicts import G2_SEEDS, GATE_METHODS, sequential_gate
+
+    seeds = [set(finals[finals.method == method].seed) for method in GATE_METHODS]
+    shared = sorted(seeds[0].intersection(*seeds[1:]))
+    if len(shared) < 2:
+        return shared, None, f"not complete ({len(shared)} of {G2_SEEDS} seeds with both methods)"
+    gate = sequential_gate(finals[finals.seed.isin(shared)], PAPER_DENSITY)
+    verdict = "passes" if gate.passed else "fails"
+    if len(shared) < G2_SEEDS:
+        return shared, gate, f"not complete ({len(shared)} of {G2_SEEDS} seeds; provisionally {verdict})"
+    return shared, gate, verdict
 
 
 def _g2_difference(finals: pd.DataFrame) -> str:
