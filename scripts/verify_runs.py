@@ -47,17 +47,40 @@ def run_flags(parameters: dict) -> list[str]:
     return flags
 
 
-def rerun_with_commit(commit: str, runs: list[tuple[Path, int, str]], scratch: Path) -> str:
-    """Rerun ``runs`` (study folder, seed, method) with the code of ``commit`` into ``scratch/<study>``; returns
-    that code's run hash as its own ``package_hash`` computes it."""
+#: asks a checkout for the run hash its own code records for a model's runs (``testbeds.run_hash``); a commit
+#: from before ``run_hash`` existed recorded the pocket files' ``package_hash()`` for every testbed's runs
+HASH_OF_CHECKOUT = """
+try:
+    from langedit_mini.study.testbeds import run_hash
+except ImportError:
+    from langedit_mini.study.provenance import package_hash
+    print(package_hash())
+else:
+    print(run_hash({model!r}))
+"""
+
+
+def checkout_run_hash(tree: Path, model: str) -> str:
+    """The run hash the code checked out at ``tree`` records for runs of ``model``, as that code computes it."""
+    environment = os.environ | {"PYTHONPATH": str(tree)}
+    return subprocess.run(
+        [sys.executable, "-c", HASH_OF_CHECKOUT.format(model=model)],
+        cwd=tree,
+        env=environment,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+
+
+def rerun_with_commit(commit: str, model: str, runs: list[tuple[Path, int, str]], scratch: Path) -> str:
+    """Rerun ``runs`` (study folder, seed, method) of ``model`` with the code of ``commit`` into
+    ``scratch/<study>``; returns the run hash that code records for ``model`` (``checkout_run_hash``)."""
     tree = scratch / "tree"
     subprocess.run(["git", "worktree", "add", "--detach", str(tree), commit], cwd=ROOT, check=True, capture_output=True)
     environment = os.environ | {"PYTHONPATH": str(tree)}
     try:
-        code = "from langedit_mini.study.provenance import package_hash; print(package_hash())"
-        run_hash = subprocess.run(
-            [sys.executable, "-c", code], cwd=tree, env=environment, check=True, capture_output=True, text=True
-        ).stdout.strip()
+        run_hash = checkout_run_hash(tree, model)
         for folder, seed, method in runs:
             parameters = store.read_part_record(folder, store.part_name(seed, method))["parameters"]
             command = [sys.executable, str(tree / "scripts" / "run_study.py"), *run_flags(parameters)]
@@ -84,6 +107,11 @@ def main(argv=None) -> list[dict]:
         parser.error(f"no study at {', '.join(missing)}")
     if args.record and args.against is None:
         parser.error("--record needs --against: an equivalence is two versions of the code run in one environment")
+    if args.against is not None and args.hparams is not None:
+        parser.error(
+            "--against reads the run hash a commit records for the model's own hyperparameter file; "
+            "--hparams cannot be compared with it"
+        )
     testbed = testbed_from(parser, args)
     runs = [(folder, seed, method) for folder in folders for seed in args.seeds for method in args.methods]
     with tempfile.TemporaryDirectory() as scratch:
@@ -97,7 +125,7 @@ def main(argv=None) -> list[dict]:
         print(f"today's code against the committed files: largest relative difference {drift:.2e}")
         if args.against is None:
             return rows
-        old_hash = rerun_with_commit(args.against, runs, scratch / "commit")
+        old_hash = rerun_with_commit(args.against, args.model, runs, scratch / "commit")
         for row, (folder, seed, method) in zip(rows, runs):
             name = store.part_name(seed, method)
             for table in tables:
