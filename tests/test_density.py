@@ -192,6 +192,48 @@ def test_a_resumed_tuning_replaces_scores_left_without_their_row(tmp_path, monke
     assert set(scores.package_hash) == set(runs.package_hash)
 
 
+def test_a_tuning_of_other_methods_keeps_the_choices_made_before_at_the_same_point(tmp_path, monkeypatch):
+    """Methods tuned one invocation after another (a real LLM's baselines first, then FT and LangEdit): the record
+    keeps every method's choice and grid, each earlier choice naming the commit that made it; a tuning at
+    another point replaces the record and says whose choices went."""
+    from langedit_mini.study import store, tuning
+
+    def fake_run(testbed, requests, method, config, *, plan, seed=0):
+        name = config_name(config)
+        value = 0.9 if config == STAGE_1[method][1] else 0.5
+        row = {"method": method, "config": name, "objective": value}
+        row |= {f"{m} TF": value for m in tuning.OBJECTIVE_METRICS}
+        scores = pd.DataFrame(
+            [
+                {"method": method, "config": name, "lang": r.lang, "fact_id": r.fact_id, "batch": 0, "metric": m}
+                | {"teacher_forced": value, "exact_match": 0.0}
+                for r in requests
+                for m in tuning.OBJECTIVE_METRICS
+            ]
+        )
+        return row | {"seconds": 1.0}, scores
+
+    monkeypatch.setattr(tuning, "tuning_run", fake_run)
+    testbed, plan = _towns(6)
+    quiet = {"tuning_facts": 2, "stage": 1}
+    tune(testbed, tmp_path, plan, methods=["AlphaEdit"], log=lambda *_: None, **quiet)
+    first = store.read_tuning(tmp_path)["record"]
+    tune(testbed, tmp_path, plan, methods=["FT"], log=lambda *_: None, **quiet)
+    record = store.read_tuning(tmp_path)["record"]
+    assert list(record["chosen"]) == ["FT", "AlphaEdit"] and list(record["grids"]) == ["FT", "AlphaEdit"]
+    assert record["chosen"]["AlphaEdit"]["config"] == STAGE_1["AlphaEdit"][1]
+    assert record["chosen"]["AlphaEdit"]["kept_from"] == first["commit"]
+    assert "kept_from" not in record["chosen"]["FT"]
+    said = []
+    other = StudyPlan(languages=["en"], edits_per_language=2, batch_size=1, facts="parallel")
+    tune(testbed, tmp_path / "other", other, methods=["FT"], log=said.append, **quiet)  # a fresh folder: nothing
+    assert not said[-1].startswith("tuning.json")
+    store.write_json(tmp_path / "other" / "tuning.json", record)  # another point's record beside its rows
+    tune(testbed, tmp_path / "other", other, methods=["FT"], log=said.append, **quiet)
+    assert "tuning.json tuned AlphaEdit at another point or stage" in "\n".join(said)
+    assert list(store.read_tuning(tmp_path / "other")["record"]["chosen"]) == ["FT"]
+
+
 def test_rescoring_reruns_a_choice_and_its_runner_up_made_without_scores(tmp_path, monkeypatch):
     """Rows made before the tuning kept per-request scores: ``rescoring`` reruns the choice and the runner-up
     (no other row), adds their scores, and the choice's lead is paired; a rerun that does not reproduce its

@@ -226,6 +226,24 @@ def choose(runs: pd.DataFrame, grids: dict = GRIDS) -> dict[str, dict]:
     return chosen
 
 
+def earlier_choices(finished: dict | None, point: dict, stage: int, methods, log=print) -> tuple[dict, dict]:
+    """The grids and choices of an earlier ``tuning.json`` (``finished``: ``store.read_tuning``) for the methods
+    not in ``methods``, when it tuned at the same ``point`` and ``stage``; each kept choice names the commit that
+    made it (``kept_from``). A record of another point or stage is replaced, and ``log`` says which choices go."""
+    if not finished:
+        return {}, {}
+    record = finished["record"]
+    others = [m for m in record.get("chosen", {}) if m not in methods]
+    if not others:
+        return {}, {}
+    if record.get("point") != point or record.get("stage") != stage:
+        log(f"tuning.json tuned {', '.join(others)} at another point or stage: their choices are not kept")
+        return {}, {}
+    grids = {m: record["grids"][m] for m in others}
+    chosen = {m: {"kept_from": record.get("commit", "unknown")} | record["chosen"][m] for m in others}
+    return grids, chosen
+
+
 def hparams_path(hparams: str) -> Path:
     """The file of a hyperparameter name (``MODEL_NAMES``) or path."""
     return HPARAMS_DIRECTORY / f"{hparams}.json" if hparams in MODEL_NAMES else Path(hparams)
@@ -373,12 +391,18 @@ def tune(
         "languages": list(plan.languages),
         "facts": plan.facts,
     }
+    point |= {"tuning_facts": tuning_facts, "seed": seed, "schedule": plan.schedule}
+    grid_names = {m: [config_name(c) for c in grids[m]] for m in methods}
+    if configs is None:  # the choices of methods tuned earlier at this point and stage stay in the record
+        kept_grids, kept = earlier_choices(store.read_tuning(output), point, stage, methods, log=log)
+        grid_names, chosen = kept_grids | grid_names, kept | chosen
+        chosen = {m: chosen[m] for m in METHODS if m in chosen}
     info = {
         "model": testbed.name,
-        "point": point | {"tuning_facts": tuning_facts, "seed": seed, "schedule": plan.schedule},
+        "point": point,
         "objective": "mean of the final teacher-forced " + ", ".join(OBJECTIVE_METRICS),
         "stage": stage,
-        "grids": {m: [config_name(c) for c in grids[m]] for m in methods},
+        "grids": {m: grid_names[m] for m in METHODS if m in grid_names},
         "chosen": chosen,
     } | finish_record(record)
     store.write_json(output / "tuning.json", info)
