@@ -178,6 +178,12 @@ def test_the_tuning_reading_chooses_only_from_complete_grids_and_says_how_far_th
     ] == ("not measured")
     assert partial.glue["gemma_3_270m_tuning_point"] == "not tuned yet"
     assert len(partial.tables["tuning smollm2-135m"]) == 11
+    assert not any("versions of the code" in str(part) for part in partial.parts)  # rows without a hash: nothing
+    mixed = runs.assign(package_hash=["old"] * 8 + ["new"] * 3)
+    store.write_tuning_runs(folder, mixed)
+    said = chapter.tuning_reading(tmp_path, ["smollm2-135m"]).parts
+    assert any("made by 2 versions of the code (new, old) and not rechecked" in str(part) for part in said)
+    store.write_tuning_runs(folder, runs)
     point = {"edits_per_language": 11, "batch_size": 11, "schedule": "delta", "seed": 0}
     best = {"config": STAGE_1["MEMIT"][7], "objective": 0.87, "runs": 8}
     record = {"stage": 1, "point": point, "commit": "abc1234", "objective": "mean", "chosen": {"MEMIT": best}}

@@ -596,6 +596,13 @@ def tuning_reading(root, models) -> Reading:
             reading.say(f"{model}: {len(runs)} configurations run on the tuning split; {where}")
             table = runs.set_index(["method", "config"])[list(TUNING_COLUMNS)].round(3)
             reading.table(f"tuning {model}", table)
+            versions = sorted(set(runs.package_hash.dropna())) if "package_hash" in runs else []
+            if len(versions) > 1 and (finished is None or finished["recheck"] is None):
+                reading.say(
+                    f"{model}: these rows were made by {len(versions)} versions of the code ({', '.join(versions)})"
+                    " and not rechecked: before choices are compared across them, scripts/tune.py --recheck reruns"
+                    " the best row of each older version with today's code"
+                )
             reading.glue[f"{key(model)}_tuning_point"] = where
             reading.glue[f"{key(model)}_tuning_hours"] = f"{runs.seconds.sum() / 3600:.1f}"
             minutes = runs.seconds / 60
