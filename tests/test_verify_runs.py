@@ -1,20 +1,13 @@
 """``scripts/verify_runs.py``: the run hash a checkout's code records for a model, asked of that checkout."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
+from test_runner import ROOT, load_script
 
 from langedit_mini.study.testbeds import run_hash
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def _script():
-    spec = importlib.util.spec_from_file_location("verify_runs", ROOT / "scripts" / "verify_runs.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("verify_runs")
 
 
 def test_a_checkout_gives_the_run_hash_it_records_for_the_model():
