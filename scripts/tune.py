@@ -10,7 +10,10 @@ the testbed's density grid at the paper's density (``study.density.density_grid`
 delta schedule, six languages. Each finished run is one row of ``<output>/runs.csv`` and its requests' final
 scores in ``scores.csv``; a rerun skips the rows already there. ``tuning.json`` records the grid, the choice per
 method with its lead over the runner-up (paired by request) and the provenance. ``--apply`` writes
-the choices into the testbed's hyperparameter file (its ``methods`` section). ``--configs N`` runs only the
+the choices into the testbed's hyperparameter file (its ``methods`` section); that file is an input of the
+testbed's run hash, so the study's runs under ``results/density/<model>/`` of methods whose settings did not
+change are recorded as made by the new hash (``results/equivalences.json``, ``tuning.runs_kept_by_apply``) and
+the others are named stale. ``--configs N`` runs only the
 first N configurations of each grid (a smoke test; no choice is made from part of a grid). ``--stage 1``
 tunes with stage 1's 8 configurations per method alone (``study.tuning.STAGES``: stage 2's grid is the
 pocket model's; a real LLM, on which both stages do not fit, is tuned with stage 1). ``--recheck``

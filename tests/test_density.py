@@ -195,7 +195,10 @@ def test_a_resumed_tuning_replaces_scores_left_without_their_row(tmp_path, monke
 def test_a_tuning_of_other_methods_keeps_the_choices_made_before_at_the_same_point(tmp_path, monkeypatch):
     """Methods tuned one invocation after another (a real LLM's baselines first, then FT and LangEdit): the record
     keeps every method's choice and grid, each earlier choice naming the commit that made it; a tuning at
-    another point replaces the record and says whose choices went."""
+    another point replaces the record and says whose choices went. Applied, the choices keep the runs of a method
+    whose settings did not change current."""
+    import json
+
     from langedit_mini.study import store, tuning
 
     def fake_run(testbed, requests, method, config, *, plan, seed=0):
@@ -232,6 +235,18 @@ def test_a_tuning_of_other_methods_keeps_the_choices_made_before_at_the_same_poi
     tune(testbed, tmp_path / "other", other, methods=["FT"], log=said.append, **quiet)
     assert "tuning.json tuned AlphaEdit at another point or stage" in "\n".join(said)
     assert list(store.read_tuning(tmp_path / "other")["record"]["chosen"]) == ["FT"]
+    # applied: FT's and AlphaEdit's sections written; a MEMIT run of the testbed reads neither and stays current
+    hparams, run = tmp_path / "pocket.json", tmp_path / "density" / "pocket" / "e001" / "parts" / "seed0-MEMIT"
+    hparams.write_text(json.dumps({"model": "pocket", "note": "Start.", "layers": [1], "settings": {"alpha": 1.0}}))
+    run.mkdir(parents=True)
+    store.write_json(run / "part.json", {"method": "MEMIT", "package_hash": "a"})
+    hashes = iter(["a", "b"])
+    testbed.hparams, testbed.current_hash = str(hparams), lambda: next(hashes)
+    monkeypatch.setattr(tuning, "EQUIVALENCES", tmp_path / "equivalences.json")
+    tune(testbed, tmp_path, plan, methods=["FT"], apply=True, runs_root=tmp_path / "density", log=said.append, **quiet)
+    assert set(json.loads(hparams.read_text())["methods"]) == {"FT", "AlphaEdit"}
+    kept = json.loads((tmp_path / "equivalences.json").read_text())["a"]
+    assert kept["equivalent_to"] == "b" and kept["evidence"][0]["runs"] == ["e001/seed0-MEMIT"]
 
 
 def test_rescoring_reruns_a_choice_and_its_runner_up_made_without_scores(tmp_path, monkeypatch):
@@ -301,6 +316,41 @@ def test_applying_one_stage_for_some_methods_keeps_the_others_settings(tmp_path)
     apply_choices(str(path), {"MEMIT": chosen["MEMIT"]}, tmp_path / "tuning", stage=2)  # applied again: one note
     assert json.loads(path.read_text())["note"].count("Per-method settings") == 1
     assert "(12 configurations each, stage 2" in json.loads(path.read_text())["note"]
+
+
+def test_applying_choices_keeps_the_runs_of_methods_whose_settings_it_left_alone(tmp_path):
+    import json
+
+    from langedit_mini.study.provenance import is_current, read_equivalences
+    from langedit_mini.study.tuning import apply_choices, runs_kept_by_apply
+
+    path = tmp_path / "model.json"
+    start = {"model": "m", "note": "Starting values.", "layers": [1, 2], "settings": {"tau": 0.02, "alpha": 10.0}}
+    path.write_text(json.dumps(start | {"methods": {"MEMIT": {"mom2_weight": 100.0}}}))
+    runs = tmp_path / "density"
+    for name, method, made_by in (("seed0-MEMIT", "MEMIT", "old"), ("seed0-FT", "FT", "older")):
+        (runs / "e044" / "parts" / name).mkdir(parents=True)
+        record = {"seed": 0, "method": method, "package_hash": made_by}
+        (runs / "e044" / "parts" / name / "part.json").write_text(json.dumps(record))
+    equivalences, said = tmp_path / "equivalences.json", []
+    before = path.read_text()
+    chosen = {"LangEdit-exact": {"config": STAGE_1["LangEdit-exact"][0], "objective": 0.6, "runs": 8}}
+    apply_choices(str(path), chosen, tmp_path / "tuning", stage=1)
+    kept = runs_kept_by_apply(before, path, "old", "new", runs_root=runs, equivalences=equivalences, log=said.append)
+    assert kept["evidence"][0]["runs"] == ["e044/seed0-MEMIT"]  # FT's run was stale already: not carried over
+    assert kept["evidence"][0]["sections changed"] == ["LangEdit-exact"]
+    assert is_current("old", "new", read_equivalences(equivalences)) and "recorded as equivalent" in said[-1]
+    before = path.read_text()  # now MEMIT's own section changes: its run goes stale, nothing is recorded
+    apply_choices(
+        str(path), {"MEMIT": {"config": {"mom2_weight": 3.0}, "objective": 0.7, "runs": 8}}, tmp_path, stage=1
+    )
+    assert (
+        runs_kept_by_apply(before, path, "new", "newer", runs_root=runs, equivalences=equivalences, log=said.append)
+        is None
+    )
+    assert "e044/seed0-MEMIT" in said[-1] and "stale" in said[-1]
+    assert not is_current("old", "newer", read_equivalences(equivalences))
+    assert runs_kept_by_apply(before, path, "x", "x", runs_root=runs, equivalences=equivalences) is None  # same hash
 
 
 def test_the_readers_summarise_a_density_study_on_disk(toy_density):

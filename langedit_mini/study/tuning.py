@@ -32,7 +32,15 @@ from langedit_mini.editing.session import UnreachedTargetWarning
 from langedit_mini.study import store
 from langedit_mini.study.experiment import StudyPlan, check_methods, run_study
 from langedit_mini.study.intervals import after_last_batch
-from langedit_mini.study.provenance import finish_record, start_record
+from langedit_mini.study.provenance import (
+    EQUIVALENCES,
+    ROOT,
+    finish_record,
+    is_current,
+    read_equivalences,
+    record_equivalence,
+    start_record,
+)
 
 #: configurations per method: the same for every method (the tuning budget), in two stages
 GRID_SIZE = 12
@@ -75,6 +83,8 @@ GRIDS = {method: STAGE_1[method] + STAGE_2[method] for method in STAGE_1}
 #: one configuration of SmolLM2 at the paper's density is a sequential study of 264 edits, about 25 minutes) is
 #: tuned with stage 1 alone, the same 8 configurations for every method, and says so in its record
 STAGES = {1: STAGE_1, 2: GRIDS}
+#: where the study's runs of each testbed lie (``scripts/run_density.py``): an ``apply`` checks them
+DENSITY_RESULTS = ROOT / "results" / "density"
 #: the metrics whose final mean (teacher-forced) the objective averages
 OBJECTIVE_METRICS = ("reliability", "generality", "locality")
 
@@ -284,6 +294,71 @@ def apply_choices(hparams: str, chosen: dict, output: Path, *, stage: int = 2) -
     return _write_hparams(path, data)
 
 
+def runs_kept_by_apply(
+    before_text: str,
+    path: Path,
+    before: str,
+    after: str,
+    *,
+    runs_root: Path,
+    equivalences: Path = EQUIVALENCES,
+    log=print,
+) -> dict | None:
+    """After ``apply_choices`` rewrote the hyperparameter file ``path`` (``before_text`` was its text), the
+    testbed's run hash moved from ``before`` to ``after``: the file is one input of every run's hash, although
+    a run of one method reads only the shared fields and its own section (``editing.defaults.load_hparams``).
+    When every run under ``runs_root`` (``<point>/parts/<run>``) current under ``before`` is of a method whose
+    settings ``load_hparams`` gives the same from both files, those runs compute what ``after`` computes:
+    record ``before`` as equivalent to ``after`` (``provenance.record_equivalence``) with that comparison as
+    the evidence, and return the record. With no run current under ``before`` there is nothing to keep (None);
+    otherwise record nothing, name the runs whose settings changed (they and every other run of ``before`` go
+    stale: the hash covers the whole file) and return None."""
+    import tempfile
+
+    from langedit_mini.editing.defaults import load_hparams, prompt_format
+
+    if before == after:
+        return None  # the file is not an input of the hash (a hyperparameter file the project does not ship)
+    known = read_equivalences(equivalences)
+    runs = [
+        (f"{folder.name}/{part.name}", record)
+        for folder in sorted(Path(runs_root).glob("*"))
+        for part, record in store.read_parts(folder)[0]
+        if is_current(record.get("package_hash", ""), before, known)
+    ]
+    with tempfile.TemporaryDirectory() as scratch:
+        old = Path(scratch) / path.name
+        old.write_text(before_text, encoding="utf-8")
+        same = {
+            method: load_hparams(old, method) == load_hparams(path, method)
+            and prompt_format(old) == prompt_format(path)
+            for method in sorted({record["method"] for _, record in runs})
+        }
+    changed = [name for name, record in runs if not same[record["method"]]]
+    if not runs:
+        return None
+    if changed:
+        log(
+            f"{len(changed)} run(s) under {runs_root} read settings this change replaced ({', '.join(changed)}): "
+            f"they, and the {len(runs) - len(changed)} other run(s) of {before}, are stale under {after}"
+        )
+        return None
+    sections = [json.loads(text).get("methods", {}) for text in (before_text, path.read_text(encoding="utf-8"))]
+    evidence = [
+        {
+            "kind": "hyperparameter file rewritten by tuning.apply_choices",
+            "file": path.name,
+            "sections changed": sorted(
+                m for m in {*sections[0], *sections[1]} if sections[0].get(m) != sections[1].get(m)
+            ),
+            "runs": [name for name, _ in runs],
+            "methods of those runs, settings unchanged": sorted(same),
+        }
+    ]
+    log(f"{before} recorded as equivalent to {after}: {len(runs)} run(s) read settings the change left alone")
+    return record_equivalence(before, after, evidence, equivalences)[before]
+
+
 def _config_of(row) -> dict:
     """The configuration a row of ``runs.csv`` ran (its ``set <name>`` columns)."""
     return {k[4:]: row[k] for k in row.index if k.startswith("set ") and pd.notna(row[k])}
@@ -324,14 +399,16 @@ def tune(
     rechecking: bool = False,
     rescoring: bool = False,
     stage: int = 2,
+    runs_root: Path = DENSITY_RESULTS,
     log=print,
 ) -> dict:
     """Every configuration of the grids up to ``stage`` (``STAGES``; the first ``configs`` of each: a smoke
     test, no choice made) of ``methods`` on the testbed's tuning split (``tuning_facts`` facts) with ``plan``,
     resumably into ``output``; returns the record written to ``tuning.json`` (the stage, the grid, the choice,
     the provenance), or the recheck's table with ``rechecking``. ``apply`` writes the choice into the
-    hyperparameter file. ``rescoring`` reruns a choice or its runner-up whose row was made before the tuning
-    kept per-request scores, so that the choice's lead can be paired by request (``rescore``)."""
+    hyperparameter file and keeps the testbed's runs under ``runs_root`` current when they read none of what
+    changed (``runs_kept_by_apply``). ``rescoring`` reruns a choice or its runner-up whose row was made before
+    the tuning kept per-request scores, so that the choice's lead can be paired by request (``rescore``)."""
     from langedit_mini.data.schedules import split_facts
 
     if stage not in STAGES:
@@ -409,5 +486,9 @@ def tune(
     for method, choice in chosen.items():
         log(f"{method}: {config_name(choice['config'])} (objective {choice['objective']:.3f})")
     if apply:
-        log(f"written into {apply_choices(testbed.hparams, chosen, output, stage=stage)}")
+        before, before_text = testbed.current_hash(), hparams_path(testbed.hparams).read_text(encoding="utf-8")
+        path = apply_choices(testbed.hparams, chosen, output, stage=stage)
+        log(f"written into {path}")
+        after, folder = testbed.current_hash(), runs_root / testbed.folder
+        runs_kept_by_apply(before_text, path, before, after, runs_root=folder, equivalences=EQUIVALENCES, log=log)
     return info
