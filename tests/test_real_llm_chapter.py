@@ -114,6 +114,12 @@ def test_the_band_reading_quotes_the_sweep_and_the_files_band(tmp_path):
     alone = chapter.band_reading(tmp_path, ["smollm2-135m"]).glue
     assert alone["smollm2_135m_chosen_band"] == "none yet (one band swept)" and alone["smollm2_135m_bands_swept"] == "1"
     assert alone["smollm2_135m_band_objective"] == "n/a" and alone["smollm2_135m_file_band_objective"] == "0.600"
+    unfinished = tmp_path / "gemma-3-270m" / "bands"  # a first sweep stopped before its summary
+    store.write_json(unfinished / "bands.json", {"batch_size": 14, "chosen": None, "timings_s": {"3-5": 2100.0}})
+    stopped = chapter.band_reading(tmp_path, ["gemma-3-270m"])
+    assert stopped.glue["gemma_3_270m_chosen_band"] == "sweep not finished"
+    assert stopped.glue["gemma_3_270m_file_band"] == "3-5"
+    assert any("bands done: 3-5" in part for part in stopped.parts if isinstance(part, str))
 
 
 def test_the_preserved_reading_quotes_the_sizes_tokens_and_rank_of_the_projector(tmp_path):

@@ -470,6 +470,11 @@ def band_reading(root, models) -> Reading:
             reading.say(f"{model}: no band sweep yet (python scripts/sweep_bands.py --model {model} --bands ...)")
             reading.glue |= {f"{key(model)}_{name}": glue.get(name, "not swept yet") for name in BAND_GLUE}
             continue
+        if not (folder / "summary.csv").exists():  # a first sweep still running, or stopped before its end
+            done = ", ".join(store.read_json(folder / "bands.json").get("timings_s", {})) or "none"
+            reading.say(f"{model}: band sweep not finished (bands done: {done}); its command finishes it")
+            reading.glue |= {f"{key(model)}_{name}": glue.get(name, "sweep not finished") for name in BAND_GLUE}
+            continue
         record = store.read_json(folder / "bands.json", required=("chosen", "batch_size", "methods"))
         summary = pd.read_csv(folder / "summary.csv", dtype={"band": str}).set_index("band")
         chosen = record["chosen"]
