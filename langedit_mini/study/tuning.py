@@ -326,17 +326,17 @@ def runs_kept_by_apply(
         for part, record in store.read_parts(folder)[0]
         if is_current(record.get("package_hash", ""), before, known)
     ]
+    if not runs:
+        return None
     with tempfile.TemporaryDirectory() as scratch:
         old = Path(scratch) / path.name
         old.write_text(before_text, encoding="utf-8")
+        asked_alike = prompt_format(old) == prompt_format(path)
         same = {
-            method: load_hparams(old, method) == load_hparams(path, method)
-            and prompt_format(old) == prompt_format(path)
+            method: asked_alike and load_hparams(old, method) == load_hparams(path, method)
             for method in sorted({record["method"] for _, record in runs})
         }
     changed = [name for name, record in runs if not same[record["method"]]]
-    if not runs:
-        return None
     if changed:
         log(
             f"{len(changed)} run(s) under {runs_root} read settings this change replaced ({', '.join(changed)}): "
