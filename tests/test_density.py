@@ -385,6 +385,11 @@ def test_the_readers_summarise_a_density_study_on_disk(toy_density):
     on_disk = runs_on_disk(points, lambda run_hash: True)
     assert len(on_disk) == 4 and (on_disk.stale == 0).all() and set(on_disk.seeds) == {"0, 1"}
     assert (runs_on_disk(points, lambda run_hash: False).stale == 2).all()  # both seeds made by other code
+    # runs that carry a `current` column (ModelStudy.runs) are counted from it, not asked again
+    marked = {
+        name: point | {"runs": point["runs"].assign(current=point["runs"].seed == 0)} for name, point in points.items()
+    }
+    assert (runs_on_disk(marked, lambda run_hash: True).stale == 1).all()
     verdict = paired_verdict(
         finals[finals.point == "e002"], "reliability", methods=["LangEdit-exact"], baselines=["MEMIT"]
     )

@@ -243,8 +243,9 @@ def null_space_left(points: dict[str, dict]) -> pd.DataFrame:
 
 def runs_on_disk(points: dict[str, dict], is_current=None) -> pd.DataFrame:
     """Per point and method: the point's density and schedule (where the point's dict has them), the seeds
-    finished, the mean wall time per run (minutes), and how many runs ``is_current`` (package hash -> bool;
-    ``provenance.is_current``) finds made by other code (stale)."""
+    finished, the mean wall time per run (minutes), and how many runs were made by other code (stale): read from
+    the runs' ``current`` column where they have one (``ModelStudy.runs``), else asked of ``is_current`` (package
+    hash -> bool; ``provenance.is_current``)."""
     rows = []
     for name, point in points.items():
         where = {"point": name} | {k: point[k] for k in ("density", "schedule") if k in point}
@@ -257,10 +258,16 @@ def runs_on_disk(points: dict[str, dict], is_current=None) -> pd.DataFrame:
                     "method": method,
                     "seeds": ", ".join(str(s) for s in sorted(part.seed)),
                     "minutes per run": round(part.wall_s.mean() / 60, 1),
-                    "stale": sum(not is_current(h) for h in part.package_hash) if is_current else 0,
+                    "stale": _stale(part, is_current),
                 }
             )
     return pd.DataFrame(rows)
+
+
+def _stale(runs: pd.DataFrame, is_current) -> int:
+    if "current" in runs:
+        return int((~runs.current.astype(bool)).sum())
+    return sum(not is_current(h) for h in runs.package_hash) if is_current else 0
 
 
 def paper_point_table(finals: pd.DataFrame, metrics=("reliability", "generality", "locality", "portability")):
