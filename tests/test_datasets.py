@@ -142,3 +142,24 @@ def test_a_subject_that_occurs_twice_is_edited_at_its_first_occurrence_and_count
     assert requests[0].prompt == "{} or not Berlin: where is Berlin?"
     assert report.repeated["en"] == 1 and report.kept["en"] == 2
     assert report.table().loc["en", "subject repeated"] == 1
+
+
+@needs_bmike
+def test_a_sequential_study_edits_bmike53_records_as_loaded(pocket):
+    """BMIKE-53's records go through the sequential study the Sequential chapter runs (that chapter itself is run
+    on MzsRE in ``test_notebooks``; its BMIKE-53 branch is this loader call): two batches of two edits in en and
+    de on the pocket model by LangEdit, every score in place and its null space never exhausted."""
+    from langedit_mini.study.experiment import StudyPlan, run_study
+    from langedit_mini.study.verdicts import study_claims
+
+    model, tokenizer, statistics = pocket
+    requests, report = load_bmike53(BMIKE, ["en", "de"])
+    assert set(report.kept) == {"en", "de"} and {r.lang for r in requests} == {"en", "de"}
+    plan = StudyPlan(languages=["en", "de"], edits_per_language=2, batch_size=2, schedule="delta", probe_limit=1)
+    study = run_study(model, tokenizer, requests, statistics, plan, methods=["LangEdit-exact"], seeds=[0])
+    assert "delta: 2 batches (2 x 2 edits), 4 edits in en, de" in study.schedules[0].summary()
+    claims = study_claims(study)
+    assert claims["scored"].holds and claims["capacity"].holds, (claims["scored"], claims["capacity"])
+    final = study.evaluations[study.evaluations.after_batch == 1]
+    assert set(final.method) == {"LangEdit-exact"} and final.fact_id.nunique() == 4  # every edit so far
+    assert final.teacher_forced.between(0, 1).all() and set(final.metric) >= {"reliability", "locality"}

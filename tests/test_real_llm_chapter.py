@@ -106,6 +106,11 @@ def test_the_band_reading_quotes_the_sweep_and_the_files_band(tmp_path):
     with_interval = chapter.band_reading(tmp_path, ["smollm2-135m"]).glue["smollm2_135m_band_margin"]
     assert with_interval == "0.100 ± 0.120 over 132 paired requests, not separated"
     assert reading.glue["smollm2_135m_bands_swept"] == "3"
+    assert reading.glue["smollm2_135m_band_metrics"] == (  # the chosen band first, then the sweep's order
+        "3-7 (chosen): reliability 0.60, locality 0.60, unreached 0.000; "
+        "1-5: reliability 0.40, locality 0.40, unreached 0.000; 5-9: reliability 0.50, locality 0.50, unreached 0.000"
+    )
+    assert reading.glue["gemma_3_270m_band_metrics"] == "not swept yet"
     assert reading.glue["gemma_3_270m_chosen_band"] == "not swept yet"
     assert reading.glue["gemma_3_270m_file_band"] == "3-5"
     assert any("no band sweep yet" in part for part in reading.parts if isinstance(part, str))
@@ -114,6 +119,7 @@ def test_the_band_reading_quotes_the_sweep_and_the_files_band(tmp_path):
     alone = chapter.band_reading(tmp_path, ["smollm2-135m"]).glue
     assert alone["smollm2_135m_chosen_band"] == "none yet (one band swept)" and alone["smollm2_135m_bands_swept"] == "1"
     assert alone["smollm2_135m_band_objective"] == "n/a" and alone["smollm2_135m_file_band_objective"] == "0.600"
+    assert alone["smollm2_135m_band_metrics"] == "3-7: reliability 0.60, locality 0.60, unreached 0.000"
     unfinished = tmp_path / "gemma-3-270m" / "bands"  # a first sweep stopped before its summary
     store.write_json(unfinished / "bands.json", {"batch_size": 14, "chosen": None, "timings_s": {"3-5": 2100.0}})
     stopped = chapter.band_reading(tmp_path, ["gemma-3-270m"])

@@ -451,7 +451,26 @@ def _margin(record: dict, objective: pd.Series) -> str:
     return f"{margin['mean']:.3f} ± {margin['half_width_95']:.3f} over {margin['pairs']} paired requests, {verdict}"
 
 
-BAND_GLUE = ("chosen_band", "band_objective", "band_margin", "file_band", "file_band_objective", "bands_swept")
+BAND_GLUE = (
+    "chosen_band",
+    "band_objective",
+    "band_margin",
+    "file_band",
+    "file_band_objective",
+    "bands_swept",
+    "band_metrics",
+)
+
+
+def _band_metrics(summary: pd.DataFrame, chosen) -> str:
+    """Each band swept, the chosen first: its reliability and locality (teacher-forced, over languages and
+    methods) and the share of its target values that stopped short of their threshold."""
+    order = [chosen] * (chosen in summary.index) + [band for band in summary.index if band != chosen]
+    return "; ".join(
+        f"{band}{' (chosen)' if band == chosen else ''}: reliability {summary.reliability[band]:.2f}, "
+        f"locality {summary.locality[band]:.2f}, unreached {summary.unreached[band]:.3f}"
+        for band in order
+    )
 
 
 def band_reading(root, models) -> Reading:
@@ -491,6 +510,7 @@ def band_reading(root, models) -> Reading:
             "band_margin": _margin(record, objective) if chosen else "n/a",
             "file_band_objective": f"{objective[file_band]:.3f}" if file_band in objective.index else "not swept",
             "bands_swept": str(len(summary)),
+            "band_metrics": _band_metrics(summary, chosen),
         }
         reading.glue |= {f"{key(model)}_{name}": value for name, value in glue.items()}
     return reading
