@@ -465,11 +465,10 @@ BAND_GLUE = (
 def _band_metrics(summary: pd.DataFrame, chosen) -> str:
     """Each band swept, the chosen first: its reliability and locality (teacher-forced, over languages and
     methods) and the share of its target values that stopped short of their threshold."""
-    order = [chosen] * (chosen in summary.index) + [band for band in summary.index if band != chosen]
     return "; ".join(
         f"{band}{' (chosen)' if band == chosen else ''}: reliability {summary.reliability[band]:.2f}, "
         f"locality {summary.locality[band]:.2f}, unreached {summary.unreached[band]:.3f}"
-        for band in order
+        for band in sorted(summary.index, key=lambda band: band != chosen)  # stable: the sweep's order after
     )
 
 
