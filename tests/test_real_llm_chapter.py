@@ -276,8 +276,8 @@ def test_the_g1_reading_gives_the_gates_verdict_and_each_methods_scores(tmp_path
     reading = chapter.write_reading(tmp_path, ["a", "b"])
     assert reading.glue["a_g1"] == "fails"  # MEMIT's reliability 0.7 is under the gate's bound
     assert reading.glue["a_g1_scores"] == (
-        "AlphaEdit reliability 1.00, generality 0.90, locality 0.95; MEMIT reliability 0.70, generality 0.90, "
-        "locality 0.95"
+        "AlphaEdit reliability 1.000, generality 0.900, locality 0.950; MEMIT reliability 0.700, generality 0.900, "
+        "locality 0.950"
     )
     assert reading.glue["a_g1_100"].startswith("AlphaEdit reliability 0.50")
     assert reading.glue["a_g1_commit"] == "def5678"
@@ -554,3 +554,39 @@ def test_the_g2_reading_shows_the_offline_proxies_unedited_and_after_the_last_ba
     assert summary.endswith("AlphaEdit 1.000") and "known facts retained (of 5) MEMIT 0.400 ± " in summary
     with pytest.raises(ValueError, match="not the offline proxies"):
         chapter.pooled_proxies(_proxies("MEMIT", 0, 1, 1.0, 1.0).query("probe != 'known facts'"))
+
+
+def test_the_tuned_settings_are_read_against_the_starting_values_with_the_same_value_step(tmp_path):
+    """G1's run minus its starting-value run, paired by edit; a run missing says so; runs whose value steps differ
+    are an error, since their difference would not be the settings' alone."""
+    from langedit_mini.study.calibration import written_with
+    from langedit_mini.study.verdicts import write_gate
+
+    rows = [
+        {"method": "MEMIT", "lang": lang, "fact_id": f"f{i}", "request": i, "metric": metric, "unreached": 0}
+        | {"teacher_forced": 0.9 - 0.1 * i}
+        for lang in ("en", "zh")
+        for i in range(3)
+        for metric in ("reliability", "generality", "locality")
+    ]
+    starting = pd.DataFrame(rows)
+    tuned = starting.assign(
+        teacher_forced=starting.teacher_forced - starting.metric.map({"reliability": 0.3}).fillna(0)
+    )
+    with_ = written_with("smollm2-135m", ["MEMIT"])
+    for folder, table in ((tmp_path / "m", tuned), (tmp_path / "m" / "start", starting)):
+        record = {"parts": ["write"], "gates": {"G1": write_gate(table, 3, methods=["MEMIT"]).as_dict()}}
+        record |= {"commit": "abc1234", "band": [3], "batch_size": 3, "written_with": with_}
+        store.write_calibration(folder, record, {"write": table})
+    assert chapter.settings_change_reading(tmp_path, "m").glue["m_g1_tuned_paired"] == "not run yet"  # no baseline
+    reading = chapter.settings_change_reading(tmp_path, "m", "start")
+    assert reading.glue["m_g1_tuned_paired"] == (
+        "MEMIT reliability -0.300 ± 0.000, generality +0.000 ± 0.000, locality +0.000 ± 0.000"
+    )
+    assert chapter.settings_change_reading(tmp_path, "m", "elsewhere").glue["m_g1_tuned_paired"] == "not run yet"
+    longer = json.loads(json.dumps(with_))
+    longer["MEMIT"]["values"]["steps"] += 75
+    record = store.read_calibration(tmp_path / "m" / "start") | {"written_with": longer}
+    store.write_calibration(tmp_path / "m" / "start", record, {"write": starting})
+    with pytest.raises(ValueError, match="different value steps for MEMIT"):
+        chapter.settings_change_reading(tmp_path, "m", "start")

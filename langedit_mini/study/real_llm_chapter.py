@@ -171,7 +171,7 @@ def write_reading(root, models) -> Reading:
         hundred = store.read_calibration_table(folder, "write_100") if measured_100 else None
         reading.glue |= {
             f"{key(model)}_g1": "passes" if gate["passed"] else "fails",
-            f"{key(model)}_g1_scores": _method_means(per_method),
+            f"{key(model)}_g1_scores": _method_means(per_method, places=3),  # a mean near its bound stays off it
             f"{key(model)}_g1_100": (
                 _method_means(hundred.groupby(["method", "metric"]).teacher_forced.mean())
                 if hundred is not None
@@ -261,6 +261,52 @@ def write_diagnostics_reading(root, model: str, diagnostics=None) -> Reading:
                 f"{method} " + ", ".join(f"{metric} {cell}" for metric, cell in row.items())
                 for method, row in paired.iterrows()
             )
+    return reading
+
+
+#: per model, G1's batches written with the hyperparameter file's starting values and the value step of the gate's
+#: own run (its allowance and site): the gate's run minus that one is what the tuned settings change, edit by edit
+SETTINGS_BASELINE = {"smollm2-135m": "g1_starting", "gemma-3-270m": "g1_residual_values"}
+
+
+def settings_change_reading(root, model: str, baseline: str | None = None) -> Reading:
+    """What the tuned settings change in G1's batches: the gate's run (the file's tuned settings) minus the same
+    batches written at the file's starting values (``baseline``, by default ``SETTINGS_BASELINE[model]``), paired
+    by edit with 95% intervals (``probe_change``), glued as ``<model>_g1_tuned_paired``. Where both records name
+    their value step (``written_with``), an allowance or site that differs is an error: the difference would not be
+    the settings' alone. Either run missing says "not run yet"."""
+    reading, glued = Reading(), f"{key(model)}_g1_tuned_paired"
+    baseline = baseline or SETTINGS_BASELINE.get(model)
+    folder = Path(root) / model
+    gate = store.read_calibration(folder)
+    starting = store.read_calibration(folder / baseline) if baseline else None
+    if any(record is None or "G1" not in record["gates"] for record in (gate, starting)):
+        reading.say(f"{model}: the tuned settings against the starting values: not run yet")
+        reading.glue[glued] = "not run yet"
+        return reading
+    tuned_with, starting_with = gate.get("written_with"), starting.get("written_with")
+    for method in sorted(set(tuned_with or {}) & set(starting_with or {})):
+        steps = [with_[method]["values"]["steps"] for with_ in (tuned_with, starting_with)]
+        sites = [
+            _value_site(record, folder, with_[method])
+            for record, with_ in ((gate, tuned_with), (starting, starting_with))
+        ]
+        if steps[0] != steps[1] or sites[0] != sites[1]:
+            raise ValueError(
+                f"{model}: G1's run and {baseline} used different value steps for {method} "
+                f"({steps[0]} steps at {sites[0]} against {steps[1]} at {sites[1]}): not the settings' change alone"
+            )
+    paired = probe_change(
+        store.read_calibration_table(folder / baseline, "write"), store.read_calibration_table(folder, "write")
+    )
+    reading.say(
+        f"{model}: G1 with the tuned settings minus {baseline} (the starting values), paired by edit (95% interval)"
+    )
+    reading.table(f"the tuned settings minus the starting values on {model}: teacher-forced, paired by edit", paired)
+    reading.glue[glued] = "; ".join(
+        f"{method} " + ", ".join(f"{metric} {cell}" for metric, cell in row.items())
+        for method, row in paired.iterrows()
+    )
     return reading
 
 
