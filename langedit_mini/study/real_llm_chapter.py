@@ -257,10 +257,7 @@ def write_diagnostics_reading(root, model: str, diagnostics=None) -> Reading:
             paired = probe_change(read[PROBE_BASELINE], read[name])
             reading.say(f"{model}: {name} minus {PROBE_BASELINE}, teacher-forced, paired by edit (95% interval)")
             reading.table(f"{name} minus {PROBE_BASELINE} on {model}: teacher-forced, paired by edit", paired)
-            reading.glue[f"{key(model)}_{name}_paired"] = "; ".join(
-                f"{method} " + ", ".join(f"{metric} {cell}" for metric, cell in row.items())
-                for method, row in paired.iterrows()
-            )
+            reading.glue[f"{key(model)}_{name}_paired"] = _paired_text(paired)
     return reading
 
 
@@ -288,8 +285,8 @@ def settings_change_reading(root, model: str, baseline: str | None = None) -> Re
     for method in sorted(set(tuned_with or {}) & set(starting_with or {})):
         steps = [with_[method]["values"]["steps"] for with_ in (tuned_with, starting_with)]
         sites = [
-            _value_site(record, folder, with_[method])
-            for record, with_ in ((gate, tuned_with), (starting, starting_with))
+            _value_site(record, where, with_[method])
+            for record, where, with_ in ((gate, folder, tuned_with), (starting, folder / baseline, starting_with))
         ]
         if steps[0] != steps[1] or sites[0] != sites[1]:
             raise ValueError(
@@ -303,11 +300,16 @@ def settings_change_reading(root, model: str, baseline: str | None = None) -> Re
         f"{model}: G1 with the tuned settings minus {baseline} (the starting values), paired by edit (95% interval)"
     )
     reading.table(f"the tuned settings minus the starting values on {model}: teacher-forced, paired by edit", paired)
-    reading.glue[glued] = "; ".join(
+    reading.glue[glued] = _paired_text(paired)
+    return reading
+
+
+def _paired_text(paired: pd.DataFrame) -> str:
+    """``probe_change``'s table as one line: ``MEMIT reliability +0.200 ± 0.000, generality ...; AlphaEdit ...``."""
+    return "; ".join(
         f"{method} " + ", ".join(f"{metric} {cell}" for metric, cell in row.items())
         for method, row in paired.iterrows()
     )
-    return reading
 
 
 def probe_change(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
