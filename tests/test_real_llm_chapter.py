@@ -252,6 +252,27 @@ def test_the_live_batchs_settings_say_which_were_tuned(tmp_path):
     assert tuned.startswith("MEMIT mom2_weight=") and "(starting values)" in tuned
 
 
+def test_the_live_batchs_file_settings_read_what_they_write_from_the_tuning_table(tmp_path):
+    settings = chapter.method_settings("smollm2-135m", ["MEMIT", "AlphaEdit"])  # "MEMIT mom2_weight=... (tuned), ..."
+    names = {part.split(" ", 1)[0]: part.split(" ", 1)[1].rsplit(" (", 1)[0] for part in settings.split(", ")}
+    folder = tmp_path / "smollm2-135m"
+    runs = pd.DataFrame(
+        [
+            {"method": "MEMIT", "config": "mom2_weight=1", "written TF": 0.1},  # another configuration
+            {"method": "MEMIT", "config": names["MEMIT"], "written TF": 0.7254},
+            {"method": "AlphaEdit", "config": names["MEMIT"], "written TF": 0.3},  # another method's name
+        ]
+    )
+    store.write_tuning_runs(folder, runs)
+    assert chapter.written_at_settings(tmp_path, "smollm2-135m", ["MEMIT", "AlphaEdit"]) == (
+        f"MEMIT 0.725, AlphaEdit not in the tuning table ({names['AlphaEdit']})"
+    )
+    store.write_tuning_runs(folder, runs.drop(columns="written TF"))  # rows made before the column
+    assert chapter.written_at_settings(tmp_path, "smollm2-135m", ["MEMIT"]) == (
+        f"MEMIT not measured ({names['MEMIT']}'s row predates the column)"
+    )
+
+
 def test_the_g1_reading_gives_the_gates_verdict_and_each_methods_scores(tmp_path):
     from langedit_mini.study.calibration import merged_calibration
     from langedit_mini.study.verdicts import write_gate

@@ -710,22 +710,48 @@ def tuning_reading(root, models) -> Reading:
     return reading
 
 
+def _settings_name(model: str, method: str) -> str:
+    """The main settings (those the tuning sets) ``method`` runs with on ``model`` by default, named as the
+    tuning names its configurations (``study.tuning.config_name``)."""
+    from langedit_mini.editing.defaults import default_config
+    from langedit_mini.study.tuning import STAGE_1, config_name
+
+    settings = vars(default_config(method, model).settings)
+    names = [name for name in STAGE_1[method][0] if settings.get(name) is not None]
+    if "leftover_fraction" in STAGE_1[method][0] and settings.get("leftover_fraction") is None:
+        names.append("tau")  # the file's cut is absolute
+    return config_name({name: settings[name] for name in names})
+
+
 def method_settings(model: str, methods) -> str:
     """The main settings (those the tuning sets) each of ``methods`` runs with on ``model`` by default, from the
     model's hyperparameter file, and whether the file has them from the tuning or as starting values:
     ``"MEMIT mom2_weight=10000 (tuned), AlphaEdit alpha=10 tau=0.02 (starting values)"``."""
-    from langedit_mini.editing.defaults import default_config
-    from langedit_mini.study.tuning import STAGE_1, config_name, hparams_path
+    from langedit_mini.study.tuning import hparams_path
 
     tuned = json.loads(hparams_path(model).read_text(encoding="utf-8")).get("methods", {})
+    return ", ".join(
+        f"{method} {_settings_name(model, method)} ({'tuned' if method in tuned else 'starting values'})"
+        for method in methods
+    )
+
+
+def written_at_settings(root, model: str, methods) -> str:
+    """What each of ``methods`` writes of a batch right after its write at the settings it runs with on ``model``
+    by default: the "written TF" of that configuration's row in the tuning table (``results/tuning/<model>/``,
+    the mean over its batches), or that the table has no such row: ``"MEMIT 0.725, AlphaEdit 0.853"``."""
+    runs = store.read_tuning_runs(Path(root) / model)
     parts = []
     for method in methods:
-        settings = vars(default_config(method, model).settings)
-        names = [name for name in STAGE_1[method][0] if settings.get(name) is not None]
-        if "leftover_fraction" in STAGE_1[method][0] and settings.get("leftover_fraction") is None:
-            names.append("tau")  # the file's cut is absolute
-        shown = config_name({name: settings[name] for name in names})
-        parts.append(f"{method} {shown} ({'tuned' if method in tuned else 'starting values'})")
+        name = _settings_name(model, method)
+        row = runs[(runs.method == method) & (runs.config == name)]
+        written = row["written TF"].dropna() if "written TF" in row else row.config.iloc[:0]
+        if row.empty:
+            parts.append(f"{method} not in the tuning table ({name})")
+        elif written.empty:
+            parts.append(f"{method} not measured ({name}'s row predates the column)")
+        else:
+            parts.append(f"{method} {written.iloc[-1]:.3f}")
     return ", ".join(parts)
 
 
