@@ -150,6 +150,10 @@ def test_guarantee_chapter_with_a_small_world_runs_out_of_capacity(tmp_path):
         ("05a_main_study.ipynb", {"models": ["llama"]}, "each one of smollm2-135m, gemma-3-270m, got \\[.llama.\\]"),
         ("05a_main_study.ipynb", {"models": []}, "parameter models must be a list"),
         ("09_density.ipynb", {"model_name": "llama"}, "parameter model_name must be one of"),
+        ("08_real_llms.ipynb", {"run_mode": "gpu"}, "run_mode must be one of"),
+        ("08_real_llms.ipynb", {"general_tasks": ["squad"]}, "unknown general-ability task 'squad'"),
+        ("08_real_llms.ipynb", {"edits_per_language": 0}, "parameter edits_per_language must be a positive integer"),
+        ("08_real_llms.ipynb", {"edit_layers": 3}, "parameter edit_layers must be None or a list"),
         ("09_density.ipynb", {"guide_facts": 0}, "parameter guide_facts must be a positive integer"),
     ],
 )

@@ -228,22 +228,6 @@ def test_real_llm_chapter_runs_in_smoke_mode_through_the_checksummed_cache(tmp_p
     assert (tmp_path / "cache" / "data" / "MzsRE" / "mzsre_test_duplicate_enzh.json").exists()
 
 
-@pytest.mark.parametrize(
-    "parameters, message",
-    [
-        ({"run_mode": "gpu"}, "run_mode must be one of"),
-        ({"general_tasks": ["squad"]}, "unknown general-ability task 'squad'"),
-        ({"edits_per_language": 0}, "parameter edits_per_language must be a positive integer"),
-        ({"edit_layers": 3}, "parameter edit_layers must be None or a list"),
-    ],
-)
-def test_real_llm_chapter_refuses_bad_parameters(tmp_path, parameters, message):
-    import papermill
-
-    with pytest.raises(papermill.PapermillExecutionError, match=message):
-        run_notebook("08_real_llms.ipynb", tmp_path, **parameters)
-
-
 def test_the_smoke_plan_names_every_stand_in_and_the_full_plan_keeps_what_was_asked(tmp_path):
     from langedit_mini.model.hub import run_plan
 
