@@ -3,6 +3,7 @@ write the chosen settings into its hyperparameter file.
 
     python scripts/tune.py [--model pocket] [--edits-per-language N] [--batch-size N] [--methods MEMIT ...]
                            [--output results/tuning/<model>] [--apply] [--configs N] [--recheck] [--rescore]
+                           [--unedited]
 
 Each configuration of ``study.tuning.GRIDS`` (12 per method, in two stages) is one sequential study of the
 tuning facts (``--tuning-facts``, the split the study leaves out) at the study's operating point: by default
@@ -22,6 +23,9 @@ reruns, with today's code, the best row of each method among the rows made by ea
 now): a tuning whose rows span code versions is comparable only if those reruns agree. ``--rescore`` reruns
 a method's choice and its runner-up where their rows were made before the tuning kept per-request scores (an
 error unless the rerun reproduces the row's objective), so that the choice's lead is paired by request.
+Before its first configuration a tuning scores the unedited model on the same requests (``unedited.json``,
+``unedited_scores.csv``: the objective's floor, what a configuration that writes nothing scores), once per
+folder; ``--unedited`` writes that alone (a minute or two on a real LLM) and stops.
 """
 
 from __future__ import annotations
@@ -45,6 +49,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--recheck", action="store_true", help="rerun one row per method and earlier code version")
     parser.add_argument(
         "--rescore", action="store_true", help="rerun a choice and its runner-up made without per-request scores"
+    )
+    parser.add_argument(
+        "--unedited", action="store_true", help="only score the unedited model on the tuning's requests"
     )
     parser.add_argument(
         "--stage", type=int, default=2, choices=(1, 2), help="tune with the grids up to this stage (study.tuning)"
@@ -71,6 +78,7 @@ def main(argv=None) -> dict:
             apply=args.apply,
             rechecking=args.recheck,
             rescoring=args.rescore,
+            unedited_only=args.unedited,
             stage=args.stage,
         )
     except ValueError as error:

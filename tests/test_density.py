@@ -147,6 +147,22 @@ def test_the_choice_is_compared_with_its_runner_up_paired_by_request():
         runner_up_margin(runs, unmatched, "MEMIT", choice, STAGE_1)
 
 
+def _fake_unedited(testbed, requests, *, plan, seed=0):
+    """What a model-less testbed's tuning scores as its unedited model: 0.5 on every request and metric."""
+    from langedit_mini.study import tuning
+
+    scores = pd.DataFrame(
+        [
+            {"method": tuning.UNEDITED, "config": tuning.UNEDITED, "lang": r.lang, "fact_id": r.fact_id}
+            | {"batch": 0, "metric": m, "teacher_forced": 0.5, "exact_match": 0.0}
+            for r in requests[: plan.edits_per_language]
+            for m in tuning.OBJECTIVE_METRICS
+        ]
+    )
+    row = {"method": tuning.UNEDITED, "config": tuning.UNEDITED, "objective": 0.5, "seconds": 1.0}
+    return row | {f"{m} TF": 0.5 for m in tuning.OBJECTIVE_METRICS}, scores
+
+
 def _towns(count: int):
     """A model-less pocket testbed of ``count`` English facts and a plan of 2 edits in batches of 2: enough for a
     tuning whose runs are replaced by a fake ``tuning_run``."""
@@ -180,6 +196,7 @@ def test_a_resumed_tuning_replaces_scores_left_without_their_row(tmp_path, monke
         return row | {"seconds": 1.0}, scores
 
     monkeypatch.setattr(tuning, "tuning_run", fake_run)
+    monkeypatch.setattr(tuning, "unedited_run", _fake_unedited)
     testbed, plan = _towns(6)
     first = config_name(STAGE_1["MEMIT"][0])
     stale = pd.DataFrame([{"method": "MEMIT", "config": first, "lang": "en", "fact_id": "old", "teacher_forced": 0.0}])
@@ -217,6 +234,7 @@ def test_a_tuning_of_other_methods_keeps_the_choices_made_before_at_the_same_poi
         return row | {"seconds": 1.0}, scores
 
     monkeypatch.setattr(tuning, "tuning_run", fake_run)
+    monkeypatch.setattr(tuning, "unedited_run", _fake_unedited)
     testbed, plan = _towns(6)
     quiet = {"tuning_facts": 2, "stage": 1}
     tune(testbed, tmp_path, plan, methods=["AlphaEdit"], log=lambda *_: None, **quiet)
@@ -271,6 +289,7 @@ def test_rescoring_reruns_a_choice_and_its_runner_up_made_without_scores(tmp_pat
         return {"method": method, "config": name, "objective": objectives[name]}, pd.DataFrame(rows)
 
     monkeypatch.setattr(tuning, "tuning_run", fake_run)
+    monkeypatch.setattr(tuning, "unedited_run", _fake_unedited)
     testbed, plan = _towns(8)
     runs = pd.DataFrame({"method": "MEMIT", "config": names, "objective": list(objectives.values())})
     store.write_tuning_runs(tmp_path, runs.assign(package_hash="older"))

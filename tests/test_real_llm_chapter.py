@@ -234,6 +234,41 @@ def test_the_tuning_reading_chooses_only_from_complete_grids_and_says_how_far_th
     assert older["smollm2_135m_tuned_memit"] == "9 of its 12 configurations run, none chosen yet"
 
 
+def test_the_tuning_reading_reads_every_configuration_against_the_unedited_model(tmp_path):
+    """The unedited model's row heads the table; a configuration whose every final score is the unedited
+    model's is named as one that ended where it started, one a single request away is not."""
+    from langedit_mini.study.tuning import UNEDITED
+
+    folder = tmp_path / "smollm2-135m"
+    facts = [("en", f"f{i}", metric) for i in range(3) for metric in ("reliability", "generality", "locality")]
+    base = pd.DataFrame(facts, columns=["lang", "fact_id", "metric"]).assign(batch=0, exact_match=False)
+    floor = base.assign(teacher_forced=[0.3, 0.4, 1.0] * 3, method=UNEDITED, config=UNEDITED)
+    still = floor.assign(method="LangEdit-exact", config="alpha=300 leftover_fraction=0.02")
+    moved = floor.assign(method="LangEdit-exact", config="alpha=30 leftover_fraction=0.02")
+    moved.loc[0, "teacher_forced"] = 0.31  # one request moved by 0.01
+    store.write_tuning_scores(folder, pd.concat([still, moved], ignore_index=True))
+    columns = {"reliability TF": 0.3, "generality TF": 0.4, "locality TF": 1.0, "written TF": 0.3}
+    runs = pd.DataFrame({"method": "LangEdit-exact", "config": [still.config[0], moved.config[0]]})
+    store.write_tuning_runs(folder, runs.assign(objective=0.567, unreached=0, seconds=60.0, **columns))
+    no_floor = chapter.tuning_reading(tmp_path, ["smollm2-135m"])
+    assert no_floor.glue["smollm2_135m_tuning_unedited"] == "not measured"
+    assert len(no_floor.tables["tuning smollm2-135m"]) == 2
+    row = {"method": UNEDITED, "config": UNEDITED, **columns, "objective": 0.5667, "unreached": 0, "seconds": 3.0}
+    store.write_tuning_unedited(folder, row | {"commit": "abc1234def", "package_hash": "h"}, floor)
+    reading = chapter.tuning_reading(tmp_path, ["smollm2-135m"])
+    table = reading.tables["tuning smollm2-135m"]
+    assert table.index[0] == (UNEDITED, UNEDITED) and len(table) == 3 and table.objective.iloc[0] == 0.567
+    assert reading.glue["smollm2_135m_tuning_unedited"] == (
+        "0.567 (reliability 0.300, generality 0.400, locality 1.000, teacher-forced; commit abc1234)"
+    )
+    assert reading.glue["smollm2_135m_tuning_unmoved"] == (
+        "1 of the 2 configurations with per-request scores (LangEdit-exact alpha=300 leftover_fraction=0.02)"
+    )
+    store.write_tuning_unedited(folder, row | {"commit": "abc1234def", "package_hash": "h"}, floor.iloc[3:])
+    with pytest.raises(ValueError, match="scored on 3 requests the unedited model was not"):
+        chapter.tuning_reading(tmp_path, ["smollm2-135m"])
+
+
 def test_the_live_batchs_settings_say_which_were_tuned(tmp_path):
     from langedit_mini.editing.defaults import list_hparams
 

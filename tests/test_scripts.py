@@ -55,6 +55,24 @@ def test_tuning_and_the_one_batch_yardstick_run_on_it(tmp_path):
     for metric, part in scores.groupby("metric"):
         assert part.teacher_forced.mean() == pytest.approx(runs[f"{metric} TF"].iloc[0], abs=1e-12)
         assert part.exact_match.mean() == pytest.approx(runs[f"{metric} EM"].iloc[0], abs=1e-12)
+    # before it, the unedited model scored on the same requests: locality 1 by construction, and its row the
+    # mean of its scores; a second tuning in the folder reads it and does not score it again
+    unedited = json.loads((tmp_path / "unedited.json").read_text())
+    floor = pd.read_csv(tmp_path / "unedited_scores.csv")
+    keys = ["lang", "fact_id", "metric"]
+    assert sorted(map(tuple, floor[keys].values)) == sorted(map(tuple, scores[keys].values))
+    assert (floor[floor.metric == "locality"].teacher_forced == 1.0).all() and unedited["locality TF"] == 1.0
+    assert unedited["reliability TF"] == pytest.approx(floor[floor.metric == "reliability"].teacher_forced.mean())
+    assert unedited["written TF"] == unedited["reliability TF"] and unedited["package_hash"] == runs.package_hash[0]
+    again = load_script("tune").main(
+        ["--model", TINY, *SMALL, "--tuning-facts", "20", "--unedited", "--output", str(tmp_path)]
+    )
+    assert again == {"unedited": unedited}
+    alone = load_script("tune").main(
+        ["--model", TINY, *SMALL, "--tuning-facts", "20", "--unedited", "--output", str(tmp_path / "alone")]
+    )
+    assert alone["unedited"]["objective"] == pytest.approx(unedited["objective"], abs=1e-12)
+    assert sorted(path.name for path in (tmp_path / "alone").iterdir()) == ["unedited.json", "unedited_scores.csv"]
     table = load_script("batch_of_100").main(["--model", TINY, "--edits", "2", "--methods", "MEMIT", "--threads", "1"])
     assert list(table.index) == ["MEMIT"]
 

@@ -640,10 +640,14 @@ def tuning_reading(root, models) -> Reading:
     (and whether it lies at an edge of its grid), the spread of the objective over its grid and the choice's lead
     over the runner-up paired by request (where both kept per-request scores). A method whose grid is not
     complete has no choice (a choice from part of the budget is not the same budget); glued per method
-    (``<model>_tuned_<method>``): the choice with its objective, or how far its grid got."""
+    (``<model>_tuned_<method>``): the choice with its objective, or how far its grid got. Where the tuning
+    scored the unedited model on the same requests (``tuning.unedited_run``), its row heads the table: the
+    objective's floor, what a configuration that writes nothing scores; glued as ``<model>_tuning_unedited``,
+    with the configurations that ended on it, request by request (``tuning.unmoved``), as
+    ``<model>_tuning_unmoved``."""
     from langedit_mini.editing.registry import METHODS
     from langedit_mini.study.intervals import format_interval
-    from langedit_mini.study.tuning import STAGE_2, STAGES, config_name, grid_edges
+    from langedit_mini.study.tuning import STAGE_2, STAGES, config_name, grid_edges, unmoved
 
     reading = Reading()
     later = {config_name(config) for grid in STAGE_2.values() for config in grid}
@@ -655,6 +659,28 @@ def tuning_reading(root, models) -> Reading:
         grids = STAGES[record.get("stage", 2 if runs.config.isin(later).any() else 1)]  # older records: no stage
         reading.glue |= {f"{key(model)}_tuning_point": "not tuned yet", f"{key(model)}_tuning_hours": "0"}
         reading.glue[f"{key(model)}_tuning_minutes"] = "not measured"
+        unedited = store.read_tuning_unedited(folder)
+        reading.glue |= {
+            f"{key(model)}_tuning_unedited": "not measured",
+            f"{key(model)}_tuning_unmoved": "not measured",
+        }
+        if unedited is not None:
+            row = unedited["row"]
+            reading.glue[f"{key(model)}_tuning_unedited"] = (
+                f"{row['objective']:.3f} (reliability {row['reliability TF']:.3f}, generality "
+                f"{row['generality TF']:.3f}, locality {row['locality TF']:.3f}, teacher-forced; commit "
+                f"{row['commit'][:7]})"
+            )
+            gaps = unmoved(store.read_tuning_scores(folder), unedited["scores"])
+            names = [f"{method} {config}" for method, config in gaps[gaps < 1e-4].index]
+            reading.glue[f"{key(model)}_tuning_unmoved"] = (
+                f"{len(names)} of the {len(gaps)} configurations with per-request scores"
+                + (f" ({'; '.join(names)})" if names else "")
+            )
+            reading.say(
+                f"{model}: the unedited model on the same requests scores {row['objective']:.3f}; configurations "
+                f"whose every final score is the unedited model's (within 1e-4): {', '.join(names) or 'none'}"
+            )
         if runs.empty:
             reading.say(f"{model}: not tuned yet (python scripts/tune.py --model {model} --stage 1 ...)")
         else:
@@ -666,8 +692,11 @@ def tuning_reading(root, models) -> Reading:
                 else "the point of the rows run so far (no tuning.json yet)"
             )
             reading.say(f"{model}: {len(runs)} configurations run on the tuning split; {where}")
-            table = runs.set_index(["method", "config"])[list(TUNING_COLUMNS)].round(3)
-            reading.table(f"tuning {model}", table)
+            table = runs.set_index(["method", "config"])[list(TUNING_COLUMNS)]
+            if unedited is not None:  # the floor first
+                floor = pd.DataFrame([unedited["row"]]).set_index(["method", "config"])[list(TUNING_COLUMNS)]
+                table = pd.concat([floor, table])
+            reading.table(f"tuning {model}", table.round(3))
             versions = sorted(set(runs.package_hash.dropna())) if "package_hash" in runs else []
             if len(versions) > 1 and (finished is None or finished["recheck"] is None):
                 reading.say(

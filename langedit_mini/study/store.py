@@ -247,6 +247,26 @@ def write_tuning_scores(folder: str | Path, scores: pd.DataFrame) -> Path:
     return write_table(Path(folder) / "scores.csv", scores)
 
 
+def read_tuning_unedited(folder: str | Path) -> dict | None:
+    """The unedited model scored on the tuning's requests (``tuning.unedited_run``): ``row`` (with its
+    provenance, ``unedited.json``) and ``scores`` (``unedited_scores.csv``); None when not measured."""
+    folder = Path(folder)
+    if not (folder / "unedited.json").exists():
+        return None
+    return {
+        "row": read_json(folder / "unedited.json", required=("objective", "reliability TF", "package_hash")),
+        "scores": pd.read_csv(folder / "unedited_scores.csv"),
+    }
+
+
+def write_tuning_unedited(folder: str | Path, row: dict, scores: pd.DataFrame) -> Path:
+    """The scores first: a stop between the two writes leaves no ``unedited.json``, so the next tuning remakes
+    both."""
+    folder = Path(folder)
+    write_table(folder / "unedited_scores.csv", scores)
+    return write_json(folder / "unedited.json", row)
+
+
 def read_tuning(folder: str | Path) -> dict | None:
     """A finished tuning: ``record`` (``tuning.json``), ``runs`` and ``recheck`` (None when not rechecked);
     None when the folder holds no ``tuning.json``."""

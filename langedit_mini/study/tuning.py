@@ -9,6 +9,8 @@ language, batch size, schedule and languages), and the configuration with the be
 (the mean final reliability, generality and locality, teacher-forced) is chosen.
 
 ``tuning_run`` runs one configuration and returns one row of scores and every request's final scores;
+``unedited_run`` scores the unedited model the same way, the floor of the objective (what a configuration that
+writes nothing scores), and ``unmoved`` says which configurations ended where it is;
 ``choose`` picks per method and ``runner_up_margin`` says by how much, paired by request; ``tune`` runs a
 testbed's grid resumably (one row of ``runs.csv`` and the requests' scores in ``scores.csv`` per
 configuration, ``store``), records the choice with its margin and its provenance and, asked to, writes it
@@ -151,6 +153,72 @@ def tuning_run(
     row["seconds"] = time.perf_counter() - start
     scores = final[final.metric.isin(OBJECTIVE_METRICS)].assign(config=row["config"])
     return row, scores[list(SCORE_COLUMNS)].reset_index(drop=True)
+
+
+#: the name the unedited model's row and scores go by (``unedited_run``)
+UNEDITED = "unedited"
+
+
+def unedited_run(testbed, requests, *, plan: StudyPlan, seed: int = 0) -> tuple[dict, pd.DataFrame]:
+    """The objective's floor: the unedited model scored on the requests every configuration's run edits (the
+    same schedule of ``requests`` by ``plan`` and ``seed``), as ``tuning_run`` scores a configuration's final
+    model, one row and every request's scores (``SCORE_COLUMNS``; method and config ``UNEDITED``). Its
+    locality is 1 by construction (the reference is its own answer) and what it reads on a batch "right after
+    its write" is its reliability: a configuration that writes nothing scores this row, so an objective near it
+    says the method did not edit, not that it edited and forgot."""
+    from langedit_mini.data.schedules import build_schedule
+    from langedit_mini.evaluation.edit_metrics import evaluate_requests, locality_reference
+
+    start = time.perf_counter()
+    schedule = build_schedule(
+        requests,
+        plan.schedule,
+        plan.languages,
+        edits_per_language=plan.edits_per_language,
+        batch_size=plan.batch_size,
+        seed=seed,
+        facts=plan.facts,
+    )
+    edited = schedule.requests
+    model, tokenizer = testbed.model, testbed.tokenizer
+    frame = evaluate_requests(model, tokenizer, edited, locality_reference(model, tokenizer, edited))
+    frame = frame[frame.metric.isin(OBJECTIVE_METRICS)]
+    batch_of = {(r.fact_id, r.lang): index for index, batch in enumerate(schedule.batches) for r in batch}
+    batches = [batch_of[(fact, lang)] for fact, lang in zip(frame.fact_id, frame.lang)]
+    scores = frame.assign(method=UNEDITED, config=UNEDITED, batch=batches)
+    row = {"method": UNEDITED, "config": UNEDITED}
+    for metric in OBJECTIVE_METRICS:
+        part = scores[scores.metric == metric]
+        row[f"{metric} TF"] = float(part.teacher_forced.mean())
+        row[f"{metric} EM"] = float(part.exact_match.mean())
+    row["written TF"] = row["reliability TF"]  # nothing written: each batch reads what the model knew
+    row["unreached"] = 0
+    row["objective"] = objective(row)
+    row["seconds"] = time.perf_counter() - start
+    return row, scores[list(SCORE_COLUMNS)].reset_index(drop=True)
+
+
+def unmoved(scores: pd.DataFrame, unedited: pd.DataFrame, *, tolerance: float = 1e-4) -> pd.Series:
+    """Per (method, config) of the tuning's per-request ``scores``: the largest gap, over every request and
+    metric of the objective, between its final teacher-forced score and the unedited model's (``unedited_run``'s
+    scores). A configuration whose gap is under ``tolerance`` left every tuning fact as the unedited model reads
+    it: its run wrote nothing that lasted (or nothing at all). An error when a configuration was scored on
+    requests the unedited model's scores do not hold."""
+    keys = ["lang", "fact_id", "metric"]
+    base = unedited.set_index(keys).teacher_forced
+    gaps = {}
+    for (method, config), part in scores.groupby(["method", "config"], sort=False):
+        part = part.set_index(keys).teacher_forced
+        missing = part.index.difference(base.index)
+        if len(missing):
+            raise ValueError(
+                f"{method} {config} was scored on {len(missing)} requests the unedited model was not (first: "
+                f"{missing[0]}): the two were not run on the same tuning split"
+            )
+        gaps[(method, config)] = float((part - base.loc[part.index]).abs().max())
+    gaps = pd.Series(gaps, dtype=float, name="largest gap")
+    gaps.index.names = ["method", "config"]
+    return gaps
 
 
 def config_margin(scores: pd.DataFrame, method: str, first: str, second: str) -> tuple[float, float, int]:
@@ -400,6 +468,7 @@ def tune(
     rescoring: bool = False,
     stage: int = 2,
     runs_root: Path = DENSITY_RESULTS,
+    unedited_only: bool = False,
     log=print,
 ) -> dict:
     """Every configuration of the grids up to ``stage`` (``STAGES``; the first ``configs`` of each: a smoke
@@ -407,8 +476,11 @@ def tune(
     resumably into ``output``; returns the record written to ``tuning.json`` (the stage, the grid, the choice,
     the provenance), or the recheck's table with ``rechecking``. ``apply`` writes the choice into the
     hyperparameter file and keeps the testbed's runs under ``runs_root`` current when they read none of what
-    changed (``runs_kept_by_apply``). ``rescoring`` reruns a choice or its runner-up whose row was made before
-    the tuning kept per-request scores, so that the choice's lead can be paired by request (``rescore``)."""
+    changed (``runs_kept_by_apply``). Before the first configuration, the unedited model is scored on the
+    same requests (``unedited_run``, ``unedited.json`` and ``unedited_scores.csv``; once per folder);
+    ``unedited_only`` stops there and returns its row. ``rescoring`` reruns a choice or its runner-up whose row
+    was made before the tuning kept per-request scores, so that the choice's lead can be paired by request
+    (``rescore``)."""
     from langedit_mini.data.schedules import split_facts
 
     if stage not in STAGES:
@@ -425,6 +497,14 @@ def tune(
     record = start_record(loader=testbed.loader, inputs=testbed.inputs)
     requests = [r for r in testbed.requests if r.lang in set(plan.languages)]
     _, requests = split_facts(requests, tuning_facts)
+    if store.read_tuning_unedited(output) is None:  # the floor every configuration is read against
+        row, scored = unedited_run(testbed, requests, plan=plan, seed=seed)
+        row |= finish_record(record)  # the commit, the code's hash, the machine
+        store.write_tuning_unedited(output, row, scored)
+        means = " ".join(f"{m} {row[f'{m} TF']:.3f}" for m in OBJECTIVE_METRICS)
+        log(f"unedited: objective {row['objective']:.3f} {means}, {row['seconds']:.0f} s")
+    if unedited_only:
+        return {"unedited": store.read_tuning_unedited(output)["row"]}
     for method in methods:
         for config in grids[method][:configs]:
             if ((runs.method == method) & (runs.config == config_name(config))).any():
