@@ -264,8 +264,20 @@ def test_the_tuning_reading_reads_every_configuration_against_the_unedited_model
     assert reading.glue["smollm2_135m_tuning_unmoved"] == (
         "1 of the 2 configurations with per-request scores (LangEdit-exact alpha=300 leftover_fraction=0.02)"
     )
+    moves = reading.tables["tuning against the unedited model smollm2-135m"]
+    assert moves.loc[("LangEdit-exact", moved.config[0])].to_dict() == {
+        "reliability change": round(0.01 / 3, 3),
+        "reliability moved": 1,
+        "generality change": 0.0,
+        "generality moved": 0,
+        "locality change": 0.0,
+        "locality moved": 0,
+        "moved": 1,
+        "requests": 3,
+    }
+    assert moves.loc[("LangEdit-exact", still.config[0])].moved == 0
     store.write_tuning_unedited(folder, row | {"commit": "abc1234def", "package_hash": "h"}, floor.iloc[3:])
-    with pytest.raises(ValueError, match="scored on 3 requests the unedited model was not"):
+    with pytest.raises(ValueError, match="has 3 scores \\(request, metric\\) the unedited model has not"):
         chapter.tuning_reading(tmp_path, ["smollm2-135m"])
 
 

@@ -643,11 +643,11 @@ def tuning_reading(root, models) -> Reading:
     (``<model>_tuned_<method>``): the choice with its objective, or how far its grid got. Where the tuning
     scored the unedited model on the same requests (``tuning.unedited_run``), its row heads the table: the
     objective's floor, what a configuration that writes nothing scores; glued as ``<model>_tuning_unedited``,
-    with the configurations that ended on it, request by request (``tuning.unmoved``), as
-    ``<model>_tuning_unmoved``."""
+    and each configuration's move from it, request by request (``tuning.against_unedited``), is a table of its
+    own; the configurations that moved no request are glued as ``<model>_tuning_unmoved``."""
     from langedit_mini.editing.registry import METHODS
     from langedit_mini.study.intervals import format_interval
-    from langedit_mini.study.tuning import STAGE_2, STAGES, config_name, grid_edges, unmoved
+    from langedit_mini.study.tuning import STAGE_2, STAGES, against_unedited, config_name, grid_edges
 
     reading = Reading()
     later = {config_name(config) for grid in STAGE_2.values() for config in grid}
@@ -671,15 +671,17 @@ def tuning_reading(root, models) -> Reading:
                 f"{row['generality TF']:.3f}, locality {row['locality TF']:.3f}, teacher-forced; commit "
                 f"{row['commit'][:7]})"
             )
-            gaps = unmoved(store.read_tuning_scores(folder), unedited["scores"])
-            names = [f"{method} {config}" for method, config in gaps[gaps < 1e-4].index]
+            moves = against_unedited(store.read_tuning_scores(folder), unedited["scores"])
+            if len(moves):
+                reading.table(f"tuning against the unedited model {model}", moves.round(3))
+            names = [f"{method} {config}" for method, config in moves[moves.moved == 0].index] if len(moves) else []
             reading.glue[f"{key(model)}_tuning_unmoved"] = (
-                f"{len(names)} of the {len(gaps)} configurations with per-request scores"
+                f"{len(names)} of the {len(moves)} configurations with per-request scores"
                 + (f" ({'; '.join(names)})" if names else "")
             )
             reading.say(
                 f"{model}: the unedited model on the same requests scores {row['objective']:.3f}; configurations "
-                f"whose every final score is the unedited model's (within 1e-4): {', '.join(names) or 'none'}"
+                f"that left every request's final scores as the unedited model's: {', '.join(names) or 'none'}"
             )
         if runs.empty:
             reading.say(f"{model}: not tuned yet (python scripts/tune.py --model {model} --stage 1 ...)")

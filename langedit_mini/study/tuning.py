@@ -198,27 +198,36 @@ def unedited_run(testbed, requests, *, plan: StudyPlan, seed: int = 0) -> tuple[
     return row, scores[list(SCORE_COLUMNS)].reset_index(drop=True)
 
 
-def unmoved(scores: pd.DataFrame, unedited: pd.DataFrame, *, tolerance: float = 1e-4) -> pd.Series:
-    """Per (method, config) of the tuning's per-request ``scores``: the largest gap, over every request and
-    metric of the objective, between its final teacher-forced score and the unedited model's (``unedited_run``'s
-    scores). A configuration whose gap is under ``tolerance`` left every tuning fact as the unedited model reads
-    it: its run wrote nothing that lasted (or nothing at all). An error when a configuration was scored on
-    requests the unedited model's scores do not hold."""
+def against_unedited(scores: pd.DataFrame, unedited: pd.DataFrame, *, tolerance: float = 1e-4) -> pd.DataFrame:
+    """Per (method, config) of the tuning's per-request ``scores``, against the unedited model's scores on the
+    same requests (``unedited_run``): per metric of the objective, the mean change of the final teacher-forced
+    score and how many requests it moved by more than ``tolerance``, and ``moved``, the requests moved in any
+    metric, of ``requests``. A configuration that moved none left every tuning fact as the unedited model reads
+    it: it wrote nothing that lasted, or nothing at all. An error when a configuration was scored on requests
+    the unedited model's scores do not hold."""
     keys = ["lang", "fact_id", "metric"]
     base = unedited.set_index(keys).teacher_forced
-    gaps = {}
+    rows = {}
     for (method, config), part in scores.groupby(["method", "config"], sort=False):
         part = part.set_index(keys).teacher_forced
         missing = part.index.difference(base.index)
         if len(missing):
             raise ValueError(
-                f"{method} {config} was scored on {len(missing)} requests the unedited model was not (first: "
-                f"{missing[0]}): the two were not run on the same tuning split"
+                f"{method} {config} has {len(missing)} scores (request, metric) the unedited model has not (first:"
+                f" {missing[0]}): the two were not scored on the same tuning split"
             )
-        gaps[(method, config)] = float((part - base.loc[part.index]).abs().max())
-    gaps = pd.Series(gaps, dtype=float, name="largest gap")
-    gaps.index.names = ["method", "config"]
-    return gaps
+        change = part - base.loc[part.index]
+        moved = change.abs() > tolerance
+        row = {}
+        for metric in OBJECTIVE_METRICS:
+            of = change.index.get_level_values("metric") == metric
+            row[f"{metric} change"] = float(change[of].mean())
+            row[f"{metric} moved"] = int(moved[of].sum())
+        requests = moved.groupby(level=["lang", "fact_id"]).any()
+        rows[(method, config)] = row | {"moved": int(requests.sum()), "requests": len(requests)}
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index = pd.MultiIndex.from_tuples(table.index, names=["method", "config"]) if rows else table.index
+    return table
 
 
 def config_margin(scores: pd.DataFrame, method: str, first: str, second: str) -> tuple[float, float, int]:
