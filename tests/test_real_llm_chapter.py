@@ -276,9 +276,37 @@ def test_the_tuning_reading_reads_every_configuration_against_the_unedited_model
         "requests": 3,
     }
     assert moves.loc[("LangEdit-exact", still.config[0])].moved == 0
+    assert "tuning LangEdit-exact minus LangEdit-published smollm2-135m" not in reading.tables  # one form only
     store.write_tuning_unedited(folder, row | {"commit": "abc1234def", "package_hash": "h"}, floor.iloc[3:])
     with pytest.raises(ValueError, match="has 3 scores \\(request, metric\\) the unedited model has not"):
         chapter.tuning_reading(tmp_path, ["smollm2-135m"])
+
+
+def test_the_two_langedit_forms_are_paired_by_request_where_both_ran_a_configuration(tmp_path):
+    from langedit_mini.study.tuning import method_margins
+
+    facts = [("en", f"f{i}", metric) for i in range(4) for metric in ("reliability", "generality", "locality")]
+    base = pd.DataFrame(facts, columns=["lang", "fact_id", "metric"]).assign(batch=0, exact_match=False)
+    published = base.assign(method="LangEdit-published", config="alpha=30", teacher_forced=0.5)
+    exact = published.assign(method="LangEdit-exact")
+    exact.loc[exact.metric == "reliability", "teacher_forced"] = [0.2, 0.2, 0.2, 0.2]  # 0.3 less written
+    alone = published.assign(config="alpha=300")  # the published form only: not paired
+    table = method_margins(pd.concat([published, exact, alone]), "LangEdit-exact", "LangEdit-published")
+    assert table.index.tolist() == ["alpha=30"]
+    assert table.loc["alpha=30"].to_dict() == {
+        "objective": "-0.100 ± 0.000",
+        "reliability": "-0.300 ± 0.000",
+        "generality": "+0.000 ± 0.000",
+        "locality": "+0.000 ± 0.000",
+        "pairs": 4,
+    }
+    store.write_tuning_scores(tmp_path / "smollm2-135m", pd.concat([published, exact]))
+    runs = pd.DataFrame({"method": ["LangEdit-exact"], "config": ["alpha=30"]})
+    store.write_tuning_runs(tmp_path / "smollm2-135m", runs.assign(**dict.fromkeys(chapter.TUNING_COLUMNS, 0.5)))
+    reading = chapter.tuning_reading(tmp_path, ["smollm2-135m"])
+    assert reading.tables["tuning LangEdit-exact minus LangEdit-published smollm2-135m"].equals(table)
+    with pytest.raises(ValueError, match="cannot be paired"):
+        method_margins(pd.concat([published, exact.iloc[1:]]), "LangEdit-exact", "LangEdit-published")
 
 
 def test_the_live_batchs_settings_say_which_were_tuned(tmp_path):

@@ -644,10 +644,11 @@ def tuning_reading(root, models) -> Reading:
     scored the unedited model on the same requests (``tuning.unedited_run``), its row heads the table: the
     objective's floor, what a configuration that writes nothing scores; glued as ``<model>_tuning_unedited``,
     and each configuration's move from it, request by request (``tuning.against_unedited``), is a table of its
-    own; the configurations that moved no request are glued as ``<model>_tuning_unmoved``."""
+    own; the configurations that moved no request are glued as ``<model>_tuning_unmoved``. Where both forms of
+    LangEdit ran a configuration, a table pairs them by request (``tuning.method_margins``)."""
     from langedit_mini.editing.registry import METHODS
     from langedit_mini.study.intervals import format_interval
-    from langedit_mini.study.tuning import STAGE_2, STAGES, against_unedited, config_name, grid_edges
+    from langedit_mini.study.tuning import STAGE_2, STAGES, against_unedited, config_name, grid_edges, method_margins
 
     reading = Reading()
     later = {config_name(config) for grid in STAGE_2.values() for config in grid}
@@ -712,6 +713,9 @@ def tuning_reading(root, models) -> Reading:
             reading.glue[f"{key(model)}_tuning_minutes"] = (
                 f"{minutes.median():.0f} (median; {minutes.min():.0f} to {minutes.max():.0f})"
             )
+        forms = method_margins(store.read_tuning_scores(folder), "LangEdit-exact", "LangEdit-published")
+        if len(forms):  # the two forms of LangEdit at the same settings, paired by request
+            reading.table(f"tuning LangEdit-exact minus LangEdit-published {model}", forms)
         chosen = record.get("chosen", {})
         for method in METHODS:
             part = runs[runs.method == method]

@@ -230,6 +230,28 @@ def against_unedited(scores: pd.DataFrame, unedited: pd.DataFrame, *, tolerance:
     return table
 
 
+def method_margins(scores: pd.DataFrame, first: str, second: str) -> pd.DataFrame:
+    """Per configuration both ``first`` and ``second`` ran (two methods of one grid, as the two LangEdit forms):
+    ``first`` minus ``second``, paired by request over the tuning's per-request ``scores``, of the objective and
+    of each of its metrics, as ``format_interval`` writes a mean and its 95% half-width (``bands.band_margin``;
+    one seed, so the interval is the noise of which facts were drawn), and the number of pairs."""
+    from langedit_mini.study.bands import band_margin
+    from langedit_mini.study.intervals import format_interval
+
+    both = scores[scores.method.isin([first, second])]
+    rows = {}
+    for config, part in both.groupby("config", sort=False):
+        if part.method.nunique() < 2:
+            continue
+        part = part.assign(form=part.method, method="both")
+        row = {}
+        for name, metrics in (("objective", None), *((metric, (metric,)) for metric in OBJECTIVE_METRICS)):
+            mean, half, pairs = band_margin(part, first, second, metrics=metrics, by="form")
+            row[name] = format_interval(mean, half, signed=True)
+        rows[config] = row | {"pairs": pairs}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("config")
+
+
 def config_margin(scores: pd.DataFrame, method: str, first: str, second: str) -> tuple[float, float, int]:
     """The objective of ``method``'s configuration ``first`` minus that of ``second`` (names as
     ``config_name`` gives them), paired by request over the tuning's per-request ``scores``: the mean, the
