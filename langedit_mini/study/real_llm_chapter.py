@@ -673,16 +673,10 @@ def tuning_reading(root, models) -> Reading:
                 f"{row['commit'][:7]})"
             )
             moves = against_unedited(store.read_tuning_scores(folder), unedited["scores"])
-            if len(moves):
-                reading.table(f"tuning against the unedited model {model}", moves.round(3))
             names = [f"{method} {config}" for method, config in moves[moves.moved == 0].index] if len(moves) else []
             reading.glue[f"{key(model)}_tuning_unmoved"] = (
                 f"{len(names)} of the {len(moves)} configurations with per-request scores"
                 + (f" ({'; '.join(names)})" if names else "")
-            )
-            reading.say(
-                f"{model}: the unedited model on the same requests scores {row['objective']:.3f}; configurations "
-                f"that left every request's final scores as the unedited model's: {', '.join(names) or 'none'}"
             )
         if runs.empty:
             reading.say(f"{model}: not tuned yet (python scripts/tune.py --model {model} --stage 1 ...)")
@@ -713,6 +707,13 @@ def tuning_reading(root, models) -> Reading:
             reading.glue[f"{key(model)}_tuning_minutes"] = (
                 f"{minutes.median():.0f} (median; {minutes.min():.0f} to {minutes.max():.0f})"
             )
+        if unedited is not None:  # after the tuning table, whose first row it is
+            reading.say(
+                f"{model}: the unedited model on the same requests scores {row['objective']:.3f}; configurations "
+                f"that left every request's final scores as the unedited model's: {', '.join(names) or 'none'}"
+            )
+            if len(moves):
+                reading.table(f"tuning against the unedited model {model}", moves.round(3))
         forms = method_margins(store.read_tuning_scores(folder), "LangEdit-exact", "LangEdit-published")
         if len(forms):  # the two forms of LangEdit at the same settings, paired by request
             reading.table(f"tuning LangEdit-exact minus LangEdit-published {model}", forms)

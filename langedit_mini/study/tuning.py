@@ -10,7 +10,8 @@ language, batch size, schedule and languages), and the configuration with the be
 
 ``tuning_run`` runs one configuration and returns one row of scores and every request's final scores;
 ``unedited_run`` scores the unedited model the same way, the floor of the objective (what a configuration that
-writes nothing scores), and ``unmoved`` says which configurations ended where it is;
+writes nothing scores), and ``against_unedited`` says how far each configuration moved from it, request by
+request; ``method_margins`` pairs two methods run on one grid (the two LangEdit forms) by request;
 ``choose`` picks per method and ``runner_up_margin`` says by how much, paired by request; ``tune`` runs a
 testbed's grid resumably (one row of ``runs.csv`` and the requests' scores in ``scores.csv`` per
 configuration, ``store``), records the choice with its margin and its provenance and, asked to, writes it
