@@ -177,7 +177,7 @@ def test_staleness_is_checked_when_shown_not_when_merged(tmp_path, monkeypatch):
     run_fake_part(tmp_path, monkeypatch, "MEMIT")
     provenance = merge(tmp_path, [0], ["MEMIT"])
     assert provenance["complete"] and "WARNING" not in describe(provenance)
-    monkeypatch.setattr(findings, "is_current", lambda run_hash: False)
+    monkeypatch.setattr(findings, "is_current", lambda run_hash, current=None: False)
     assert (
         "WARNING: the editing code has changed since these full-scale results were made (runs seed0-MEMIT)"
         in describe(provenance)

@@ -661,6 +661,7 @@ def tuning_reading(root, models) -> Reading:
         reading.glue |= {f"{key(model)}_tuning_point": "not tuned yet", f"{key(model)}_tuning_hours": "0"}
         reading.glue[f"{key(model)}_tuning_minutes"] = "not measured"
         unedited = store.read_tuning_unedited(folder)
+        scores = store.read_tuning_scores(folder)  # per request and configuration; read once, used twice
         reading.glue |= {
             f"{key(model)}_tuning_unedited": "not measured",
             f"{key(model)}_tuning_unmoved": "not measured",
@@ -672,7 +673,7 @@ def tuning_reading(root, models) -> Reading:
                 f"{row['generality TF']:.3f}, locality {row['locality TF']:.3f}, teacher-forced; commit "
                 f"{row['commit'][:7]})"
             )
-            moves = against_unedited(store.read_tuning_scores(folder), unedited["scores"])
+            moves = against_unedited(scores, unedited["scores"])
             names = [f"{method} {config}" for method, config in moves[moves.moved == 0].index] if len(moves) else []
             reading.glue[f"{key(model)}_tuning_unmoved"] = (
                 f"{len(names)} of the {len(moves)} configurations with per-request scores"
@@ -714,7 +715,7 @@ def tuning_reading(root, models) -> Reading:
             )
             if len(moves):
                 reading.table(f"tuning against the unedited model {model}", moves.round(3))
-        forms = method_margins(store.read_tuning_scores(folder), "LangEdit-exact", "LangEdit-published")
+        forms = method_margins(scores, "LangEdit-exact", "LangEdit-published")
         if len(forms):  # the two forms of LangEdit at the same settings, paired by request
             reading.table(f"tuning LangEdit-exact minus LangEdit-published {model}", forms)
         chosen = record.get("chosen", {})
