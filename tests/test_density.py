@@ -588,3 +588,18 @@ def test_the_density_chapter_checks_its_runs_against_the_testbeds_own_hash(toy_d
 
     assert "WARNING" not in reading(None)
     assert "WARNING: 8 runs were made by other editing code" in reading("0123456789abcdef")
+
+
+def test_the_density_chapter_hashes_todays_code_once_however_many_runs(toy_density, tmp_path, monkeypatch):
+    """Hashing the package parses every module (half a second): the runs reading asks for today's hash once, not
+    once per run on disk (it once spent a minute of the book build on 120 runs)."""
+    from langedit_mini.study import density_chapter
+    from langedit_mini.study.density import grid_for
+    from langedit_mini.study.provenance import package_hash
+
+    calls = []
+    monkeypatch.setattr(density_chapter, "package_hash", lambda: calls.append(1) or package_hash())
+    folders = dict(calibration=tmp_path, tuning=tmp_path / "tuning", depth=tmp_path, positions=tmp_path)
+    results = density_chapter.DensityResults.load("pocket", grid_for(1024), density=toy_density, **folders)
+    reading = density_chapter.runs_reading(results)
+    assert "8 runs" in " ".join(str(part) for part in reading.parts) and len(calls) == 1
