@@ -1,11 +1,49 @@
 """Shared fixtures: the pocket model and its preserved-key statistics, loaded and computed once per run."""
 
+import hashlib
+from types import SimpleNamespace
+
 import pytest
 import torch
 import transformers
 
 from langedit_mini.model.statistics import key_second_moments
 from langedit_mini.pocket import MODEL_DIRECTORY, POCKET_EDIT_LAYERS, covariance_texts, load_pocket_model
+
+
+class HashWork:
+    """What computing run hashes costs, counted since ``start`` emptied the caches (``provenance.read_source``,
+    ``provenance.file_digest``): ``parsed``, module sources parsed; ``read``, large files (weights) hashed."""
+
+    def __init__(self, monkeypatch):
+        from langedit_mini.study import provenance
+
+        self.provenance, self.monkeypatch = provenance, monkeypatch
+        parse, digest = provenance.ast.parse, provenance.hashlib.sha256
+
+        def counted_parse(*args, **kwargs):
+            self.parsed += 1
+            return parse(*args, **kwargs)
+
+        def counted_sha256(data=b"", *args, **kwargs):
+            self.read += len(data) >= provenance.LARGE_FILE
+            return digest(data, *args, **kwargs)
+
+        # provenance's own ast and hashlib replaced, not the modules: other code's parsing is not counted
+        monkeypatch.setattr(provenance, "ast", SimpleNamespace(**vars(provenance.ast) | {"parse": counted_parse}))
+        monkeypatch.setattr(provenance, "hashlib", SimpleNamespace(**vars(hashlib) | {"sha256": counted_sha256}))
+        self.start()
+
+    def start(self):
+        self.monkeypatch.setattr(self.provenance, "_SOURCES", {})
+        self.monkeypatch.setattr(self.provenance, "_LARGE_FILES", {})
+        self.parsed = self.read = 0
+
+
+@pytest.fixture
+def hash_work(monkeypatch):
+    """A ``HashWork`` counter, started."""
+    return HashWork(monkeypatch)
 
 
 @pytest.fixture(scope="session")

@@ -590,16 +590,24 @@ def test_the_density_chapter_checks_its_runs_against_the_testbeds_own_hash(toy_d
     assert "WARNING: 8 runs were made by other editing code" in reading("0123456789abcdef")
 
 
-def test_the_density_chapter_hashes_todays_code_once_however_many_runs(toy_density, tmp_path, monkeypatch):
-    """Hashing the package parses every module (half a second): the runs reading asks for today's hash once, not
-    once per run on disk (it once spent a minute of the book build on 120 runs)."""
+def test_the_density_chapter_parses_todays_code_once_however_many_runs(toy_density, tmp_path, hash_work):
+    """Hashing the package parses every module and reads the pocket weights (most of a second): checking each
+    run on disk against today's hash does that work once (it once spent a minute of the book build on 120 runs)."""
     from langedit_mini.study import density_chapter
     from langedit_mini.study.density import grid_for
-    from langedit_mini.study.provenance import package_hash
+    from langedit_mini.study.provenance import (
+        LARGE_FILE,
+        POCKET_INPUTS,
+        POCKET_LOADER,
+        ROOT,
+        STUDY_ENTRY,
+        imported_modules,
+    )
 
-    calls = []
-    monkeypatch.setattr(density_chapter, "package_hash", lambda: calls.append(1) or package_hash())
     folders = dict(calibration=tmp_path, tuning=tmp_path / "tuning", depth=tmp_path, positions=tmp_path)
     results = density_chapter.DensityResults.load("pocket", grid_for(1024), density=toy_density, **folders)
     reading = density_chapter.runs_reading(results)
-    assert "8 runs" in " ".join(str(part) for part in reading.parts) and len(calls) == 1
+    assert "8 runs" in " ".join(str(part) for part in reading.parts)
+    assert 0 < hash_work.parsed <= len(imported_modules(STUDY_ENTRY, POCKET_LOADER))
+    large = [name for name in POCKET_INPUTS if (ROOT / name).stat().st_size >= LARGE_FILE]
+    assert len(large) == 4 and hash_work.read <= 4  # the pocket world's edits and probes, the two models' weights

@@ -1,12 +1,14 @@
 """The run hash follows what a run executes, not the prose around it; recorded equivalences keep verified runs
 current; a run's record says which libraries computed it."""
 
+import hashlib
 import shutil
+import time
 
 import pytest
 
 from langedit_mini.study import provenance
-from langedit_mini.study.provenance import code_digest, is_current, package_hash, read_equivalences
+from langedit_mini.study.provenance import STUDY_ENTRY, code_digest, is_current, package_hash, read_equivalences
 
 SOURCE = '''"""A module docstring."""
 
@@ -65,3 +67,32 @@ def test_a_run_is_current_through_recorded_equivalences(tmp_path):
 def test_the_record_names_the_libraries_that_computed_a_run():
     facts = provenance.machine()
     assert {"torch", "transformers", "numpy", "pandas", "torch_threads"} <= set(facts)
+
+
+def test_a_large_file_is_hashed_once_per_version_and_a_rewrite_is_seen(tmp_path, hash_work, monkeypatch):
+    """Weights are read once while they stay as they are; rewritten in place with as many bytes, they are read
+    again, also when the rewrite comes within the file system's time resolution of the first hash."""
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(b"a" * provenance.LARGE_FILE)
+    first = provenance.file_digest(weights)
+    weights.write_bytes(b"b" * provenance.LARGE_FILE)  # at once: too fresh to be remembered, so read again
+    second = provenance.file_digest(weights)
+    assert first != second and provenance.file_digest(weights) == second and hash_work.read == 3
+    monkeypatch.setattr(provenance, "SETTLED_S", 0.05)  # well above the file times' resolution (a few ms here)
+    time.sleep(0.1)
+    assert provenance.file_digest(weights) == provenance.file_digest(weights) == second and hash_work.read == 4
+    weights.write_bytes(b"c" * provenance.LARGE_FILE)
+    assert provenance.file_digest(weights) not in (first, second) and hash_work.read == 5
+    small = tmp_path / "config.json"
+    small.write_text("{}")
+    assert provenance.file_digest(small) == hashlib.sha256(b"{}").hexdigest()
+
+
+def test_a_module_is_parsed_once_per_content(hash_work):
+    """Hashing the package again parses nothing; an edited module (another content) would be parsed anew."""
+    assert package_hash() == package_hash() and hash_work.parsed > 0
+    parsed = hash_work.parsed
+    assert package_hash() and hash_work.parsed == parsed
+    assert provenance.read_source(provenance.module_path(STUDY_ENTRY))[1] == code_digest(
+        provenance.module_path(STUDY_ENTRY).read_text(encoding="utf-8")
+    )

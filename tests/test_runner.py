@@ -184,14 +184,16 @@ def test_staleness_is_checked_when_shown_not_when_merged(tmp_path, monkeypatch):
     )
 
 
-def test_staleness_hashes_todays_code_once_for_all_runs(tmp_path, monkeypatch):
-    """Hashing the package parses every module: a study's staleness asks for today's hash once, not per run."""
-    for method in ("MEMIT", "AlphaEdit"):
+def test_staleness_parses_todays_code_once_for_all_runs(tmp_path, monkeypatch, hash_work):
+    """Hashing the package parses every module: a study's staleness, checked per run, parses each once."""
+    from langedit_mini.study.provenance import POCKET_LOADER, STUDY_ENTRY, imported_modules
+
+    for method in ("MEMIT", "AlphaEdit", "FT"):
         run_fake_part(tmp_path, monkeypatch, method)
-    provenance = merge(tmp_path, [0], ["MEMIT", "AlphaEdit"])
-    calls = []
-    monkeypatch.setattr(findings, "package_hash", lambda: calls.append(1) or "0123456789abcdef")
-    assert sorted(findings.stale_runs(provenance)) == ["seed0-AlphaEdit", "seed0-MEMIT"] and len(calls) == 1
+    provenance = merge(tmp_path, [0], ["MEMIT", "AlphaEdit", "FT"])
+    hash_work.start()
+    assert findings.stale_runs(provenance) == []  # made by today's code
+    assert 0 < hash_work.parsed <= len(imported_modules(STUDY_ENTRY, POCKET_LOADER))
 
 
 def _final_scores(table: dict) -> pd.DataFrame:

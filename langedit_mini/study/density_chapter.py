@@ -46,7 +46,7 @@ from langedit_mini.study.intervals import (
     paired_difference,
     with_intervals,
 )
-from langedit_mini.study.provenance import is_current, package_hash
+from langedit_mini.study.provenance import is_current
 from langedit_mini.study.readings import (
     Reading,
     below_from,
@@ -217,8 +217,7 @@ def tuning_budgets(results: DensityResults) -> pd.Series:
 
 def runs_reading(results: DensityResults) -> Reading:
     """Which runs are on disk, per point and method, and whether any was made by other code."""
-    current = results.current_hash or package_hash()  # once: hashing the package parses every module
-    on_disk = runs_on_disk(results.points, lambda run_hash: is_current(run_hash, current))
+    on_disk = runs_on_disk(results.points, lambda run_hash: is_current(run_hash, results.current_hash))
     if on_disk.empty:
         return Reading(parts=[f"no density run under {results.density_root}: run scripts/run_density.py"])
     reading = Reading()

@@ -16,7 +16,7 @@ from langedit_mini.editing.registry import closed_form
 from langedit_mini.study import store
 from langedit_mini.study.diagnosis import DIAGNOSIS_COVARIANCES, DIAGNOSIS_KINDS
 from langedit_mini.study.intervals import mean_cell
-from langedit_mini.study.provenance import is_current, package_hash
+from langedit_mini.study.provenance import is_current
 from langedit_mini.study.readings import seed_scores
 from langedit_mini.study.verdicts import CLOSED_FORM_BASELINES, LANGEDIT_FORMS, WRITES_EDITS, paired_verdict
 
@@ -25,8 +25,7 @@ from langedit_mini.study.verdicts import CLOSED_FORM_BASELINES, LANGEDIT_FORMS, 
 
 def stale_runs(provenance: dict) -> list[str]:
     """The runs made by code that is neither today's nor verified equivalent to it (checked now)."""
-    current = package_hash()  # once: hashing the package parses every module
-    return [part["name"] for part in provenance["parts"] if not is_current(part["package_hash"], current)]
+    return [part["name"] for part in provenance["parts"] if not is_current(part["package_hash"])]
 
 
 def describe(provenance: dict) -> str:

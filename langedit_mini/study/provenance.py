@@ -46,6 +46,14 @@ POCKET_INPUTS = (
     "langedit_mini/editing/hparams/pocket-wide.json",
     "langedit_mini/editing/hparams/pocket.json",
 )
+#: a module's imports and code digest per SHA-256 of its text (``read_source``): parsing is most of a hash's cost
+_SOURCES: dict[str, tuple[tuple[str, ...], str]] = {}
+#: files of this many bytes or more are hashed once per version in a process (``file_digest``): the pocket
+#: world's 78 MB of weights, edits and probes are the rest of a hash's cost
+LARGE_FILE = 1 << 20
+#: how old a large file's last change must be for its digest to be remembered
+SETTLED_S = 2.0
+_LARGE_FILES: dict[tuple, str] = {}
 #: which earlier run hashes were verified to compute what today's code computes (``scripts/verify_runs.py``)
 EQUIVALENCES = ROOT / "results" / "equivalences.json"
 
@@ -61,6 +69,29 @@ def module_path(module: str) -> Path | None:
     return None
 
 
+def _imports(tree: ast.Module) -> tuple[str, ...]:
+    """The ``langedit_mini`` names a module's import statements name, anywhere in it (also inside functions):
+    modules, and for ``from m import n`` also ``m.n``, since a name may be a submodule."""
+    names = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names if alias.name.startswith("langedit_mini.")]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("langedit_mini"):
+            names += [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+    return tuple(names)
+
+
+def read_source(path: Path) -> tuple[tuple[str, ...], str]:
+    """A module's imports (``_imports``) and its ``code_digest``, parsed once per content in a process
+    (``_SOURCES``, keyed by the SHA-256 of the text, so an edited module is parsed again)."""
+    text = path.read_text(encoding="utf-8")
+    key = hashlib.sha256(text.encode()).hexdigest()
+    if key not in _SOURCES:
+        tree = ast.parse(text)
+        _SOURCES[key] = (_imports(tree), _tree_digest(tree))
+    return _SOURCES[key]
+
+
 def imported_modules(*entries: str) -> list[str]:
     """Every ``langedit_mini`` module that importing ``entries`` (default: ``STUDY_ENTRY``) can run, found
     by reading the sources: the import statements anywhere in a module (also inside functions) and the
@@ -73,14 +104,7 @@ def imported_modules(*entries: str) -> list[str]:
         seen.add(module)
         parts = module.split(".")
         pending += [".".join(parts[:i]) for i in range(1, len(parts))]  # its packages' __init__ run first
-        for node in ast.walk(ast.parse(module_path(module).read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Import):
-                pending += [alias.name for alias in node.names if alias.name.startswith("langedit_mini.")]
-            elif (
-                isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("langedit_mini")
-            ):
-                pending.append(node.module)
-                pending += [f"{node.module}.{alias.name}" for alias in node.names]  # a name may be a submodule
+        pending += read_source(module_path(module))[0]
     return sorted(seen)
 
 
@@ -110,10 +134,30 @@ def _written_out(node) -> object:
     return repr(node)
 
 
+def _tree_digest(tree: ast.Module) -> str:
+    return hashlib.sha256(json.dumps(_written_out(tree)).encode()).hexdigest()
+
+
 def code_digest(source: str) -> str:
     """SHA-256 of what ``source`` does: its syntax tree without docstrings, comments or positions."""
-    tree = ast.parse(source)
-    return hashlib.sha256(json.dumps(_written_out(tree)).encode()).hexdigest()
+    return _tree_digest(ast.parse(source))
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file's bytes. A large one (weights, ``LARGE_FILE`` bytes or more) is read once per
+    version in a process (``_LARGE_FILES``, keyed by its path, size, times and inode) once its last change is
+    ``SETTLED_S`` old: a rewrite then gets a later time, so the key changes; a file changed more recently
+    is read every time, as git rechecks a file changed in the same second as its index."""
+    status = path.stat()
+    if status.st_size < LARGE_FILE:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    key = (str(path.resolve()), status.st_size, status.st_mtime_ns, status.st_ctime_ns, status.st_ino)
+    if key in _LARGE_FILES:
+        return _LARGE_FILES[key]
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if time.time_ns() - max(status.st_mtime_ns, status.st_ctime_ns) > SETTLED_S * 1e9:
+        _LARGE_FILES[key] = digest
+    return digest
 
 
 def package_hash(*entries: str, inputs=POCKET_INPUTS) -> str:
@@ -121,10 +165,11 @@ def package_hash(*entries: str, inputs=POCKET_INPUTS) -> str:
     ``entries`` can run (default: ``STUDY_ENTRY`` and ``POCKET_LOADER``) and the files a run reads (``inputs``,
     paths relative to the repository; default: the pocket world's and the pocket models' hyperparameter files;
     a real LLM's weights are recorded by their own SHA-256). Contents only, not paths or names: moving a
-    module leaves it unchanged."""
+    module leaves it unchanged. Asked again in the same process (once per run on disk, say), it parses no
+    unchanged module and reads no settled large file again (``read_source``, ``file_digest``)."""
     modules = imported_modules(*(entries or (STUDY_ENTRY, POCKET_LOADER)))
-    digests = sorted(code_digest(module_path(module).read_text(encoding="utf-8")) for module in modules)
-    digests += [hashlib.sha256((ROOT / name).read_bytes()).hexdigest() for name in inputs if (ROOT / name).is_file()]
+    digests = sorted(read_source(module_path(module))[1] for module in modules)
+    digests += [file_digest(ROOT / name) for name in inputs if (ROOT / name).is_file()]
     return hashlib.sha256("\n".join(digests).encode()).hexdigest()[:16]
 
 

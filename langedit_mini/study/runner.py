@@ -162,7 +162,6 @@ def run_parts(
         raise ValueError(f"max_runs must be None or an integer >= 0, got {max_runs!r}")
     parameters = study_parameters(testbed, plan, tuning_facts)
     planned, runs = ordered(methods), 0  # tables in the usual order, runs in the order asked
-    current = None  # today's run hash, computed once when a run on disk has to be checked against it
     for seed in seeds:
         for method in methods:
             if merge_only or (max_runs is not None and runs >= max_runs):
@@ -175,9 +174,7 @@ def run_parts(
                         f"{Path(output) / 'parts' / name} was made with other parameters ({info['parameters']}); "
                         "use another output folder or move it away"
                     )
-                if current is None and rerun_stale:  # once: hashing the package parses every module
-                    current = testbed.current_hash()
-                if not (rerun_stale and not is_current(info["package_hash"], current)):
+                if not (rerun_stale and not is_current(info["package_hash"], testbed.current_hash())):
                     log(f"{name}: on disk ({info['finished']}), skipped")
                     continue
             log(f"{name}: running")
