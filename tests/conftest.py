@@ -1,6 +1,5 @@
 """Shared fixtures: the pocket model and its preserved-key statistics, loaded and computed once per run."""
 
-import hashlib
 from types import SimpleNamespace
 
 import pytest
@@ -19,19 +18,19 @@ class HashWork:
         from langedit_mini.study import provenance
 
         self.provenance, self.monkeypatch = provenance, monkeypatch
-        parse, digest = provenance.ast.parse, provenance.hashlib.sha256
+        parse, digest = provenance.ast.parse, provenance.sha256
 
         def counted_parse(*args, **kwargs):
             self.parsed += 1
             return parse(*args, **kwargs)
 
-        def counted_sha256(data=b"", *args, **kwargs):
-            self.read += len(data) >= provenance.LARGE_FILE
-            return digest(data, *args, **kwargs)
+        def counted_sha256(path):
+            self.read += 1  # provenance streams only large files (file_digest); small ones are read whole
+            return digest(path)
 
-        # provenance's own ast and hashlib replaced, not the modules: other code's parsing is not counted
+        # provenance's own names replaced, not the modules: other code's parsing and hashing are not counted
         monkeypatch.setattr(provenance, "ast", SimpleNamespace(**vars(provenance.ast) | {"parse": counted_parse}))
-        monkeypatch.setattr(provenance, "hashlib", SimpleNamespace(**vars(hashlib) | {"sha256": counted_sha256}))
+        monkeypatch.setattr(provenance, "sha256", counted_sha256)
         self.start()
 
     def start(self):

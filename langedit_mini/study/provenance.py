@@ -25,6 +25,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from langedit_mini.data.downloads import sha256
+
 PACKAGE = Path(__file__).resolve().parents[1]
 ROOT = PACKAGE.parent
 
@@ -154,7 +156,7 @@ def file_digest(path: Path) -> str:
     key = (str(path.resolve()), status.st_size, status.st_mtime_ns, status.st_ctime_ns, status.st_ino)
     if key in _LARGE_FILES:
         return _LARGE_FILES[key]
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = sha256(path)  # streamed: weights are not held in memory twice
     if time.time_ns() - max(status.st_mtime_ns, status.st_ctime_ns) > SETTLED_S * 1e9:
         _LARGE_FILES[key] = digest
     return digest
