@@ -156,7 +156,7 @@ def file_digest(path: Path) -> str:
     key = (str(path.resolve()), status.st_size, status.st_mtime_ns, status.st_ctime_ns, status.st_ino)
     if key in _LARGE_FILES:
         return _LARGE_FILES[key]
-    digest = sha256(path)  # streamed: weights are not held in memory twice
+    digest = sha256(path)  # streamed in 1 MiB blocks: a weights file is never in memory whole
     if time.time_ns() - max(status.st_mtime_ns, status.st_ctime_ns) > SETTLED_S * 1e9:
         _LARGE_FILES[key] = digest
     return digest
