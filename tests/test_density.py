@@ -245,6 +245,10 @@ def test_a_tuning_of_other_methods_keeps_the_choices_made_before_at_the_same_poi
     assert record["chosen"]["AlphaEdit"]["config"] == STAGE_1["AlphaEdit"][1]
     assert record["chosen"]["AlphaEdit"]["kept_from"] == first["commit"]
     assert "kept_from" not in record["chosen"]["FT"]
+    # the record's time is every recorded row's (1 s each) and the unedited scoring's (1 s), over both invocations
+    rows = len(STAGE_1["FT"]) + len(STAGE_1["AlphaEdit"])
+    assert first["wall_s"] == len(STAGE_1["AlphaEdit"]) + 1 and record["wall_s"] == rows + 1
+    assert record["untimed_rows"] == 0 and record["invocation_s"] >= 0
     said = []
     other = StudyPlan(languages=["en"], edits_per_language=2, batch_size=1, facts="parallel")
     tune(testbed, tmp_path / "other", other, methods=["FT"], log=said.append, **quiet)  # a fresh folder: nothing
@@ -263,6 +267,7 @@ def test_a_tuning_of_other_methods_keeps_the_choices_made_before_at_the_same_poi
     monkeypatch.setattr(tuning, "EQUIVALENCES", tmp_path / "equivalences.json")
     tune(testbed, tmp_path, plan, methods=["FT"], apply=True, runs_root=tmp_path / "density", log=said.append, **quiet)
     assert set(json.loads(hparams.read_text())["methods"]) == {"FT", "AlphaEdit"}
+    assert store.read_tuning(tmp_path)["record"]["wall_s"] == rows + 1  # an apply that ran nothing keeps the time
     kept = json.loads((tmp_path / "equivalences.json").read_text())["a"]
     assert kept["equivalent_to"] == "b" and kept["evidence"][0]["runs"] == ["e001/seed0-MEMIT"]
 

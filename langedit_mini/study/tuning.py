@@ -486,6 +486,19 @@ def recheck(testbed, requests, runs: pd.DataFrame, output, *, plan: StudyPlan, m
     return pd.DataFrame(rows)
 
 
+def tuning_seconds(runs: pd.DataFrame, grid_names: dict, unedited: dict | None) -> dict:
+    """The computing a tuning record stands for, over every invocation that made its rows: ``wall_s``, the
+    seconds of the rows of ``runs`` in the recorded grids (``grid_names``: method to configuration names) and of
+    the unedited model's scoring (``unedited``: ``store.read_tuning_unedited``), and ``untimed_rows``, how many
+    of those rows carry no time (counted, not guessed). An invocation that only chooses or applies adds none."""
+    inside = pd.Series(False, index=runs.index)
+    for method, names in grid_names.items():
+        inside |= (runs.method == method) & runs.config.isin(names)
+    seconds = runs.loc[inside, "seconds"] if "seconds" in runs else pd.Series(float("nan"), index=runs.index[inside])
+    total = float(seconds.sum()) + (float(unedited["row"].get("seconds", 0.0)) if unedited else 0.0)
+    return {"wall_s": round(total, 1), "untimed_rows": int(seconds.isna().sum())}
+
+
 def tune(
     testbed,
     output,
@@ -503,16 +516,16 @@ def tune(
     unedited_only: bool = False,
     log=print,
 ) -> dict:
-    """Every configuration of the grids up to ``stage`` (``STAGES``; the first ``configs`` of each: a smoke
-    test, no choice made) of ``methods`` on the testbed's tuning split (``tuning_facts`` facts) with ``plan``,
-    resumably into ``output``; returns the record written to ``tuning.json`` (the stage, the grid, the choice,
-    the provenance), or the recheck's table with ``rechecking``. ``apply`` writes the choice into the
-    hyperparameter file and keeps the testbed's runs under ``runs_root`` current when they read none of what
-    changed (``runs_kept_by_apply``). Before the first configuration, the unedited model is scored on the
-    same requests (``unedited_run``, ``unedited.json`` and ``unedited_scores.csv``; once per folder);
-    ``unedited_only`` stops there and returns its row. ``rescoring`` reruns a choice or its runner-up whose row
-    was made before the tuning kept per-request scores, so that the choice's lead can be paired by request
-    (``rescore``)."""
+    """Every configuration of the grids up to ``stage`` (``STAGES``; the first ``configs`` of each: a smoke test,
+    no choice made) of ``methods`` on the testbed's tuning split (``tuning_facts`` facts) with ``plan``, resumably
+    into ``output``; returns the record written to ``tuning.json`` (the stage, the grid, the choice, the
+    provenance, the time of every row it stands for: ``tuning_seconds``), or the recheck's table with
+    ``rechecking``. ``apply`` writes the choice into the hyperparameter file and keeps the testbed's runs under
+    ``runs_root`` current when they read none of what changed (``runs_kept_by_apply``). Before the first
+    configuration, the unedited model is scored on the same requests (``unedited_run``, ``unedited.json`` and
+    ``unedited_scores.csv``; once per folder); ``unedited_only`` stops there and returns its row. ``rescoring``
+    reruns a choice or its runner-up whose row was made before the tuning kept per-request scores, so that the
+    choice's lead can be paired by request (``rescore``)."""
     from langedit_mini.data.schedules import split_facts
 
     if stage not in STAGES:
@@ -594,6 +607,9 @@ def tune(
         "grids": {m: grid_names[m] for m in METHODS if m in grid_names},
         "chosen": chosen,
     } | finish_record(record)
+    # the record's time is the tuning's, not this invocation's (which may have run nothing and only applied)
+    info["invocation_s"] = round(info.pop("wall_s"), 1)
+    info |= tuning_seconds(runs, info["grids"], store.read_tuning_unedited(output))
     store.write_json(output / "tuning.json", info)
     for method, choice in chosen.items():
         log(f"{method}: {config_name(choice['config'])} (objective {choice['objective']:.3f})")
