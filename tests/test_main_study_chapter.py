@@ -219,3 +219,43 @@ def test_the_report_reads_the_gates_a_table_per_claim_and_a_verdict_that_waits_f
         "not judged (G2 not complete (2 of 3 seeds))"
     )
     assert chapter.report_verdict(finals.iloc[:0], "reliability", "teacher_forced", passing) == "not judged (not run)"
+
+
+def test_the_projector_reading_sets_each_projectors_share_beside_what_was_written(roots, tmp_path):
+    """The projector record of ``scripts/projector_action.py`` read at the first edited layer, per language, beside
+    each method's reliability right after its write; a model without a record names the command that makes it."""
+    point = roots[0] / "a" / "e012"
+    _run(point, "AlphaEdit", 0, 0.5)
+    _run(point, "LangEdit-exact", 0, 0.75)
+    study = _load(roots)
+    projector = tmp_path / "projector"
+    assert chapter.projector_reading([study], projector).lines == [
+        "a, e012: no projector record yet (python scripts/projector_action.py --model a --point e012)"
+    ]
+    rows = [
+        {"layer": layer, "exact_keys": layer == 3, "batch": batch, "lang": LANGS[batch % 2], "method": method}
+        | {"kept": kept * (1 if layer == 3 else 0.5), "in_same_facts": same, "in_other_facts": other}
+        for layer in (3, 4)
+        for batch, same, other in ((0, None, None), (1, 0.9, None), (2, None, 0.1), (3, 0.8, 0.2))
+        for method, kept in (("AlphaEdit", 0.4), ("LangEdit-exact", 0.05 if batch % 2 else 0.3))
+    ]
+    (projector / "a").mkdir(parents=True)
+    pd.DataFrame(rows).to_csv(projector / "a" / "e012-seed0.csv", index=False)
+    info = {"shared_subjects": [{"lang": "de", "facts": 2, "same": 1, "share": 0.5}], "commit": "abc"}
+    info |= {"package_hash": "h", "finished": "2026-12-07", "wall_s": 600.0}
+    store.write_json(projector / "a" / "e012-seed0.json", info)
+    reading = chapter.projector_reading([study], projector)
+    table = reading.tables["a, e012, layer 3: what each projector leaves of a batch's keys"]
+    assert table.loc["de", "AlphaEdit keeps"] == 0.4 and table.loc["de", "LangEdit-exact keeps"] == 0.05
+    assert table.loc["en", "LangEdit-exact keeps"] == 0.3 and table.loc["de", "in same facts' span"] == 0.85
+    assert table.loc["de", "in others' span"] == 0.2 and table.loc["de", "subject as in en"] == "1 of 2"
+    assert table.loc["en", "AlphaEdit written"] == 1.0  # every edit right after its write scores 1.0 (_run)
+    assert reading.glue["a_projector"] == (
+        "at layer 3 the projectors leave, of a batch's keys in a fact's later languages, AlphaEdit 0.400, "
+        "LangEdit-exact 0.050; of a batch of new facts (English, after the first), AlphaEdit 0.400, "
+        "LangEdit-exact 0.300"
+    )
+    assert reading.lines == [
+        "a: python scripts/projector_action.py --model a --point e012 (seed 0's schedule; commit abc, code h, "
+        "2026-12-07, 10 min)"
+    ]

@@ -231,6 +231,69 @@ def write_forget_reading(studies: list[ModelStudy]) -> Reading:
     return reading
 
 
+def written_by_language(evaluations: pd.DataFrame, methods) -> pd.DataFrame:
+    """Languages x methods: each edit's teacher-forced reliability right after its own batch was written, the
+    mean over the edits of the language and over seeds."""
+    part = evaluations[(evaluations.metric == "reliability") & (evaluations.after_batch == evaluations.batch)]
+    table = part[part.method.isin(methods)].groupby(["lang", "method"]).teacher_forced.mean().unstack()
+    return table.reindex(index=[lang for lang in LANGUAGES if lang in table.index], columns=ordered(table.columns))
+
+
+def projector_reading(studies: list[ModelStudy], projector_root) -> Reading:
+    """Per model with a projector record at its paper point (``scripts/projector_action.py``, under
+    ``projector_root/<model>/<point>-seed0``): per language at the first edited layer (where the unedited
+    model's keys are a run's keys exactly), what of a batch's keys each null-space method's projector leaves
+    (mean of ``||P k||^2 / ||k||^2``), how much of them lies in the span of the same facts' keys of earlier
+    batches and of the other facts', the facts whose subject is the English text, and each method's
+    reliability right after its write (its seed-0 run on disk: the same schedule); then the record's provenance."""
+    from langedit_mini.study.key_overlap import PROJECTED
+
+    reading = Reading()
+    for study in _with_runs(studies, reading):
+        path = Path(projector_root) / study.model / f"{study.point}-seed0"
+        if not path.with_suffix(".csv").is_file():
+            reading.say(
+                f"{study.model}, {study.point}: no projector record yet "
+                f"(python scripts/projector_action.py --model {study.model} --point {study.point})"
+            )
+            continue
+        rows = pd.read_csv(path.with_suffix(".csv"))
+        info = store.read_json(path.with_suffix(".json"), required=("shared_subjects", "commit", "package_hash"))
+        first = rows[rows.exact_keys]
+        kept = first.groupby(["lang", "method"]).kept.mean().unstack()
+        spans = first[first.method == PROJECTED[0]].groupby("lang")[["in_same_facts", "in_other_facts"]].mean()
+        same = pd.DataFrame(info["shared_subjects"]).set_index("lang")
+        evaluations = study.study["evaluations"]
+        seed_0 = evaluations[evaluations.seed == 0]  # the runs of the schedule the record read
+        table = pd.concat(
+            [
+                kept[[m for m in PROJECTED if m in kept]].add_suffix(" keeps"),
+                spans.rename(columns={"in_same_facts": "in same facts' span", "in_other_facts": "in others' span"}),
+                (same.same.astype(str) + " of " + same.facts.astype(str)).rename("subject as in en"),
+                written_by_language(seed_0, PROJECTED).add_suffix(" written"),
+            ],
+            axis=1,
+        ).reindex([lang for lang in LANGUAGES if lang in kept.index])
+        layer = int(first.layer.iloc[0])
+        reading.table(
+            f"{study.model}, {study.point}, layer {layer}: what each projector leaves of a batch's keys", table.round(3)
+        )
+        later = first[first.lang != "en"].groupby("method").kept.mean()
+        english = first[(first.lang == "en") & (first.batch > 0)].groupby("method").kept.mean()
+        reading.glue[f"{study.prefix}_projector"] = (
+            f"at layer {layer} the projectors leave, of a batch's keys in a fact's later languages, "
+            + ", ".join(f"{m} {later[m]:.3f}" for m in PROJECTED if m in later)
+            + "; of a batch of new facts (English, after the first), "
+            + ", ".join(f"{m} {english[m]:.3f}" for m in PROJECTED if m in english)
+        )
+        reading.say(
+            f"{study.model}: python scripts/projector_action.py --model {study.model} --point {study.point} "
+            f"(seed 0's schedule; commit {info['commit']}, code {info['package_hash']}, {info['finished']}, "
+            f"{info['wall_s'] / 60:.0f} min)"
+        )
+    return reading
+
+
 def forgetting_reading(studies: list[ModelStudy]) -> Reading:
     """Per model, the forgetting matrix of each method (its lowest seed): rows the batch an edit was made in,
     columns the batch after which it was scored, cells the mean teacher-forced reliability."""
