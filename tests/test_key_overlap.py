@@ -8,7 +8,6 @@ from langedit_mini.data.datasets import EditRequest
 from langedit_mini.data.schedules import build_schedule
 from langedit_mini.study.key_overlap import (
     PROJECTED,
-    orthonormal_span,
     projector_action,
     shared_subjects,
     span_share,
@@ -19,7 +18,9 @@ def test_span_share_is_one_inside_zero_outside_and_the_squared_cosine_between():
     vectors = torch.tensor([[1.0, 1.0], [0.0, 1.0], [0.0, 0.0]], dtype=torch.float64)  # span: the first two axes
     keys = torch.tensor([[2.0, 0.0, 1.0], [3.0, 0.0, 0.0], [0.0, 5.0, 1.0]], dtype=torch.float64)
     assert span_share(keys, vectors).tolist() == pytest.approx([1.0, 0.0, 0.5])
-    assert orthonormal_span(torch.cat([vectors, vectors.sum(1, keepdim=True)], 1)).shape == (3, 2)  # rank, not count
+    assert span_share(keys, torch.cat([vectors, vectors.sum(1, keepdim=True)], 1)).tolist() == pytest.approx(
+        [1.0, 0.0, 0.5]
+    )  # the span, not the count: a dependent column adds nothing
     assert span_share(keys, vectors[:, :0]).tolist() == [0.0, 0.0, 0.0]  # no vectors: no share
     with pytest.raises(ValueError, match="norm 0"):
         span_share(torch.zeros(3, 1, dtype=torch.float64), vectors)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
+from langedit_mini.core.projection import projector_from_span
 from langedit_mini.core.validation import SOLVE_DTYPE
 from langedit_mini.editing.defaults import default_config
 from langedit_mini.editing.registry import get_method
@@ -33,18 +34,6 @@ from langedit_mini.model.keys import compute_keys
 PROJECTED = ("AlphaEdit", "LangEdit-published", "LangEdit-exact")
 
 
-def orthonormal_span(vectors: torch.Tensor, *, rtol: float = 1e-8) -> torch.Tensor:
-    """An orthonormal basis (d, r) of the span of the columns of ``vectors`` (d, n): the left singular vectors
-    whose singular value exceeds ``rtol`` times the largest (r = 0 for no columns or only zero columns)."""
-    if vectors.dim() != 2:
-        raise ValueError(f"vectors must be 2-D (d, n), got shape {tuple(vectors.shape)}")
-    if vectors.shape[1] == 0:
-        return vectors.new_zeros(vectors.shape[0], 0)
-    left, singular, _ = torch.linalg.svd(vectors, full_matrices=False)
-    keep = singular > rtol * singular.max() if singular.max() > 0 else torch.zeros_like(singular, dtype=torch.bool)
-    return left[:, keep]
-
-
 def span_share(keys: torch.Tensor, vectors: torch.Tensor, *, rtol: float = 1e-8) -> torch.Tensor:
     """For each column of ``keys`` (d, n), the share of its squared norm in the span of the columns of
     ``vectors`` (d, m): 0 when orthogonal (or ``m`` is 0), 1 when inside. A zero key has no share: an error."""
@@ -53,15 +42,15 @@ def span_share(keys: torch.Tensor, vectors: torch.Tensor, *, rtol: float = 1e-8)
     norms = keys.pow(2).sum(0)
     if (norms == 0).any():
         raise ValueError("a key of norm 0 has no share in any span")
-    basis = orthonormal_span(vectors, rtol=rtol)
-    return (basis.T @ keys).pow(2).sum(0) / norms
+    if vectors.shape[1] == 0 or not vectors.any():
+        return torch.zeros_like(norms)
+    basis = projector_from_span(vectors, rtol=rtol, dtype=SOLVE_DTYPE).protected_basis  # the span's own SVD
+    return (basis.T @ keys.to(SOLVE_DTYPE)).pow(2).sum(0) / norms.to(SOLVE_DTYPE)
 
 
 def kept_share(projector, keys: torch.Tensor) -> torch.Tensor:
     """``||P k||^2 / ||k||^2`` for each column of ``keys``: what of each key an update projected by ``P`` can
-    still act on (1 for no projector)."""
-    if projector is None:
-        return torch.ones(keys.shape[1], dtype=keys.dtype)
+    still act on."""
     return projector.apply(keys).pow(2).sum(0) / keys.pow(2).sum(0)
 
 
@@ -131,7 +120,7 @@ def projector_action(
                         "lang": languages[0] if len(languages) == 1 else "+".join(languages),
                         "method": method,
                         "kept": kept_share(projector, keys[t]).mean().item(),
-                        "null_dim": projector.null_dim if projector is not None else None,
+                        "null_dim": projector.null_dim,
                         "same_fact_keys": len(same),
                         "other_fact_keys": len(other),
                     }
