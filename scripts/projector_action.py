@@ -4,8 +4,8 @@ batch's keys lies in the span of the same facts' keys of earlier batches (``stud
 Why LangEdit writes a fact's later languages less than AlphaEdit: it protects every earlier edit's key, and in the
 paper's schedule the earlier batches hold the same facts in other languages. Nothing is edited: the keys are the
 unedited model's (exactly a run's keys at the first edited layer, an approximation at later ones), the schedule
-is the one the study's runs of ``--point`` and ``--seed`` edited, and each method's settings are its
-hyperparameter file's.
+is the one the study's runs of ``--point`` and ``--seed`` edited (at a point without committed runs, the one
+``scripts/run_density.py`` would edit there), and each method's settings are its hyperparameter file's.
 
     python scripts/projector_action.py --model smollm2-135m --point e044 [--seed 0] [--layers 3 7]
 
@@ -24,22 +24,31 @@ from langedit_mini.data.schedules import build_schedule
 from langedit_mini.editing.defaults import default_config
 from langedit_mini.interface.arguments import ROOT, study_parser, testbed_from
 from langedit_mini.study import store
+from langedit_mini.study.density import density_grid, density_plan
 from langedit_mini.study.key_overlap import PROJECTED, projector_action, shared_subjects
 from langedit_mini.study.provenance import finish_record, start_record
-from langedit_mini.study.runner import plan_from_parameters, study_requests
+from langedit_mini.study.runner import plan_from_parameters, study_parameters, study_requests
 
 
 def main(argv=None) -> int:
     parser = study_parser(__doc__, settings=False)
-    parser.add_argument("--point", required=True, help="a density point with committed runs, e.g. e044")
+    parser.add_argument("--point", required=True, help="a point of the model's density grid, e.g. e044")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--layers", type=int, nargs="+", default=None, help="default: the edited layers")
     args = parser.parse_args(argv)
     testbed = testbed_from(parser, args)
     folder = ROOT / "results" / "density" / testbed.folder / args.point
-    if not (folder / "provenance.json").is_file():
-        parser.error(f"--point: no study at {folder} (run scripts/run_density.py --points {args.point} first)")
-    parameters = json.loads((folder / "provenance.json").read_text(encoding="utf-8"))["parameters"]
+    if (folder / "provenance.json").is_file():  # the schedule the committed runs edited
+        parameters = json.loads((folder / "provenance.json").read_text(encoding="utf-8"))["parameters"]
+        schedule_from = str(folder.relative_to(ROOT) / "provenance.json")
+    else:  # no run yet: the plan run_density.py would run at this point
+        grid = density_grid(testbed)
+        try:
+            (step,) = density_plan(grid, points=[args.point], seeds=[args.seed])
+        except ValueError as error:
+            parser.error(f"--point: {error}")
+        parameters = study_parameters(testbed, step["plan"], grid["tuning_facts"])
+        schedule_from = "density grid (no committed run at this point)"
     plan, tuning_facts = plan_from_parameters(parameters)
     schedule = build_schedule(
         study_requests(testbed, plan.languages, tuning_facts),
@@ -71,6 +80,7 @@ def main(argv=None) -> int:
         "point": args.point,
         "seed": args.seed,
         "parameters": parameters,
+        "schedule_from": schedule_from,
         "batches": [[r.fact_id for r in batch] for batch in schedule.batches],
         "shared_subjects": shared_subjects(schedule.requests).to_dict(orient="records"),
         "settings": {m: asdict(default_config(m, hparams=testbed.hparams).settings) for m in PROJECTED},

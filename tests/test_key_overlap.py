@@ -64,7 +64,8 @@ def test_projector_action_refuses_methods_without_a_projector_and_empty_batches(
 
 def test_the_script_reads_a_points_schedule_and_writes_rows_and_provenance(pocket_testbed, tmp_path):
     """``scripts/projector_action.py`` on the pocket study's e007 (6 batches of 7, one per language): one row per
-    batch and projected method, the schedule's facts recorded; a point without a study is a clear error."""
+    batch and projected method, the schedule's facts recorded; without committed runs the grid's plan gives the same
+    schedule; a point outside the grid is a clear error."""
     import importlib.util
     import json
     from pathlib import Path
@@ -85,6 +86,14 @@ def test_the_script_reads_a_points_schedule_and_writes_rows_and_provenance(pocke
     assert len(info["batches"]) == 6 and all(batch == info["batches"][0] for batch in info["batches"])  # parallel facts
     assert frame[frame.batch == 5].same_fact_keys.unique().tolist() == [35]  # the fact in the five languages before
     assert [row["lang"] for row in info["shared_subjects"]] == ["de", "nl", "es", "fr", "zh"]
+    assert info["schedule_from"].endswith("e007/provenance.json")
+    # Without committed runs the script takes the plan the density runner would run there: the same schedule.
+    script.ROOT = tmp_path / "no-runs"
+    script.main(["--point", "e007", "--output", str(tmp_path / "grid")])
+    from_grid = json.loads((tmp_path / "grid" / "e007-seed0.json").read_text())
+    assert from_grid["schedule_from"].startswith("density grid")
+    assert from_grid["batches"] == info["batches"]
+    assert pd.read_csv(tmp_path / "grid" / "e007-seed0.csv").equals(frame)
     with pytest.raises(SystemExit):
         script.main(["--point", "e999", "--output", str(tmp_path)])
 
