@@ -1,8 +1,10 @@
 """The book build's execution of every chapter, checked once: no errors, strict cells as stored.
 
-``make book`` executes each chapter on its defaults (``_build/jupyter_execute``). These tests read
-that execution instead of running every chapter a second time (what ``nbval`` did): the executed
-copy must come from the chapter's current source, contain no error, and every cell tagged
+``make book`` executes each chapter on its defaults into the build's execution cache
+(``_build/.jupyter_cache``, from which the pages are rendered). These tests read that execution instead of
+running every chapter a second time (what ``nbval`` did), looked up as the build looks it up, by the hash of
+the chapter's current source (the copies under ``_build/jupyter_execute`` keep no outputs when the build
+took a chapter from the cache): it must exist, contain no error, and every cell tagged
 ``nbval-check-output`` must print what the committed notebook stores for it (after the
 substitutions of ``tests/nbval_sanitize.cfg``: addresses, durations, temporary paths). Without a
 build they skip, unless ``LANGEDIT_REQUIRE_BOOK=1`` (``make test`` and CI), where a missing build fails.
@@ -18,7 +20,7 @@ from test_notebooks import NOTEBOOKS, ROOT
 
 pytestmark = pytest.mark.chapter
 
-EXECUTED = ROOT / "_build" / "jupyter_execute" / "notebooks"
+CACHE = ROOT / "_build" / ".jupyter_cache"
 STRICT_TAG = "nbval-check-output"
 
 
@@ -43,12 +45,20 @@ def sanitized_stdout(cell) -> str:
 
 
 def executed_copy(notebook):
-    path = EXECUTED / notebook.name
-    if not path.exists():
+    """The build's execution of the chapter's current source, from the build's cache."""
+    if not (CACHE / "global.db").exists():
         if os.environ.get("LANGEDIT_REQUIRE_BOOK") == "1":
-            raise AssertionError(f"LANGEDIT_REQUIRE_BOOK=1 but {path} is missing: build the book (`make book`)")
+            raise AssertionError(f"LANGEDIT_REQUIRE_BOOK=1 but {CACHE} is missing: build the book (`make book`)")
         pytest.skip("book not built; run `make book` first (make test and CI set LANGEDIT_REQUIRE_BOOK=1)")
-    return nbformat.read(path, as_version=4)
+    from jupyter_cache import get_cache
+
+    try:
+        _, executed = get_cache(str(CACHE)).merge_match_into_notebook(nbformat.read(notebook, as_version=4))
+    except KeyError:
+        raise AssertionError(
+            f"the build executed another version of {notebook.name}: rebuild the book (`make book`)"
+        ) from None
+    return executed
 
 
 def code_cells(notebook):
