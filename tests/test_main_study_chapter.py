@@ -88,6 +88,12 @@ def _load(roots, model="a", schedule="delta"):
     return chapter.ModelStudy.load(model, *roots, schedule, current_hash="h")
 
 
+def _not_run_line(model):
+    return (
+        f"{model}, e012: no finished run yet (python scripts/run_density.py --model {model} --points e012 --max-runs 1)"
+    )
+
+
 def test_a_model_without_a_calibration_or_runs_says_so_and_names_the_command(roots):
     density, calibration = roots
     studies = [_load(roots), chapter.ModelStudy.load("b", density, calibration, current_hash="h")]
@@ -235,6 +241,7 @@ def test_the_projector_reading_sets_each_projectors_share_beside_what_was_writte
     rows = [
         {"layer": layer, "exact_keys": layer == 3, "batch": batch, "lang": LANGS[batch % 2], "method": method}
         | {"kept": kept * (1 if layer == 3 else 0.5), "in_same_facts": same, "in_other_facts": other}
+        | {"null_dim": 40 - batch}
         for layer in (3, 4)
         for batch, same, other in ((0, None, None), (1, 0.9, None), (2, None, 0.1), (3, 0.8, 0.2))
         for method, kept in (("AlphaEdit", 0.4), ("LangEdit-exact", 0.05 if batch % 2 else 0.3))
@@ -255,7 +262,23 @@ def test_the_projector_reading_sets_each_projectors_share_beside_what_was_writte
         "LangEdit-exact 0.050; of a batch of new facts (English, after the first), AlphaEdit 0.400, "
         "LangEdit-exact 0.300"
     )
+    assert "null space" not in reading.glue["a_projector"] and reading.glue["a_projector_null"] == (
+        "before the first batch the null space is AlphaEdit 40, LangEdit-exact 40"
+    )
     assert reading.lines == [
         "a: python scripts/projector_action.py --model a --point e012 (seed 0's schedule; commit abc, code h, "
         "2026-12-07, 10 min)"
     ]
+    # A model with a calibration record and a projector record but no run: the record without "written" columns.
+    store.write_calibration(roots[1] / "b", {"band": [1, 2], "batch_size": 3, "gates": {}, "commit": "c"}, {})
+    unrun = _load(roots, model="b")
+    assert chapter.projector_reading([unrun], projector).lines == [_not_run_line("b")]
+    (projector / "b").mkdir()
+    for suffix in (".csv", ".json"):
+        (projector / "b" / f"e012-seed0{suffix}").write_bytes((projector / "a" / f"e012-seed0{suffix}").read_bytes())
+    reading = chapter.projector_reading([unrun], projector)
+    table = reading.tables["b, e012, layer 3: what each projector leaves of a batch's keys"]
+    assert table.loc["de", "LangEdit-exact keeps"] == 0.05 and not [c for c in table if c.endswith("written")]
+    assert reading.lines[0].endswith(
+        "(seed 0's schedule, no run yet: the density runner's plan; commit abc, code h, 2026-12-07, 10 min)"
+    )

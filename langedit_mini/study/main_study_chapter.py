@@ -245,15 +245,18 @@ def projector_reading(studies: list[ModelStudy], projector_root) -> Reading:
     model's keys are a run's keys exactly), what of a batch's keys each null-space method's projector leaves
     (mean of ``||P k||^2 / ||k||^2``), how much of them lies in the span of the same facts' keys of earlier
     batches and of the other facts', the facts whose subject is the English text, and each method's
-    reliability right after its write (its seed-0 run on disk: the same schedule); then the record's provenance."""
+    reliability right after its write (its seed-0 run on disk: the same schedule; left out for a model without
+    runs, whose record reads the schedule the density runner would edit); then the record's provenance."""
     from langedit_mini.study.key_overlap import PROJECTED
 
     reading = Reading()
-    for study in _with_runs(studies, reading):
-        path = Path(projector_root) / study.model / f"{study.point}-seed0"
-        if not path.with_suffix(".csv").is_file():
+    for study in studies:
+        path = None if study.point is None else Path(projector_root) / study.model / f"{study.point}-seed0"
+        if path is None or not path.with_suffix(".csv").is_file():
             reading.say(
-                f"{study.model}, {study.point}: no projector record yet "
+                _not_run(study)
+                if study.study is None
+                else f"{study.model}, {study.point}: no projector record yet "
                 f"(python scripts/projector_action.py --model {study.model} --point {study.point})"
             )
             continue
@@ -263,17 +266,16 @@ def projector_reading(studies: list[ModelStudy], projector_root) -> Reading:
         kept = first.groupby(["lang", "method"]).kept.mean().unstack()
         spans = first[first.method == PROJECTED[0]].groupby("lang")[["in_same_facts", "in_other_facts"]].mean()
         same = pd.DataFrame(info["shared_subjects"]).set_index("lang")
-        evaluations = study.study["evaluations"]
-        seed_0 = evaluations[evaluations.seed == 0]  # the runs of the schedule the record read
-        table = pd.concat(
-            [
-                kept[[m for m in PROJECTED if m in kept]].add_suffix(" keeps"),
-                spans.rename(columns={"in_same_facts": "in same facts' span", "in_other_facts": "in others' span"}),
-                (same.same.astype(str) + " of " + same.facts.astype(str)).rename("subject as in en"),
-                written_by_language(seed_0, PROJECTED).add_suffix(" written"),
-            ],
-            axis=1,
-        ).reindex([lang for lang in LANGUAGES if lang in kept.index])
+        columns = [
+            kept[[m for m in PROJECTED if m in kept]].add_suffix(" keeps"),
+            spans.rename(columns={"in_same_facts": "in same facts' span", "in_other_facts": "in others' span"}),
+            (same.same.astype(str) + " of " + same.facts.astype(str)).rename("subject as in en"),
+        ]
+        if study.study is not None:
+            evaluations = study.study["evaluations"]
+            seed_0 = evaluations[evaluations.seed == 0]  # the runs of the schedule the record read
+            columns.append(written_by_language(seed_0, PROJECTED).add_suffix(" written"))
+        table = pd.concat(columns, axis=1).reindex([lang for lang in LANGUAGES if lang in kept.index])
         layer = int(first.layer.iloc[0])
         reading.table(
             f"{study.model}, {study.point}, layer {layer}: what each projector leaves of a batch's keys", table.round(3)
@@ -286,9 +288,14 @@ def projector_reading(studies: list[ModelStudy], projector_root) -> Reading:
             + "; of a batch of new facts (English, after the first), "
             + ", ".join(f"{m} {english[m]:.3f}" for m in PROJECTED if m in english)
         )
+        before = first[first.batch == first.batch.min()].groupby("method").null_dim.first()
+        reading.glue[f"{study.prefix}_projector_null"] = "before the first batch the null space is " + ", ".join(
+            f"{m} {int(before[m])}" for m in PROJECTED if m in before
+        )
+        schedule = "seed 0's schedule" + ("" if study.study is not None else ", no run yet: the density runner's plan")
         reading.say(
             f"{study.model}: python scripts/projector_action.py --model {study.model} --point {study.point} "
-            f"(seed 0's schedule; commit {info['commit']}, code {info['package_hash']}, {info['finished']}, "
+            f"({schedule}; commit {info['commit']}, code {info['package_hash']}, {info['finished']}, "
             f"{info['wall_s'] / 60:.0f} min)"
         )
     return reading
