@@ -56,11 +56,6 @@ def chapters(root: Path) -> list[Path]:
     return [path for path in found if path.is_file()]
 
 
-def shared_cache() -> Path:
-    root = os.environ.get("LANGEDIT_CACHE")
-    return Path(root).expanduser() if root else Path.home() / ".cache" / "langedit_mini"
-
-
 def linked_copy(source: Path, target: Path) -> None:
     """``target`` as a tree of folders whose files are symbolic links to ``source``'s."""
     for path in source.rglob("*") if source.is_dir() else []:
@@ -138,7 +133,9 @@ def main(argv=None) -> int:
     if not todo:
         return 0
 
-    shared = shared_cache()
+    from langedit_mini.data.caches import cache_root
+
+    shared = cache_root()
     workers = root / "_build" / ".chapter-caches"
     shutil.rmtree(workers, ignore_errors=True)
     queue = multiprocessing.Manager().Queue()
